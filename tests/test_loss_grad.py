@@ -1,0 +1,197 @@
+"""Every backend's fused loss_grad against the independent reference in tests/naive.py."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import fastgd
+from naive import loss_grad as naive_loss_grad
+from naive import make_problem
+
+LOSSES = ["mse", "logistic", "softmax"]
+RTOL = {np.float64: 1e-9, np.float32: 2e-4}
+
+
+def assert_matches_naive(result, X, y, w, b, loss, sw, rtol):
+    value, grad_w, grad_b = result
+    ref, ref_w, ref_b, loss_scale, w_scale, b_scale = naive_loss_grad(X, y, w, b, loss, sw)
+    assert np.isfinite(value)
+    assert abs(value - ref) <= rtol * (abs(ref) + loss_scale), (value, ref)
+    grad_w = np.asarray(grad_w, dtype=np.float64)
+    assert grad_w.shape == ref_w.shape
+    err = np.abs(grad_w - ref_w) - rtol * (np.abs(ref_w) + w_scale)
+    assert np.all(err <= 0), f"grad_w off by {np.max(np.abs(grad_w - ref_w))}"
+    grad_b = np.asarray(grad_b, dtype=np.float64)
+    assert grad_b.shape == np.shape(ref_b)
+    assert np.all(np.abs(grad_b - ref_b) <= rtol * (np.abs(ref_b) + b_scale)), (grad_b, ref_b)
+
+
+@pytest.mark.parametrize("intercept", [True, False], ids=["intercept", "no-intercept"])
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("loss", LOSSES)
+def test_matches_independent_reference(backend, loss, dtype, weighted, intercept, rng):
+    X, y, w, b, sw = make_problem(rng, 203, 9, loss, dtype, k=4, weighted=weighted, intercept=intercept)
+    result = fastgd.loss_grad(X, y, w, b, loss=loss, sample_weight=sw, backend=backend)
+    assert_matches_naive(result, X, y, w, b, loss, sw, RTOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("loss", LOSSES)
+def test_outputs_keep_dtype_and_shape(backend, loss, dtype, rng):
+    X, y, w, b, sw = make_problem(rng, 31, 5, loss, dtype, k=3, weighted=True)
+    value, grad_w, grad_b = fastgd.loss_grad(X, y, w, b, loss=loss, sample_weight=sw, backend=backend)
+    assert isinstance(value, float)
+    assert isinstance(grad_w, np.ndarray) and grad_w.dtype == dtype and grad_w.shape == w.shape
+    if loss == "softmax":
+        assert isinstance(grad_b, np.ndarray) and grad_b.dtype == dtype and grad_b.shape == (3,)
+    else:
+        assert np.ndim(grad_b) == 0 and np.asarray(grad_b).dtype == dtype
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_agrees_with_numpy_backend(backend, loss, rng):
+    """The numpy backend is the reference users read; the others must match it too."""
+    X, y, w, b, sw = make_problem(rng, 150, 6, loss, np.float64, k=3, weighted=True)
+    got = fastgd.loss_grad(X, y, w, b, loss=loss, sample_weight=sw, backend=backend)
+    ref = fastgd.loss_grad(X, y, w, b, loss=loss, sample_weight=sw, backend="numpy")
+    assert got[0] == pytest.approx(ref[0], rel=1e-12)
+    np.testing.assert_allclose(got[1], ref[1], rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(got[2], ref[2], rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("loss", LOSSES)
+def test_reference_gradient_matches_finite_differences(loss, weighted, rng):
+    """The numpy reference's gradient is the derivative of its loss (central differences)."""
+    X, y, w, b, sw = make_problem(rng, 40, 4, loss, np.float64, k=3, weighted=weighted)
+    _, grad_w, grad_b = fastgd.loss_grad(X, y, w, b, loss=loss, sample_weight=sw, backend="numpy")
+    h = 1e-6
+
+    def f(w_, b_):
+        return fastgd.loss_grad(X, y, w_, b_, loss=loss, sample_weight=sw, backend="numpy")[0]
+
+    fd_w = np.zeros_like(w)
+    for idx in np.ndindex(w.shape):
+        e = np.zeros_like(w)
+        e[idx] = h
+        fd_w[idx] = (f(w + e, b) - f(w - e, b)) / (2 * h)
+    np.testing.assert_allclose(grad_w, fd_w, rtol=1e-6, atol=1e-8)
+    if loss == "softmax":
+        fd_b = np.array([(f(w, b + h * e) - f(w, b - h * e)) / (2 * h) for e in np.eye(len(b))])
+    else:
+        fd_b = (f(w, b + h) - f(w, b - h)) / (2 * h)
+    np.testing.assert_allclose(grad_b, fd_b, rtol=1e-6, atol=1e-8)
+
+
+def test_closed_form_values(backend):
+    """Hand-computed values: z = 0 gives log 2 (logistic) and log k (softmax)."""
+    X = np.array([[1.0, 2.0], [3.0, 4.0], [0.5, -1.0]])
+    w = np.zeros(2)
+    # mse with w = 0, b = 1: mean((1 - y)^2), gradient -2 mean((y - 1) x).
+    y = np.array([2.0, 0.0, 1.0])
+    value, gw, gb = fastgd.loss_grad(X, y, w, 1.0, loss="mse", backend=backend)
+    assert value == pytest.approx((1 + 1 + 0) / 3)
+    np.testing.assert_allclose(gw, 2 * ((1 - y) @ X) / 3)
+    assert gb == pytest.approx(2 * np.mean(1 - y))
+    value, gw, gb = fastgd.loss_grad(X, np.array([1, 0, 1]), w, loss="logistic", backend=backend)
+    assert value == pytest.approx(np.log(2))
+    np.testing.assert_allclose(gw, (0.5 - np.array([1, 0, 1])) @ X / 3)
+    value, gw, gb = fastgd.loss_grad(X, np.array([0, 3, 2]), np.zeros((2, 4)), loss="softmax", backend=backend)
+    assert value == pytest.approx(np.log(4))
+    np.testing.assert_allclose(gb, [0.25 - 1 / 3, 0.25, 0.25 - 1 / 3, 0.25 - 1 / 3])
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_float32_accumulates_like_float64(backend, loss, rng):
+    """float32 data: loss and gradient within 1e-5 of the float64 computation on the same
+    values. n is large enough that float32 accumulators would miss this."""
+    n = 600 if backend == "cuda" else 300_000
+    X32, y, w32, b, sw = make_problem(rng, n, 4, loss, np.float32, k=3, weighted=True)
+    X32 += np.float32(0.5)  # a common offset makes the sums large and cancellation-free
+    v32, g32, gb32 = fastgd.loss_grad(X32, y, w32, b, loss=loss, sample_weight=sw, backend=backend)
+    v64, g64, gb64 = fastgd.loss_grad(
+        X32.astype(np.float64), y, w32.astype(np.float64), b, loss=loss, sample_weight=sw, backend=backend
+    )
+    assert v32 == pytest.approx(v64, rel=1e-5)
+    np.testing.assert_allclose(g32, g64, rtol=1e-5, atol=1e-5 * np.abs(g64).max())
+    np.testing.assert_allclose(gb32, gb64, rtol=1e-5, atol=1e-5 * np.abs(gb64).max())
+
+
+def test_readonly_memmap_used_in_place(backend, rng, tmp_path):
+    X, y, w, b, sw = make_problem(rng, 97, 5, "logistic", np.float32, weighted=True)
+    path = tmp_path / "X.npy"
+    np.save(path, X)
+    Xm = np.load(path, mmap_mode="r")
+    assert not Xm.flags.writeable
+    got = fastgd.loss_grad(Xm, y, w, b, loss="logistic", sample_weight=sw, backend=backend)
+    assert_matches_naive(got, X, y, w, b, "logistic", sw, RTOL[np.float32])
+
+
+@pytest.mark.parametrize("layout", ["fortran", "strided", "int", "bool"])
+def test_other_layouts_and_dtypes_give_same_result(backend, layout, rng):
+    X, y, w, b, _ = make_problem(rng, 64, 5, "mse", np.float64)
+    if layout == "fortran":
+        Xa = np.asfortranarray(X)
+    elif layout == "strided":
+        big = np.zeros((128, 10))
+        big[::2, ::2] = X
+        Xa = big[::2, ::2]
+    elif layout == "int":
+        X = np.round(X * 3)
+        Xa = X.astype(np.int64)
+    else:
+        X = (X > 0).astype(np.float64)
+        Xa = X > 0
+    got = fastgd.loss_grad(Xa, y, w, b, loss="mse", backend=backend)
+    ref = fastgd.loss_grad(X, y, w, b, loss="mse", backend="numpy")
+    assert got[0] == pytest.approx(ref[0], rel=1e-12)
+    np.testing.assert_allclose(got[1], ref[1], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_inputs_are_not_modified(backend, loss, rng):
+    X, y, w, b, sw = make_problem(rng, 40, 3, loss, np.float64, weighted=True)
+    copies = [np.copy(a) for a in (X, y, w, b, sw)]
+    fastgd.loss_grad(X, y, w, b, loss=loss, sample_weight=sw, backend=backend)
+    for before, after in zip(copies, (X, y, w, b, sw)):
+        np.testing.assert_array_equal(before, after)
+
+
+# Property tests: random shapes (n = 1 and d = 1 included), dtypes, weights, scales.
+CUDA_MAX_N = 40
+
+
+@st.composite
+def problems(draw, max_n=300):
+    loss = draw(st.sampled_from(LOSSES))
+    n = draw(st.one_of(st.just(1), st.integers(1, max_n)))
+    d = draw(st.one_of(st.just(1), st.integers(1, 12)))
+    k = draw(st.integers(2, 5))
+    dtype = draw(st.sampled_from([np.float64, np.float32]))
+    weighted = draw(st.booleans())
+    intercept = draw(st.booleans())
+    scale = draw(st.sampled_from([1e-3, 1.0, 30.0]))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    X, y, w, b, sw = make_problem(rng, n, d, loss, dtype, k=k, weighted=weighted, intercept=intercept, scale=scale)
+    return X, y, w, b, sw, loss, dtype
+
+
+@given(problem=problems())
+def test_property_cpu_backends(problem):
+    X, y, w, b, sw, loss, dtype = problem
+    for name in ("numpy", "numba", "cython"):
+        if name in fastgd.available_backends():
+            result = fastgd.loss_grad(X, y, w, b, loss=loss, sample_weight=sw, backend=name)
+            assert_matches_naive(result, X, y, w, b, loss, sw, RTOL[dtype])
+
+
+@given(problem=problems(max_n=CUDA_MAX_N))
+def test_property_cuda(problem):
+    if "cuda" not in fastgd.available_backends():
+        pytest.skip("cuda backend unavailable")
+    X, y, w, b, sw, loss, dtype = problem
+    result = fastgd.loss_grad(X, y, w, b, loss=loss, sample_weight=sw, backend="cuda")
+    assert_matches_naive(result, X, y, w, b, loss, sw, RTOL[dtype])

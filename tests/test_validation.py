@@ -1,0 +1,67 @@
+"""Bad input gets a clear error naming the problem, before any kernel runs."""
+
+import numpy as np
+import pytest
+
+import fastgd
+
+
+def good(loss="mse", n=6, d=3, k=3):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(n, d))
+    if loss == "softmax":
+        return X, np.arange(n) % k, np.zeros((d, k))
+    return X, (np.arange(n) % 2).astype(float), np.zeros(d)
+
+
+@pytest.mark.parametrize(
+    "loss, change, error, message",
+    [
+        ("mse", dict(loss="hinge"), ValueError, "unknown loss 'hinge'"),
+        ("mse", dict(X=np.ones(6)), ValueError, "X must be 2-D"),
+        ("mse", dict(X=np.ones((0, 3)), y=np.ones(0)), ValueError, "X is empty"),
+        ("mse", dict(X=np.full((6, 3), "a")), TypeError, "X must hold real numbers"),
+        ("mse", dict(X=np.ones((6, 3), complex)), TypeError, "X must hold real numbers"),
+        ("mse", dict(X=np.where(np.eye(6, 3) > 0, np.nan, 1.0)), ValueError, r"X contains NaN or infinity \(first at index \(0, 0\)\)"),
+        ("mse", dict(X=np.full((6, 3), np.inf)), ValueError, "X contains NaN or infinity"),
+        ("mse", dict(y=np.ones(5)), ValueError, "y has 5 entries but X has 6 rows"),
+        ("mse", dict(y=np.array([1, 2, np.nan, 0, 0, 0.0])), ValueError, "y contains NaN"),
+        ("mse", dict(w=np.zeros(4)), ValueError, r"mse needs w of shape \(n_features,\) = \(3,\)"),
+        ("mse", dict(b=np.zeros(2)), ValueError, "scalar intercept"),
+        ("mse", dict(b=np.inf), ValueError, "b contains NaN"),
+        ("logistic", dict(y=np.array([0, 1, 2, 0, 1, 0.0])), ValueError, r"logistic loss needs y in \{0, 1\}"),
+        ("softmax", dict(y=np.array([0, 1, 3, 0, 1, 2])), ValueError, r"labels must lie in 0..2"),
+        ("softmax", dict(y=np.array([0, 1, 0.5, 0, 1, 2])), ValueError, "integer class labels"),
+        ("softmax", dict(w=np.zeros(3)), ValueError, r"softmax needs w of shape \(n_features, n_classes\)"),
+        ("softmax", dict(b=np.zeros(2)), ValueError, r"softmax needs b of shape \(n_classes,\) = \(3,\)"),
+        ("mse", dict(sample_weight=-np.ones(6)), ValueError, "sample_weight must be >= 0"),
+        ("mse", dict(sample_weight=np.zeros(6)), ValueError, "sample_weight sums to zero"),
+        ("mse", dict(sample_weight=np.ones(4)), ValueError, r"sample_weight must have shape \(6,\)"),
+    ],
+)
+def test_bad_input_is_named(backend, loss, change, error, message):
+    X, y, w = good(loss)
+    args = dict(X=X, y=y, w=w, b=0.0, loss=loss, sample_weight=None)
+    args.update(change)
+    with pytest.raises(error, match=message):
+        fastgd.loss_grad(
+            args["X"], args["y"], args["w"], args["b"], loss=args["loss"], sample_weight=args["sample_weight"],
+            backend=backend,
+        )
+
+
+def test_nan_found_even_when_sum_overflows():
+    X = np.full((4, 2), 1e308)
+    value = fastgd.loss_grad(X, np.zeros(4), np.zeros(2), backend="numpy")[0]
+    assert value == 0.0  # finite X whose sum overflows is accepted
+    X[3, 1] = np.nan
+    with pytest.raises(ValueError, match=r"X contains NaN or infinity \(first at index \(3, 1\)\)"):
+        fastgd.loss_grad(X, np.zeros(4), np.zeros(2), backend="numpy")
+
+
+def test_check_input_false_skips_value_scans_only():
+    X, y, w = good()
+    with pytest.raises(ValueError, match="y has"):
+        fastgd.loss_grad(X, y[:3], w, check_input=False)
+    value, _, _ = fastgd.loss_grad(X, y, w, check_input=False)
+    assert value == pytest.approx(np.mean(y**2))
