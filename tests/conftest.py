@@ -4,11 +4,11 @@ import os
 
 os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from hypothesis import HealthCheck, settings  # noqa: E402
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
 
-from fastgd import _config, _registry  # noqa: E402
+from fastgd import _config, _registry
 
 settings.register_profile(
     "fastgd",

@@ -20,7 +20,11 @@ def make_problem(rng, n, d, loss, dtype, *, k=3, weighted=False, intercept=True,
     else:
         w = (rng.normal(size=d) / np.sqrt(d)).astype(dtype)
         z = X.astype(np.float64) @ w
-        y = (rng.random(n) < special.expit(z)).astype(dtype) if loss == "logistic" else (z + rng.normal(size=n)).astype(dtype)
+        y = (
+            (rng.random(n) < special.expit(z)).astype(dtype)
+            if loss == "logistic"
+            else (z + rng.normal(size=n)).astype(dtype)
+        )
         b = float(rng.normal()) if intercept else 0.0
     sw = rng.random(n).astype(dtype) + 0.1 if weighted else None
     return X, y, w, b, sw
@@ -62,7 +66,9 @@ def loss_grad(X, y, w, b, loss, sample_weight=None):
         raise ValueError(loss)
     pl = np.asarray(p, dtype=np.longdouble)
     value = float(np.sum(pl * per))
-    loss_scale = float(np.sum(p * (np.abs(per) + np.abs(dz).reshape(n, -1).sum(axis=1) * z_abs.reshape(n, -1).sum(axis=1))))
+    loss_scale = float(
+        np.sum(p * (np.abs(per) + np.abs(dz).reshape(n, -1).sum(axis=1) * z_abs.reshape(n, -1).sum(axis=1)))
+    )
     r = (pl * dz.T).T
     grad_w = (Xl.T @ r).astype(np.float64)
     grad_b = np.sum(r, axis=0).astype(np.float64)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import fastgd
+
 from naive import gd_step as naive_gd_step
 from naive import penalty as naive_penalty
 

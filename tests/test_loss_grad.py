@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import fastgd
+
 from naive import loss_grad as naive_loss_grad
 from naive import make_problem
 
@@ -98,7 +99,9 @@ def test_closed_form_values(backend):
     value, gw, gb = fastgd.loss_grad(X, np.array([1, 0, 1]), w, loss="logistic", backend=backend)
     assert value == pytest.approx(np.log(2))
     np.testing.assert_allclose(gw, (0.5 - np.array([1, 0, 1])) @ X / 3)
-    value, gw, gb = fastgd.loss_grad(X, np.array([0, 3, 2]), np.zeros((2, 4)), loss="softmax", backend=backend)
+    value, gw, gb = fastgd.loss_grad(
+        X, np.array([0, 3, 2]), np.zeros((2, 4)), loss="softmax", backend=backend
+    )
     assert value == pytest.approx(np.log(4))
     np.testing.assert_allclose(gb, [0.25 - 1 / 3, 0.25, 0.25 - 1 / 3, 0.25 - 1 / 3])
 
@@ -155,7 +158,7 @@ def test_inputs_are_not_modified(backend, loss, rng):
     X, y, w, b, sw = make_problem(rng, 40, 3, loss, np.float64, weighted=True)
     copies = [np.copy(a) for a in (X, y, w, b, sw)]
     fastgd.loss_grad(X, y, w, b, loss=loss, sample_weight=sw, backend=backend)
-    for before, after in zip(copies, (X, y, w, b, sw)):
+    for before, after in zip(copies, (X, y, w, b, sw), strict=True):
         np.testing.assert_array_equal(before, after)
 
 
@@ -175,7 +178,9 @@ def problems(draw, max_n=300):
     scale = draw(st.sampled_from([1e-3, 1.0, 30.0]))
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
-    X, y, w, b, sw = make_problem(rng, n, d, loss, dtype, k=k, weighted=weighted, intercept=intercept, scale=scale)
+    X, y, w, b, sw = make_problem(
+        rng, n, d, loss, dtype, k=k, weighted=weighted, intercept=intercept, scale=scale
+    )
     return X, y, w, b, sw, loss, dtype
 
 

@@ -14,12 +14,16 @@ from fastgd import _registry
 
 def run_python(code, **env):
     full_env = {**os.environ, **env}
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full_env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=full_env, timeout=300
+    )
 
 
 def test_all_four_backends_available_here():
     """numpy, numba, the built Cython extension, and cuda (on the simulator in tests)."""
-    assert fastgd.available_backends() == ["numpy", "numba", "cython", "cuda"], _registry.unavailable_reasons()
+    assert fastgd.available_backends() == ["numpy", "numba", "cython", "cuda"], (
+        _registry.unavailable_reasons()
+    )
 
 
 def test_default_is_fastest_available_cpu_backend():

@@ -22,14 +22,24 @@ def good(loss="mse", n=6, d=3, k=3):
         ("mse", dict(X=np.ones((0, 3)), y=np.ones(0)), ValueError, "X is empty"),
         ("mse", dict(X=np.full((6, 3), "a")), TypeError, "X must hold real numbers"),
         ("mse", dict(X=np.ones((6, 3), complex)), TypeError, "X must hold real numbers"),
-        ("mse", dict(X=np.where(np.eye(6, 3) > 0, np.nan, 1.0)), ValueError, r"X contains NaN or infinity \(first at index \(0, 0\)\)"),
+        (
+            "mse",
+            dict(X=np.where(np.eye(6, 3) > 0, np.nan, 1.0)),
+            ValueError,
+            r"X contains NaN or infinity \(first at index \(0, 0\)\)",
+        ),
         ("mse", dict(X=np.full((6, 3), np.inf)), ValueError, "X contains NaN or infinity"),
         ("mse", dict(y=np.ones(5)), ValueError, "y has 5 entries but X has 6 rows"),
         ("mse", dict(y=np.array([1, 2, np.nan, 0, 0, 0.0])), ValueError, "y contains NaN"),
         ("mse", dict(w=np.zeros(4)), ValueError, r"mse needs w of shape \(n_features,\) = \(3,\)"),
         ("mse", dict(b=np.zeros(2)), ValueError, "scalar intercept"),
         ("mse", dict(b=np.inf), ValueError, "b contains NaN"),
-        ("logistic", dict(y=np.array([0, 1, 2, 0, 1, 0.0])), ValueError, r"logistic loss needs y in \{0, 1\}"),
+        (
+            "logistic",
+            dict(y=np.array([0, 1, 2, 0, 1, 0.0])),
+            ValueError,
+            r"logistic loss needs y in \{0, 1\}",
+        ),
         ("softmax", dict(y=np.array([0, 1, 3, 0, 1, 2])), ValueError, r"labels must lie in 0..2"),
         ("softmax", dict(y=np.array([0, 1, 0.5, 0, 1, 2])), ValueError, "integer class labels"),
         ("softmax", dict(w=np.zeros(3)), ValueError, r"softmax needs w of shape \(n_features, n_classes\)"),
@@ -45,7 +55,12 @@ def test_bad_input_is_named(backend, loss, change, error, message):
     args.update(change)
     with pytest.raises(error, match=message):
         fastgd.loss_grad(
-            args["X"], args["y"], args["w"], args["b"], loss=args["loss"], sample_weight=args["sample_weight"],
+            args["X"],
+            args["y"],
+            args["w"],
+            args["b"],
+            loss=args["loss"],
+            sample_weight=args["sample_weight"],
             backend=backend,
         )
 

@@ -69,8 +69,8 @@ def gd_step(w, grad_w, lr, l1=0.0, l2=0.0, *, backend=None):
 
     .. math::
 
-        w \leftarrow \mathrm{soft\_threshold}\big(w - \mathrm{lr}\,(\nabla_w + 2\,l_2\,w),\ \mathrm{lr}\,l_1\big),
-        \qquad \mathrm{soft\_threshold}(v, t) = \mathrm{sign}(v)\max(|v| - t, 0)
+        w \leftarrow S\big(w - \mathrm{lr}\,(\nabla_w + 2\,l_2\,w),\ \mathrm{lr}\,l_1\big),
+        \qquad S(v, t) = \mathrm{sign}(v)\max(|v| - t, 0)
 
     Parameters
     ----------

@@ -42,7 +42,12 @@ def make_data(n, d, loss, dtype, *, k=10, seed=0):
     for start in range(0, n, block):
         X[start : start + block] = rng.standard_normal((min(block, n - start), d), dtype=np.float32)
     if loss == "softmax":
-        return X, rng.integers(0, k, n), (rng.standard_normal((d, k)) / np.sqrt(d)).astype(dtype), np.zeros(k, dtype)
+        return (
+            X,
+            rng.integers(0, k, n),
+            (rng.standard_normal((d, k)) / np.sqrt(d)).astype(dtype),
+            np.zeros(k, dtype),
+        )
     w = (rng.standard_normal(d) / np.sqrt(d)).astype(dtype)
     y = (rng.random(n) < 0.5).astype(dtype) if loss == "logistic" else rng.standard_normal(n).astype(dtype)
     return X, y, w, 0.0

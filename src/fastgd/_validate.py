@@ -205,7 +205,9 @@ def device_loss_grad_args(X, y, w, b, loss, sample_weight, is_device):
     w = host_or_device(w, "w", lambda a: check_coef(a, loss, d, dtype))
     want_w = (d, w.shape[1]) if loss == "softmax" else (d,)
     if tuple(w.shape) != want_w or dtype_of(w) != dtype or (loss == "softmax" and want_w[1] < 2):
-        raise ValueError(f"{loss} needs w of shape {want_w} and dtype {dtype}, got {tuple(w.shape)} {w.dtype}")
+        raise ValueError(
+            f"{loss} needs w of shape {want_w} and dtype {dtype}, got {tuple(w.shape)} {w.dtype}"
+        )
     k = w.shape[1] if loss == "softmax" else None
     y = host_or_device(y, "y", lambda a: check_targets(a, loss, n, dtype, k))
     if tuple(y.shape) != (n,):

@@ -12,7 +12,9 @@ def _bench(args):
     from . import _bench, _registry
 
     available = _registry.available_backends()
-    names = args.backends.split(",") if args.backends else [b for b in available if b != "cuda" or _real_gpu()]
+    names = (
+        args.backends.split(",") if args.backends else [b for b in available if b != "cuda" or _real_gpu()]
+    )
     for name in names:
         _registry.load(name)  # unknown or unavailable -> clear error now
     dtype = np.dtype(args.dtype)
@@ -41,7 +43,9 @@ def _real_gpu():
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="fastgd", description="fast gradient-descent training of linear models")
+    parser = argparse.ArgumentParser(
+        prog="fastgd", description="fast gradient-descent training of linear models"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     bench = sub.add_parser("bench", help="time loss_grad on each backend against numpy and a plain read of X")
     bench.add_argument("--n", type=int, default=1_000_000, help="rows of X (default 1,000,000)")
@@ -49,7 +53,9 @@ def main(argv=None):
     bench.add_argument("--k", type=int, default=10, help="classes for --loss softmax (default 10)")
     bench.add_argument("--dtype", choices=["float64", "float32"], default="float64")
     bench.add_argument("--loss", choices=["mse", "logistic", "softmax"], default="mse")
-    bench.add_argument("--backends", default=None, help="comma-separated, e.g. numpy,numba (default: all available)")
+    bench.add_argument(
+        "--backends", default=None, help="comma-separated, e.g. numpy,numba (default: all available)"
+    )
     bench.add_argument("--repeat", type=int, default=5)
     bench.set_defaults(func=_bench)
     args = parser.parse_args(argv)
