@@ -1,0 +1,536 @@
+r"""Solvers: minimise the fastgd objective over (w, b) with the selected backend's kernels.
+
+.. math::
+
+    F(w, b) = \underbrace{\mathrm{loss}(w, b) + l_2 \sum w^2}_{f\ \text{(smooth)}}
+              + \underbrace{l_1 \sum |w|}_{\text{proximal}}
+
+Every solver reaches the data only through the backend's fused ``loss_grad`` and its
+``gd_step`` (the proximal step); it never knows which backend runs.
+
+Stopping rule (all full-batch solvers): the iteration stops when the infinity norm of the
+gradient mapping :math:`G = (x - \mathrm{prox}_{\eta l_1}(x - \eta \nabla f(x)))/\eta`
+(the gradient itself when ``l1 = 0``; the projected gradient for ``lbfgs``) is at most
+``tol``, or after ``max_iter`` iterations. ``sgd`` stops when the full objective has not
+decreased by more than ``tol * max(1, F)`` for ``n_iter_no_change`` epochs (with the
+``adaptive`` schedule: once the step has been divided down to 1e-6 of its start).
+"""
+
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _registry, _validate
+
+SOLVERS = ("auto", "gd", "momentum", "nesterov", "fista", "sgd", "lbfgs")
+SCHEDULES = ("constant", "invscaling", "adaptive")
+
+
+class DivergenceError(FloatingPointError):
+    """The objective grew without bound: the learning rate is too large for the problem."""
+
+
+@dataclass
+class OptimizeResult:
+    """What :func:`minimize` found.
+
+    Attributes
+    ----------
+    coef : ndarray of shape (n_features,) or (n_features, k), in X's dtype
+    intercept : scalar of X's dtype, or ndarray of shape (k,)
+    objective : float, F at (coef, intercept)
+    n_iter : int, iterations (epochs for ``sgd``)
+    converged : bool, whether the stopping rule was met before ``max_iter``
+    history : ndarray of float, the objective after each iteration (index 0: the start)
+    solver : str, the solver that ran (``auto`` resolved)
+    lr : float or None, the step used (the last one for ``fista`` and ``sgd``)
+    """
+
+    coef: np.ndarray
+    intercept: object
+    objective: float
+    n_iter: int
+    converged: bool
+    history: np.ndarray = field(repr=False)
+    solver: str = ""
+    lr: float | None = None
+    message: str = ""
+
+
+class Problem:
+    """Validated data, loss, penalties and backend: the objective F and its pieces.
+
+    Solvers call :meth:`loss_grad` (the kernel), :meth:`step` (the proximal step) and
+    :meth:`objective`; ``n_passes`` counts the passes over X.
+    """
+
+    def __init__(self, X, y, loss, l1, l2, sample_weight, fit_intercept, module, n_classes=None):
+        self.X, self.y, self.loss, self.l1, self.l2 = X, y, loss, l1, l2
+        self.sample_weight, self.fit_intercept, self.module = sample_weight, fit_intercept, module
+        self.dtype = X.dtype
+        self.n_samples, self.n_features = X.shape
+        self.n_classes = n_classes
+        self.n_passes = 0
+
+    @classmethod
+    def from_user(cls, X, y, *, loss, l1, l2, sample_weight, fit_intercept, backend, n_classes=None):
+        loss = _validate.check_loss(loss)
+        module = _registry.resolve(backend)
+        X = _validate.check_X(X)
+        n, d = X.shape
+        if loss == "softmax":
+            labels = _validate.check_targets(y, "softmax", n, X.dtype, np.iinfo(np.intp).max)
+            if n_classes is None:
+                n_classes = int(labels.max()) + 1
+            if n_classes < 2:
+                raise ValueError("softmax needs at least 2 classes (labels 0..k-1 with k >= 2)")
+        y = _validate.check_targets(y, loss, n, X.dtype, n_classes)
+        sample_weight = _validate.check_sample_weight(sample_weight, n, X.dtype)
+        l1, l2 = _validate.check_param("l1", l1), _validate.check_param("l2", l2)
+        return cls(X, y, loss, l1, l2, sample_weight, bool(fit_intercept), module, n_classes)
+
+    # --- shapes -------------------------------------------------------------------
+    def zeros(self):
+        """A starting point (w, b) of zeros."""
+        if self.loss == "softmax":
+            return np.zeros((self.n_features, self.n_classes), self.dtype), np.zeros(
+                self.n_classes, self.dtype
+            )
+        return np.zeros(self.n_features, self.dtype), self.dtype.type(0)
+
+    # --- evaluations --------------------------------------------------------------
+    def loss_grad(self, w, b):
+        """(loss, grad_w, grad_b) of the data term; grad_b is zero without an intercept."""
+        self.n_passes += 1
+        value, gw, gb = self.module.loss_grad(self.X, self.y, w, b, self.loss, self.sample_weight)
+        if not self.fit_intercept:
+            gb = gb * 0
+        return value, gw, gb
+
+    def penalty(self, w):
+        return self.module.penalty(w, self.l1, self.l2)
+
+    def objective(self, w, b):
+        return self.loss_grad(w, b)[0] + self.penalty(w)
+
+    def step(self, w, b, gw, gb, lr):
+        """Proximal gradient step from (w, b) with the data gradient (gw, gb); w in place."""
+        self.module.gd_step(w, gw, lr, self.l1, self.l2)
+        return w, (b - self.dtype.type(lr) * gb) if self.fit_intercept else b
+
+    def lipschitz(self, n_iter=30, seed=0):
+        r"""Estimate of the Lipschitz constant of :math:`\nabla f` (power iteration).
+
+        The mse Hessian is :math:`H = 2 A^\top S A / \sum s` with A = [X, 1]; the kernel's
+        mse gradient at targets 0 is exactly :math:`H v`, so the power iteration runs on
+        fastgd's own kernel. logistic curvature is at most 1/8 of it, softmax at most 1/4.
+        """
+        rng = np.random.default_rng(seed)
+        zeros_y = np.zeros(self.n_samples, self.dtype)
+        v = rng.standard_normal(self.n_features)
+        vb = 1.0 if self.fit_intercept else 0.0
+        lam = 0.0
+        for _ in range(n_iter):
+            norm = math.sqrt(float(v @ v) + vb * vb)
+            v, vb = v / norm, vb / norm
+            self.n_passes += 1
+            _, hv, hb = self.module.loss_grad(
+                self.X, zeros_y, v.astype(self.dtype), vb, "mse", self.sample_weight
+            )
+            v = hv.astype(np.float64)
+            vb = float(hb) if self.fit_intercept else 0.0
+            lam_new = math.sqrt(float(v @ v) + vb * vb)
+            if abs(lam_new - lam) <= 1e-3 * lam_new:
+                lam = lam_new
+                break
+            lam = lam_new
+        lam *= 1.02  # the power iteration approaches from below
+        factor = {"mse": 1.0, "logistic": 1.0 / 8.0, "softmax": 1.0 / 4.0}[self.loss]
+        return lam * factor + 2.0 * self.l2
+
+
+def _resolve_solver(solver, l1):
+    if solver not in SOLVERS:
+        raise ValueError(f"unknown solver {solver!r}; choose one of {', '.join(SOLVERS)}")
+    if solver == "auto":
+        return "fista" if l1 > 0 else "lbfgs"
+    if solver == "lbfgs" and l1 > 0:
+        raise ValueError(
+            "solver='lbfgs' handles smooth objectives only (l1 = 0); use solver='fista' for l1 > 0"
+        )
+    return solver
+
+
+class _Monitor:
+    """History, divergence detection, callback and progress bar shared by the solvers."""
+
+    def __init__(self, problem, lr, max_iter, callback, verbose, solver):
+        self.problem, self.lr, self.callback, self.solver = problem, lr, callback, solver
+        self.history = []
+        self.bar = None
+        if verbose:
+            try:
+                from tqdm.auto import tqdm
+            except ImportError:  # pragma: no cover - tqdm is an optional extra
+                warnings.warn(
+                    "verbose=True shows progress with tqdm: pip install fastgd[progress]", stacklevel=3
+                )
+            else:
+                self.bar = tqdm(total=max_iter, desc=f"fastgd {solver}", unit="it")
+
+    def record(self, it, value, w, b):
+        """Add an objective value; raise on divergence; True if the callback asks to stop."""
+        self.history.append(value)
+        if not math.isfinite(value) or self._growing():
+            self.close()
+            start = self.history[0]
+            hint = ""
+            if self.lr is not None:
+                safe = 1.0 / self.problem.lipschitz()
+                hint = (
+                    f" with lr={self.lr:g}; a safe step for this problem is lr <= {safe:.3g} "
+                    "(lr=None chooses one from a Lipschitz estimate)"
+                )
+            raise DivergenceError(
+                f"{self.solver} diverged at iteration {it}: the objective went from {start:.6g} to {value:.6g}{hint}"
+            )
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(objective=f"{value:.6g}")
+        return bool(self.callback is not None and self.callback(it, w, b, value))
+
+    def _growing(self):
+        h = self.history
+        # Three increases in a row that end above the start: a step this large only grows.
+        return len(h) >= 4 and h[-1] > h[-2] > h[-3] > h[-4] and h[-1] > h[0] + 1e-12 * abs(h[0])
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _inf_norm(a, b, fit_intercept):
+    m = float(np.max(np.abs(a))) if a.size else 0.0
+    return max(m, float(np.max(np.abs(b)))) if fit_intercept else m
+
+
+def _gd(p, w, b, lr, max_iter, tol, mon, momentum=0.0):
+    """Proximal gradient descent with a fixed step; heavy-ball momentum if momentum > 0."""
+    value, gw, gb = p.loss_grad(w, b)
+    mon.record(0, value + p.penalty(w), w, b)
+    w_prev, b_prev = w.copy(), b
+    w_old = np.empty_like(w)
+    for it in range(1, max_iter + 1):
+        np.copyto(w_old, w)
+        b_old = b
+        if momentum:
+            # prox(w - lr grad + beta (w - w_prev)) = gd_step with grad - beta/lr (w - w_prev)
+            gw = gw - (momentum / lr) * (w - w_prev)
+            gb = gb - (momentum / lr) * (b - b_prev)
+        w, b = p.step(w, b, gw, gb, lr)
+        np.copyto(w_prev, w_old)
+        b_prev = b_old
+        g_map = _inf_norm(w_old - w, np.asarray(b_old - b), p.fit_intercept) / lr
+        value, gw, gb = p.loss_grad(w, b)
+        if mon.record(it, value + p.penalty(w), w, b):
+            return w, b, it, False
+        if g_map <= tol:
+            return w, b, it, True
+    return w, b, max_iter, False
+
+
+def _accelerated(p, w, b, lr, max_iter, tol, mon, backtrack):
+    """FISTA: Nesterov-accelerated proximal gradient with adaptive (gradient) restart.
+
+    With ``backtrack`` the step 1/L is found by the Beck-Teboulle line search (L only
+    grows); otherwise lr stays fixed (``nesterov``). Two passes per iteration: the
+    gradient at the extrapolated point and the objective at the new iterate.
+    """
+    L = 1.0 / lr
+    t = 1.0
+    yw, yb = w.copy(), b
+    fy, gy, gby = p.loss_grad(yw, yb)
+    value = fy + p.penalty(w)
+    mon.record(0, value, w, b)
+    eps = 10 * np.finfo(p.dtype).eps
+    for it in range(1, max_iter + 1):
+        fy_s = fy + p.l2 * float(np.sum(np.square(yw, dtype=np.float64)))
+        grad_s = gy.astype(np.float64) + 2.0 * p.l2 * yw
+        while True:
+            new_w, new_b = p.step(yw.copy(), yb, gy, gby, 1.0 / L)
+            fw, gw_new, gb_new = p.loss_grad(new_w, new_b)
+            if not backtrack:
+                break
+            dw = new_w.astype(np.float64) - yw
+            db = np.asarray(new_b - yb, dtype=np.float64)
+            quad = fy_s + float(np.sum(grad_s * dw)) + float(np.sum(gby * db))
+            quad += 0.5 * L * (float(np.sum(dw * dw)) + float(np.sum(db * db)))
+            fw_s = fw + p.l2 * float(np.sum(np.square(new_w, dtype=np.float64)))
+            if fw_s <= quad + eps * (abs(fw_s) + 1e-30) or not math.isfinite(fw_s):
+                break
+            L *= 2.0
+        value = fw + p.penalty(new_w)
+        g_map = _inf_norm(yw - new_w, np.asarray(yb - new_b), p.fit_intercept) * L
+        if mon.record(it, value, new_w, new_b):
+            return new_w, new_b, it, False, 1.0 / L
+        if g_map <= tol:
+            return new_w, new_b, it, True, 1.0 / L
+        t_new = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * t * t))
+        # Restart when the step and the momentum disagree (O'Donoghue & Candes).
+        if (
+            float(np.sum((yw - new_w) * (new_w - w))) + float(np.sum(np.asarray(yb - new_b) * (new_b - b)))
+            > 0
+        ):
+            t, t_new = 1.0, 1.0
+        beta = (t - 1.0) / t_new
+        yw = new_w + p.dtype.type(beta) * (new_w - w)
+        yb = new_b + p.dtype.type(beta) * (new_b - b)
+        w, b, t = new_w, new_b, t_new
+        if beta == 0.0:
+            fy, gy, gby = fw, gw_new, gb_new  # y is the new iterate: reuse its gradient
+        else:
+            fy, gy, gby = p.loss_grad(yw, yb)
+    return w, b, max_iter, False, 1.0 / L
+
+
+def _lbfgs(p, w, b, max_iter, tol, mon):
+    """scipy's L-BFGS-B on the smooth objective, driven by the fused kernel."""
+    from scipy.optimize import minimize as scipy_minimize
+
+    shape, nw = w.shape, w.size
+    nb = np.size(b) if p.fit_intercept else 0
+
+    def unpack(x):
+        wx = x[:nw].reshape(shape).astype(p.dtype)
+        bx = x[nw:].astype(p.dtype) if nb else (b if np.ndim(b) else p.dtype.type(0) + b)
+        if nb and np.ndim(b) == 0:
+            bx = p.dtype.type(bx[0])
+        return wx, bx
+
+    def fun(x):
+        wx, bx = unpack(x)
+        value, gw, gb = p.loss_grad(wx, bx)
+        value += p.penalty(wx)
+        grad = gw.astype(np.float64).ravel() + 2.0 * p.l2 * x[:nw]
+        if nb:
+            grad = np.concatenate([grad, np.atleast_1d(gb).astype(np.float64)])
+        return value, grad
+
+    x0 = np.concatenate([w.astype(np.float64).ravel(), np.atleast_1d(b).astype(np.float64)[:nb]])
+    stop = {}
+
+    def cb(intermediate_result):
+        it = len(mon.history)
+        wx, bx = unpack(intermediate_result.x)
+        if mon.record(it, float(intermediate_result.fun), wx, bx):
+            stop["by_callback"] = True
+            raise StopIteration
+
+    mon.record(0, fun(x0)[0], w, b)
+    res = scipy_minimize(
+        fun, x0, jac=True, method="L-BFGS-B", callback=cb,
+        options={"maxiter": max_iter, "gtol": tol, "ftol": 1e-15, "maxcor": 20, "maxls": 50},
+    )  # fmt: skip
+    wx, bx = unpack(res.x)
+    g_inf = float(np.max(np.abs(fun(res.x)[1]))) if nw else 0.0
+    converged = not stop and (g_inf <= tol or res.status == 0)
+    return wx, bx, int(res.nit), bool(converged)
+
+
+def _sgd(p, w, b, lr, max_iter, tol, mon, batch_size, random_state, schedule, power_t, n_iter_no_change):
+    """Mini-batch SGD: shuffled batches each epoch, the l1 part by a proximal step."""
+    rng = np.random.default_rng(random_state)
+    n = p.n_samples
+    batch = n if batch_size is None else min(int(batch_size), n)
+    Xb = np.empty((batch, p.n_features), p.dtype)
+    yb = np.empty(batch, p.y.dtype)
+    sw = p.sample_weight
+    swb = np.empty(batch, p.dtype) if sw is not None else None
+    total_w = float(np.sum(sw, dtype=np.float64)) if sw is not None else float(n)
+    value = p.objective(w, b)
+    mon.record(0, value, w, b)
+    best, stall, t = value, 0, 0
+    lr0 = lr
+    full = batch == n
+    for epoch in range(1, max_iter + 1):
+        order = rng.permutation(n)
+        for start in range(0, n, batch):
+            idx = order[start : start + batch]
+            m = idx.shape[0]
+            if full:
+                Xm, ym, swm = p.X, p.y, sw
+            else:
+                Xm, ym = np.take(p.X, idx, axis=0, out=Xb[:m]), np.take(p.y, idx, out=yb[:m])
+                swm = np.take(sw, idx, out=swb[:m]) if sw is not None else None
+            p.n_passes += m / n
+            _, gw, gb = p.module.loss_grad(Xm, ym, w, b, p.loss, swm)
+            if not p.fit_intercept:
+                gb = gb * 0
+            # The kernel normalises by the batch's weight; rescale to an unbiased estimate
+            # of the gradient of the full weighted mean.
+            if swm is not None:
+                scale = float(np.sum(swm, dtype=np.float64)) * n / (m * total_w)
+                gw, gb = gw * p.dtype.type(scale), gb * p.dtype.type(scale)
+            step = lr / (t + 1) ** power_t if schedule == "invscaling" else lr
+            w, b = p.step(w, b, gw, gb, step)
+            t += 1
+        value = p.objective(w, b)
+        if mon.record(epoch, value, w, b):
+            return w, b, epoch, False, lr
+        if value < best - tol * max(1.0, abs(best)):
+            best, stall = value, 0
+        else:
+            stall += 1
+        if stall >= n_iter_no_change:
+            if schedule != "adaptive" or lr <= 1e-6 * lr0:
+                return w, b, epoch, True, lr
+            lr, stall = lr / 5.0, 0
+    return w, b, max_iter, False, lr
+
+
+def minimize(
+    X,
+    y,
+    *,
+    loss="mse",
+    l1=0.0,
+    l2=0.0,
+    solver="auto",
+    lr=None,
+    max_iter=1000,
+    tol=1e-6,
+    fit_intercept=True,
+    sample_weight=None,
+    batch_size=None,
+    random_state=None,
+    callback=None,
+    verbose=False,
+    backend=None,
+    coef_init=None,
+    intercept_init=None,
+    n_classes=None,
+    momentum=0.9,
+    schedule="adaptive",
+    power_t=0.25,
+    n_iter_no_change=5,
+):
+    r"""Minimise :math:`\mathrm{loss}(Xw + b) + l_1 \sum|w| + l_2 \sum w^2` over (w, b).
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features), float32 or float64
+        Used in place when C-contiguous float (memmaps included); float32 trains in float32.
+    y : array-like of shape (n_samples,)
+        Targets: real (``mse``), {0, 1} (``logistic``), labels 0..k-1 (``softmax``).
+    loss : {"mse", "logistic", "softmax"}
+    l1, l2 : float >= 0
+        Penalty weights; the intercept is never penalised.
+    solver : {"auto", "gd", "momentum", "nesterov", "fista", "sgd", "lbfgs"}
+        ``gd``: proximal gradient descent with a fixed step ``lr`` (the textbook method).
+        ``momentum``: heavy ball (``momentum`` coefficient). ``nesterov``: accelerated with
+        adaptive restart, fixed step. ``fista``: accelerated with backtracking line search.
+        ``sgd``: mini-batch SGD (``batch_size``, ``schedule``, ``random_state``).
+        ``lbfgs``: scipy's L-BFGS-B on fastgd's fused kernel (l1 = 0 only).
+        ``auto``: ``lbfgs`` when l1 = 0, else ``fista``.
+    lr : float > 0 or None
+        Step size. None: 1/L from a power-iteration estimate of the Lipschitz constant L.
+    max_iter : int >= 1
+        Iterations (epochs for ``sgd``).
+    tol : float >= 0
+        Stopping tolerance (module docstring: the gradient-mapping infinity norm).
+    fit_intercept : bool
+    sample_weight : array-like of shape (n_samples,), optional
+    batch_size : int, optional
+        ``sgd`` only; default min(256, n_samples).
+    random_state : int or numpy Generator, optional
+        Seeds the ``sgd`` shuffles: the same seed gives bit-identical results.
+    callback : callable(iteration, w, b, objective) -> bool, optional
+        Called after each iteration; returning True stops the solver.
+    verbose : bool
+        Show a tqdm progress bar with the current objective.
+    backend : str, optional
+    coef_init, intercept_init : array-like, optional
+        Starting point (zeros by default); never modified.
+    n_classes : int, optional
+        ``softmax`` only; default max(y) + 1.
+    momentum : float in [0, 1)
+        ``momentum`` solver's coefficient.
+    schedule : {"constant", "invscaling", "adaptive"}
+        ``sgd`` step schedule: fixed; lr / (t + 1) ** power_t; or divided by 5 whenever
+        the epoch objective stalls for ``n_iter_no_change`` epochs.
+
+    Returns
+    -------
+    OptimizeResult
+
+    Raises
+    ------
+    DivergenceError
+        When the objective grows without bound (too large an ``lr``); the message names
+        the step and a safe one.
+    """
+    p = Problem.from_user(
+        X, y, loss=loss, l1=l1, l2=l2, sample_weight=sample_weight,
+        fit_intercept=fit_intercept, backend=backend, n_classes=n_classes,
+    )  # fmt: skip
+    solver = _resolve_solver(solver, p.l1)
+    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
+        raise ValueError(f"max_iter must be an integer >= 1, got {max_iter!r}")
+    tol = _validate.check_param("tol", tol)
+    if lr is not None:
+        lr = _validate.check_param("lr", lr, positive=True)
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
+    if not 0.0 <= float(momentum) < 1.0:
+        raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+    if batch_size is not None and (isinstance(batch_size, bool) or int(batch_size) < 1):
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    w, b = p.zeros()
+    if coef_init is not None:
+        w = _validate.check_coef(coef_init, p.loss, p.n_features, p.dtype, name="coef_init").copy()
+    if intercept_init is not None and p.fit_intercept:
+        b = _validate.check_intercept(intercept_init, p.loss, p.dtype, p.n_classes)
+        b = np.array(b, p.dtype) if p.loss == "softmax" else p.dtype.type(b)
+    if not p.fit_intercept:
+        b = b * 0
+
+    if solver in ("gd", "momentum", "nesterov", "fista", "sgd") and lr is None:
+        lr = 1.0 / p.lipschitz()
+    if solver == "sgd" and batch_size is None:
+        batch_size = min(256, p.n_samples)
+    mon = _Monitor(
+        p,
+        lr if solver in ("gd", "momentum", "nesterov", "sgd") else None,
+        max_iter,
+        callback,
+        verbose,
+        solver,
+    )
+    try:
+        if solver == "gd":
+            w, b, n_iter, converged = _gd(p, w, b, lr, max_iter, tol, mon)
+        elif solver == "momentum":
+            w, b, n_iter, converged = _gd(p, w, b, lr, max_iter, tol, mon, momentum=float(momentum))
+        elif solver in ("nesterov", "fista"):
+            w, b, n_iter, converged, lr = _accelerated(
+                p, w, b, lr, max_iter, tol, mon, backtrack=solver == "fista"
+            )
+        elif solver == "sgd":
+            w, b, n_iter, converged, lr = _sgd(
+                p, w, b, lr, max_iter, tol, mon, batch_size, random_state, schedule, power_t, n_iter_no_change
+            )
+        else:
+            w, b, n_iter, converged = _lbfgs(p, w, b, max_iter, tol, mon)
+    finally:
+        mon.close()
+    objective = p.objective(w, b)
+    if not math.isfinite(objective):
+        raise DivergenceError(f"{solver} ended at a non-finite objective ({objective}); lower lr")
+    return OptimizeResult(
+        coef=w, intercept=b, objective=objective, n_iter=n_iter, converged=converged,
+        history=np.asarray(mon.history, dtype=np.float64), solver=solver, lr=lr,
+        message="converged" if converged else f"stopped after max_iter={max_iter} iterations",
+    )  # fmt: skip
