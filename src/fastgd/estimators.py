@@ -248,7 +248,8 @@ class GDClassifier(ClassifierMixin, _GDBase):
         present = classes if sample_weight is None else np.unique(y[sample_weight > 0])
         if len(present) < 2:
             raise ValueError(
-                f"GDClassifier needs samples of at least 2 classes (with positive weight); got one class only: {present!r}"
+                "GDClassifier needs samples of at least 2 classes (with positive weight); "
+                f"got one class only: {present!r}"
             )
         warm = (
             self.warm_start

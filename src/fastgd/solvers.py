@@ -194,7 +194,8 @@ class _Monitor:
                     "(lr=None chooses one from a Lipschitz estimate)"
                 )
             raise DivergenceError(
-                f"{self.solver} diverged at iteration {it}: the objective went from {start:.6g} to {value:.6g}{hint}"
+                f"{self.solver} diverged at iteration {it}: "
+                f"the objective went from {start:.6g} to {value:.6g}{hint}"
             )
         if self.bar is not None:
             self.bar.update(1)
