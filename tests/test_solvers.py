@@ -1,0 +1,206 @@
+"""Solvers reach the optimum of established solvers, on real data sets, on every backend."""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn import datasets
+from sklearn.linear_model import ElasticNet, Lasso, LogisticRegression, Ridge
+from sklearn.preprocessing import StandardScaler
+
+import fastgd
+from fastgd.cli import textbook_data
+from fastgd.solvers import DivergenceError, minimize
+
+FULL_BATCH = ["gd", "momentum", "nesterov", "fista", "lbfgs"]
+
+
+def objective(X, y, w, b, loss, l1, l2):
+    """The fastgd objective, computed by the numpy reference for any (w, b)."""
+    value = fastgd.loss_grad(X, y, w, b, loss=loss, backend="numpy")[0]
+    return value + l1 * np.abs(w).sum() + l2 * np.square(w).sum()
+
+
+def _standardized(loader):
+    X, y = loader(return_X_y=True)
+    return StandardScaler().fit_transform(X), y
+
+
+def _build_cases():
+    """Real data sets and the objective value scikit-learn's solvers reach on each."""
+    warnings.filterwarnings("ignore")
+    Xd, yd = _standardized(datasets.load_diabetes)
+    Xb, yb = _standardized(datasets.load_breast_cancer)
+    Xw, yw = _standardized(datasets.load_wine)
+    yb = yb.astype(float)
+    cases = {}
+    # Lasso(a) minimises mse/2 + a|w|: the same optimum as fastgd's l1 = 2a.
+    m = Lasso(alpha=0.5, tol=1e-14, max_iter=100_000).fit(Xd, yd)
+    cases["lasso"] = (Xd, yd, "mse", 1.0, 0.0, m.coef_, m.intercept_)
+    # ElasticNet(a, r): l1 = 2ar, l2 = a(1 - r).
+    m = ElasticNet(alpha=0.5, l1_ratio=0.5, tol=1e-14, max_iter=100_000).fit(Xd, yd)
+    cases["elasticnet"] = (Xd, yd, "mse", 0.5, 0.25, m.coef_, m.intercept_)
+    # Ridge(a) minimises |y - Xw|^2 + a|w|^2: l2 = a / n.
+    m = Ridge(alpha=10.0, solver="cholesky").fit(Xd, yd)
+    cases["ridge"] = (Xd, yd, "mse", 0.0, 10.0 / len(yd), m.coef_, m.intercept_)
+    # LogisticRegression(C) minimises C sum logloss + |w|^2 / 2: l2 = 1 / (2 C n).
+    m = LogisticRegression(C=1.0, tol=1e-12, max_iter=10_000).fit(Xb, yb)
+    cases["logistic-l2"] = (Xb, yb, "logistic", 0.0, 1 / (2 * len(yb)), m.coef_[0], m.intercept_[0])
+    m = LogisticRegression(C=1.0, tol=1e-12, max_iter=10_000).fit(Xw, yw)
+    cases["softmax-l2"] = (Xw, yw, "softmax", 0.0, 1 / (2 * len(yw)), m.coef_.T.copy(), m.intercept_)
+    return {
+        name: (X, y, loss, l1, l2, objective(X, y, w, b, loss, l1, l2))
+        for name, (X, y, loss, l1, l2, w, b) in cases.items()
+    }
+
+
+CASES = _build_cases()
+
+
+def _grid():
+    for name, (_, _, _, l1, _, _) in CASES.items():
+        for solver in FULL_BATCH:
+            if solver == "lbfgs" and l1 > 0:
+                continue
+            yield pytest.param(name, solver, id=f"{name}-{solver}")
+
+
+@pytest.mark.parametrize("case, solver", list(_grid()))
+def test_reaches_established_optimum(backend, case, solver):
+    if backend == "cuda" and not (solver in ("lbfgs", "fista") and case in ("ridge", "elasticnet")):
+        pytest.skip("the CUDA simulator is slow: two solvers on the smallest problems only")
+    X, y, loss, l1, l2, reference = CASES[case]
+    result = minimize(
+        X, y, loss=loss, l1=l1, l2=l2, solver=solver, max_iter=100_000, tol=1e-9, backend=backend
+    )
+    assert result.converged, result.message
+    assert result.objective <= reference + 1e-6 * abs(reference), (result.objective, reference)
+    # ... and the reported objective is the objective of the returned point.
+    assert result.objective == pytest.approx(
+        objective(X, y, result.coef, result.intercept, loss, l1, l2), rel=1e-12
+    )
+
+
+@pytest.mark.parametrize("case", ["ridge", "elasticnet", "softmax-l2"])
+def test_sgd_approaches_optimum(case):
+    X, y, loss, l1, l2, reference = CASES[case]
+    result = minimize(X, y, loss=loss, l1=l1, l2=l2, solver="sgd", max_iter=5000, tol=1e-9, random_state=0)
+    assert result.objective <= reference * (1 + 2e-3)
+
+
+def test_textbook_example(backend):
+    """100 points x ~ U(0,1), y = 3x + U(0,1): gd with lr = 0.5 finds the least-squares line."""
+    X, y = textbook_data(100, seed=0)
+    slope, intercept = np.polyfit(X[:, 0], y, 1)
+    result = minimize(X, y, solver="gd", lr=0.5, backend=backend)
+    assert result.converged
+    assert abs(result.coef[0] - slope) < 1e-4 and abs(result.intercept - intercept) < 1e-4
+    assert np.all(np.diff(result.history) <= 1e-15), "gd with a safe step never increases the objective"
+
+
+def test_auto_picks_lbfgs_for_smooth_and_fista_for_l1():
+    X, y = textbook_data(50)
+    assert minimize(X, y).solver == "lbfgs"
+    assert minimize(X, y, l1=0.01).solver == "fista"
+
+
+@pytest.mark.parametrize("solver", ["gd", "momentum", "nesterov", "sgd"])
+def test_divergence_is_reported_with_the_step(solver):
+    X, y = textbook_data(100)
+    with pytest.raises(DivergenceError, match=r"lr=20.*safe step.*lr <= ") as info:
+        minimize(X, y, solver=solver, lr=20.0, max_iter=1000, random_state=0)
+    assert "diverged at iteration" in str(info.value)
+    iteration = int(str(info.value).split("iteration ")[1].split(":")[0])
+    assert iteration <= 40, "divergence must be caught within a few iterations"
+
+
+def test_lbfgs_refuses_l1():
+    X, y = textbook_data(20)
+    with pytest.raises(ValueError, match="'lbfgs' handles smooth objectives only"):
+        minimize(X, y, l1=0.1, solver="lbfgs")
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"solver": "newton"}, "unknown solver 'newton'"),
+        ({"max_iter": 0}, "max_iter must be an integer >= 1"),
+        ({"tol": -1.0}, "tol must be >= 0"),
+        ({"lr": -0.5, "solver": "gd"}, "lr must be > 0"),
+        ({"l2": -1.0}, "l2 must be >= 0"),
+        ({"loss": "hinge"}, "unknown loss 'hinge'"),
+        ({"schedule": "cosine", "solver": "sgd"}, "unknown schedule 'cosine'"),
+        ({"batch_size": 0, "solver": "sgd"}, "batch_size must be an integer >= 1"),
+    ],
+)
+def test_bad_parameters_are_named(kwargs, message):
+    X, y = textbook_data(20)
+    with pytest.raises(ValueError, match=message):
+        minimize(X, y, **kwargs)
+
+
+@pytest.mark.parametrize("solver", ["gd", "nesterov", "fista", "lbfgs", "sgd"])
+def test_float32_trains_in_float32(solver, monkeypatch):
+    X, y = textbook_data(200)
+    X32, y32 = X.astype(np.float32), y.astype(np.float32)
+    module = fastgd._registry.load("numba")
+    seen = set()
+    real = module.loss_grad
+
+    def spy(X, *args):
+        seen.add((X.dtype, args[1].dtype))  # X and w
+        return real(X, *args)
+
+    monkeypatch.setattr(module, "loss_grad", spy)
+    result = minimize(
+        X32, y32, solver=solver, lr=0.5 if solver == "gd" else None, backend="numba", random_state=0
+    )
+    assert seen == {(np.dtype(np.float32), np.dtype(np.float32))}
+    assert result.coef.dtype == np.float32 and np.asarray(result.intercept).dtype == np.float32
+    assert abs(result.coef[0] - np.polyfit(X[:, 0], y, 1)[0]) < 2e-2
+
+
+def test_sgd_is_reproducible_with_a_seed():
+    X, y = textbook_data(500)
+    a = minimize(X, y, solver="sgd", batch_size=32, random_state=7, max_iter=20)
+    b = minimize(X, y, solver="sgd", batch_size=32, random_state=7, max_iter=20)
+    c = minimize(X, y, solver="sgd", batch_size=32, random_state=8, max_iter=20)
+    assert a.coef.tobytes() == b.coef.tobytes() and a.intercept == b.intercept
+    assert a.coef.tobytes() != c.coef.tobytes()
+
+
+def test_callback_can_stop_and_sees_each_iteration():
+    X, y = textbook_data(50)
+    seen = []
+
+    def callback(it, w, b, value):
+        seen.append((it, value))
+        return it == 5
+
+    result = minimize(X, y, solver="gd", lr=0.5, callback=callback)
+    assert [it for it, _ in seen] == [0, 1, 2, 3, 4, 5]
+    assert result.n_iter == 5 and not result.converged
+    np.testing.assert_allclose([v for _, v in seen], result.history)
+
+
+def test_verbose_shows_progress(capsys):
+    X, y = textbook_data(50)
+    minimize(X, y, solver="gd", lr=0.5, verbose=True)
+    assert "fastgd gd" in capsys.readouterr().err
+
+
+def test_starting_point_and_inputs_untouched():
+    X, y = textbook_data(50)
+    w0 = np.array([1.0])
+    X_before, y_before = X.copy(), y.copy()
+    result = minimize(X, y, solver="gd", lr=0.5, coef_init=w0, intercept_init=2.0, max_iter=1)
+    assert w0[0] == 1.0 and result.history[0] == pytest.approx(objective(X, y, w0, 2.0, "mse", 0, 0))
+    np.testing.assert_array_equal(X, X_before)
+    np.testing.assert_array_equal(y, y_before)
+
+
+def test_no_intercept_keeps_it_zero():
+    X, y = textbook_data(50)
+    result = minimize(X, y, fit_intercept=False)
+    assert result.intercept == 0.0
+    assert result.coef[0] == pytest.approx(float(X[:, 0] @ y / (X[:, 0] @ X[:, 0])), rel=1e-6)
