@@ -89,7 +89,7 @@ def test_partial_fit_streams_chunks():
     X, y = datasets.load_breast_cancer(return_X_y=True)
     X = StandardScaler().fit_transform(X)
     clf = GDClassifier(alpha=1e-3, random_state=0)
-    for epoch in range(30):
+    for _epoch in range(30):
         for start in range(0, len(y), 100):
             clf.partial_fit(X[start : start + 100], y[start : start + 100], classes=[0, 1])
     full = GDClassifier(alpha=1e-3).fit(X, y)
