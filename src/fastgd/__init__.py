@@ -14,6 +14,7 @@ from ._registry import (
     available_backends,
     get_backend,
     set_backend,
+    unavailable_reasons,
     use_backend,
 )
 from .solvers import DivergenceError, OptimizeResult, minimize
@@ -33,6 +34,7 @@ __all__ = [
     "minimize",
     "penalty",
     "set_backend",
+    "unavailable_reasons",
     "use_backend",
 ]
 

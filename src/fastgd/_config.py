@@ -14,12 +14,16 @@ CPU_BACKEND_PREFERENCE = ("cython", "numba", "numpy")
 #: Environment variable naming the default backend.
 BACKEND_ENV_VAR = "FASTGD_BACKEND"
 
-#: Threads per CUDA block. A power of two (block reductions halve it).
+#: Threads per CUDA block (any size >= 1; the block reductions fold a non-power of two).
 CUDA_THREADS_PER_BLOCK = 128
 
 #: Upper bound on CUDA blocks per launch; each block walks its rows grid-stride and
 #: owns one row of the per-block partial-gradient buffer, so this bounds its size.
 CUDA_MAX_BLOCKS = 1024
+
+#: Upper bound on the bytes of one CUDA launch's float64 scratch (per-block partial
+#: gradients and per-thread residuals); with a large d*k fewer blocks are launched.
+CUDA_SCRATCH_MAX_BYTES = 1 << 28
 
 #: LLVM fast-math flags for Numba kernels: reassociation lets reductions vectorise.
 #: 'nnan'/'ninf' are left out on purpose: non-finite results must stay detectable.
