@@ -4,12 +4,15 @@
 One source serves float32 and float64 through the fused type ``floating``. Inputs are
 ``const`` memoryviews, so read-only arrays and memmaps are used as they are. Rows are
 split into one contiguous chunk per buffer row (one per thread); each chunk writes only
-its own row of the caller's float64 buffers, so threads share nothing.
+its own row of the caller's float64 buffers, so threads share nothing. Each chunk is
+walked in small blocks of rows, as in the Numba backend (``fastgd/backends/numba.py``
+explains the layout); the vectorisable exp/log1p are in ``fastgd_vecmath.h``.
 """
 
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport exp, fabs, log, log1p
+from libc.math cimport fabs, log
+from libc.stdlib cimport free, malloc
 
 cimport openmp
 
@@ -23,61 +26,146 @@ def max_threads():
     return openmp.omp_get_max_threads()
 
 
-cdef inline double _scalar_loss_dz(int loss, double z, double y, double* dz) noexcept nogil:
-    """Loss of one sample for mse/logistic; its derivative in z goes to dz[0]."""
-    cdef double r, e, p
-    if loss == MSE:
-        r = z - y
-        dz[0] = 2.0 * r
-        return r * r
-    # log(1 + e^z) = max(z, 0) + log1p(e^{-|z|}): e^{-|z|} never overflows.
-    e = exp(-fabs(z))
-    if z >= 0.0:
-        p = 1.0 / (1.0 + e)
-        dz[0] = p - y
-        return z + log1p(e) - y * z
-    p = e / (1.0 + e)
-    dz[0] = p - y
-    return log1p(e) - y * z
+cdef extern from "fastgd_vecmath.h" nogil:
+    double fgd_exp_nonpositive(double x)
+    double fgd_log1p_unit(double e)
+
+
+cdef enum:
+    # Below this many features, scores and gradients run down the columns (vectorised
+    # over rows) instead of along each row.
+    SMALL_D = 4
+
+
+cdef void _block_scores(
+    const floating* X, const floating* w, double b, Py_ssize_t start, Py_ssize_t m, Py_ssize_t d,
+    double* z,
+) noexcept nogil:
+    """z[i] = X[start + i] . w + b for i < m; the dot product in X's dtype."""
+    cdef Py_ssize_t i, j
+    cdef const floating* x
+    cdef floating acc, wj
+    if d < SMALL_D:
+        for i in range(m):
+            z[i] = b
+        for j in range(d):
+            wj = w[j]
+            for i in range(m):
+                z[i] += X[(start + i) * d + j] * wj
+        return
+    for i in range(m):
+        x = X + (start + i) * d
+        acc = 0
+        for j in range(d):
+            acc = acc + x[j] * w[j]
+        z[i] = <double>acc + b
+
+
+cdef void _block_accumulate(
+    const floating* X, const floating* r, Py_ssize_t start, Py_ssize_t m, Py_ssize_t d,
+    double* g, floating* gb,
+) noexcept nogil:
+    """g += X[start:start + m].T @ r[:m] while the block's rows are in cache.
+
+    r and the block accumulator gb (d,) are in X's dtype; gb is added into the float64 g
+    and zeroed at the end, so float32 rounding spans one block of rows only. Four rows
+    per pass over gb.
+    """
+    cdef Py_ssize_t i = 0, j
+    cdef const floating* x0
+    cdef const floating* x1
+    cdef const floating* x2
+    cdef const floating* x3
+    cdef floating r0, r1, r2, r3
+    cdef double acc
+    if d < SMALL_D:
+        for j in range(d):
+            acc = 0.0
+            for i in range(m):
+                acc += r[i] * X[(start + i) * d + j]
+            g[j] += acc
+        return
+    while i + 4 <= m:
+        x0 = X + (start + i) * d
+        x1 = x0 + d
+        x2 = x1 + d
+        x3 = x2 + d
+        r0 = r[i]
+        r1 = r[i + 1]
+        r2 = r[i + 2]
+        r3 = r[i + 3]
+        for j in range(d):
+            gb[j] += (r0 * x0[j] + r1 * x1[j]) + (r2 * x2[j] + r3 * x3[j])
+        i += 4
+    while i < m:
+        x0 = X + (start + i) * d
+        r0 = r[i]
+        for j in range(d):
+            gb[j] += r0 * x0[j]
+        i += 1
+    for j in range(d):
+        g[j] += gb[j]
+        gb[j] = 0
 
 
 cdef void _scalar_chunk(
     const floating* X, const floating* y, const floating* w, double b,
-    const floating* sw, bint has_sw, int loss, Py_ssize_t start, Py_ssize_t stop,
-    Py_ssize_t d, double* g, double* dz_sum, double* loss_sum,
+    const floating* sw, bint has_sw, int loss, Py_ssize_t lo, Py_ssize_t hi,
+    Py_ssize_t d, Py_ssize_t block, double* g, double* dz_sum, double* loss_sum,
 ) noexcept nogil:
-    cdef Py_ssize_t i, j
-    cdef const floating* x
-    cdef floating zx  # row dot product in X's dtype: float32 data is multiplied as float32
-    cdef double z, dz, loss_i, s
+    """Rows lo..hi in blocks of ``block`` rows: scores, losses and residuals (vectorised
+    over the block), then the residuals times the block's rows added into g."""
+    cdef Py_ssize_t start, m, i
+    cdef double s, zi, yi, ei, p, res
     cdef double acc_loss = 0.0, acc_dz = 0.0
-    for i in range(start, stop):
-        x = X + i * d
-        zx = 0
-        for j in range(d):
-            zx = zx + x[j] * w[j]
-        z = <double>zx + b
-        loss_i = _scalar_loss_dz(loss, z, <double>y[i], &dz)
-        if has_sw:
-            s = sw[i]
-            loss_i = loss_i * s
-            dz = dz * s
-        acc_loss += loss_i
-        acc_dz += dz
-        for j in range(d):
-            g[j] += dz * x[j]
+    cdef double* z = <double*> malloc(2 * block * sizeof(double))
+    cdef double* e = z + block
+    cdef floating* r = <floating*> malloc((block + d) * sizeof(floating))
+    cdef floating* gb = r + block
+    for i in range(d):
+        gb[i] = 0
+    start = lo
+    while start < hi:
+        m = min(block, hi - start)
+        _block_scores(X, w, b, start, m, d, z)
+        if loss == MSE:
+            for i in range(m):
+                s = sw[start + i] if has_sw else 1.0
+                res = z[i] - y[start + i]
+                acc_loss += s * res * res
+                z[i] = 2.0 * s * res
+        else:
+            # log(1 + e^z) - y z = max(z, 0) + log1p(e^-|z|) - y z, never overflowing.
+            for i in range(m):
+                e[i] = fgd_exp_nonpositive(-fabs(z[i]))
+            for i in range(m):
+                s = sw[start + i] if has_sw else 1.0
+                zi = z[i]
+                yi = y[start + i]
+                ei = e[i]
+                acc_loss += s * ((zi if zi > 0.0 else 0.0) + fgd_log1p_unit(ei) - yi * zi)
+                p = (1.0 if zi >= 0.0 else ei) / (1.0 + ei)  # sigmoid(z)
+                z[i] = s * (p - yi)
+        for i in range(m):
+            acc_dz += z[i]
+            r[i] = <floating>z[i]
+        _block_accumulate(X, r, start, m, d, g, gb)
+        start += m
+    free(z)
+    free(r)
     loss_sum[0] = acc_loss
     dz_sum[0] = acc_dz
 
 
 def scalar_loss_grad(
     const floating[:, ::1] X, const floating[::1] y, const floating[::1] w, double b,
-    const floating[::1] sw, int loss, double[:, ::1] grads, double[::1] dz_sums, double[::1] losses,
+    const floating[::1] sw, int loss, Py_ssize_t block, double[:, ::1] grads, double[::1] dz_sums,
+    double[::1] losses,
 ):
     """Sums for mse/logistic into per-thread rows: grads (T, d), dz_sums (T,), losses (T,).
 
-    X (n, d), y (n,), w (d,), sw (n,) or (0,) for no weights; b the intercept. The sums are
-    weighted but not normalised: the caller divides by sum(sw).
+    X (n, d), y (n,), w (d,), sw (n,) or (0,) for no weights; b the intercept; block the
+    rows per block. The sums are weighted but not normalised: the caller divides by sum(sw).
     """
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1]
     cdef Py_ssize_t n_chunks = grads.shape[0]
@@ -90,64 +178,167 @@ def scalar_loss_grad(
             start = c * chunk
             stop = min(n, start + chunk)
             if start < stop:
-                _scalar_chunk(&X[0, 0], &y[0], &w[0], b, sw_ptr, has_sw, loss, start, stop, d,
+                _scalar_chunk(&X[0, 0], &y[0], &w[0], b, sw_ptr, has_sw, loss, start, stop, d, block,
                               &grads[c, 0], &dz_sums[c], &losses[c])
 
 
-cdef void _softmax_chunk(
-    const floating* X, const Py_ssize_t* y, const floating* W, const floating* b,
-    const floating* sw, bint has_sw, Py_ssize_t start, Py_ssize_t stop, Py_ssize_t d, Py_ssize_t k,
-    double* g, double* r_sum, double* loss_sum, double* z, double* r,
+cdef void _block_class_scores(
+    const floating* X, const floating* Wt, const double* b, Py_ssize_t start, Py_ssize_t m,
+    Py_ssize_t d, Py_ssize_t k, double* Z,
 ) noexcept nogil:
-    cdef Py_ssize_t i, j, m, label
-    cdef const floating* x
-    cdef const floating* wrow
-    cdef double xj, zmax, sum_e, s, scale
+    """Z[i, q] = X[start + i] . Wt[q] + b[q] for i < m: four rows per pass over Wt[q]."""
+    cdef Py_ssize_t i = 0, j, q
+    cdef const floating* x0
+    cdef const floating* x1
+    cdef const floating* x2
+    cdef const floating* x3
+    cdef const floating* wq
+    cdef floating a0, a1, a2, a3, wj
+    while i + 4 <= m:
+        x0 = X + (start + i) * d
+        x1 = x0 + d
+        x2 = x1 + d
+        x3 = x2 + d
+        for q in range(k):
+            wq = Wt + q * d
+            a0 = 0
+            a1 = 0
+            a2 = 0
+            a3 = 0
+            for j in range(d):
+                wj = wq[j]
+                a0 = a0 + x0[j] * wj
+                a1 = a1 + x1[j] * wj
+                a2 = a2 + x2[j] * wj
+                a3 = a3 + x3[j] * wj
+            Z[i * k + q] = a0 + b[q]
+            Z[(i + 1) * k + q] = a1 + b[q]
+            Z[(i + 2) * k + q] = a2 + b[q]
+            Z[(i + 3) * k + q] = a3 + b[q]
+        i += 4
+    while i < m:
+        x0 = X + (start + i) * d
+        for q in range(k):
+            wq = Wt + q * d
+            a0 = 0
+            for j in range(d):
+                a0 = a0 + x0[j] * wq[j]
+            Z[i * k + q] = a0 + b[q]
+        i += 1
+
+
+cdef void _block_class_accumulate(
+    const floating* X, const floating* R, Py_ssize_t start, Py_ssize_t m, Py_ssize_t d,
+    Py_ssize_t k, double* G, floating* Gb,
+) noexcept nogil:
+    """G[q] += sum_i R[i, q] X[start + i]; Gb (k, d) in X's dtype, four rows per pass,
+    then added into the float64 G and zeroed."""
+    cdef Py_ssize_t i = 0, j, q
+    cdef const floating* x0
+    cdef const floating* x1
+    cdef const floating* x2
+    cdef const floating* x3
+    cdef floating* gq
+    cdef floating r0, r1, r2, r3
+    while i + 4 <= m:
+        x0 = X + (start + i) * d
+        x1 = x0 + d
+        x2 = x1 + d
+        x3 = x2 + d
+        for q in range(k):
+            r0 = R[i * k + q]
+            r1 = R[(i + 1) * k + q]
+            r2 = R[(i + 2) * k + q]
+            r3 = R[(i + 3) * k + q]
+            gq = Gb + q * d
+            for j in range(d):
+                gq[j] += (r0 * x0[j] + r1 * x1[j]) + (r2 * x2[j] + r3 * x3[j])
+        i += 4
+    while i < m:
+        x0 = X + (start + i) * d
+        for q in range(k):
+            r0 = R[i * k + q]
+            gq = Gb + q * d
+            for j in range(d):
+                gq[j] += r0 * x0[j]
+        i += 1
+    for j in range(k * d):
+        G[j] += Gb[j]
+        Gb[j] = 0
+
+
+cdef void _softmax_chunk(
+    const floating* X, const Py_ssize_t* y, const floating* Wt, const double* b,
+    const floating* sw, bint has_sw, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t d, Py_ssize_t k,
+    Py_ssize_t block, double* G, double* r_sum, double* loss_sum,
+) noexcept nogil:
+    """Rows lo..hi in blocks: class scores, exponentials (vectorised over the block's
+    scores), residuals p - onehot, then the residuals times the block's rows into G (k, d).
+    Without sample weights a block's log-sum-exps are one logarithm of a product."""
+    cdef Py_ssize_t start, m, i, q, label
+    cdef double top, s, sum_e, scale, prod
     cdef double acc_loss = 0.0
-    for i in range(start, stop):
-        x = X + i * d
-        for m in range(k):
-            z[m] = b[m]
-        for j in range(d):
-            xj = x[j]
-            wrow = W + j * k
-            for m in range(k):
-                z[m] += xj * wrow[m]
-        zmax = z[0]
-        for m in range(1, k):
-            if z[m] > zmax:
-                zmax = z[m]
-        sum_e = 0.0
-        for m in range(k):
-            r[m] = exp(z[m] - zmax)
-            sum_e += r[m]
-        s = sw[i] if has_sw else 1.0
-        label = y[i]
-        acc_loss += s * (zmax + log(sum_e) - z[label])
-        scale = s / sum_e
-        for m in range(k):
-            r[m] *= scale
-        r[label] -= s
-        for m in range(k):
-            r_sum[m] += r[m]
-        for j in range(d):
-            xj = x[j]
-            for m in range(k):
-                g[j * k + m] += xj * r[m]
+    cdef double* Z = <double*> malloc(block * k * sizeof(double))
+    cdef floating* R = <floating*> malloc((block + d) * k * sizeof(floating))
+    cdef floating* Gb = R + block * k
+    cdef double* zi
+    for i in range(k * d):
+        Gb[i] = 0
+    start = lo
+    while start < hi:
+        m = min(block, hi - start)
+        _block_class_scores(X, Wt, b, start, m, d, k, Z)
+        for i in range(m):
+            zi = Z + i * k
+            top = zi[0]
+            for q in range(1, k):
+                top = zi[q] if zi[q] > top else top
+            s = sw[start + i] if has_sw else 1.0
+            acc_loss -= s * (zi[y[start + i]] - top)
+            for q in range(k):
+                zi[q] -= top
+        for i in range(m * k):
+            Z[i] = fgd_exp_nonpositive(Z[i])
+        prod = 1.0
+        for i in range(m):
+            zi = Z + i * k
+            sum_e = 0.0
+            for q in range(k):
+                sum_e += zi[q]
+            s = sw[start + i] if has_sw else 1.0
+            if has_sw:
+                acc_loss += s * log(sum_e)
+            else:
+                prod *= sum_e
+                if prod > 1e280:  # only for huge k: keep the product finite
+                    acc_loss += log(prod)
+                    prod = 1.0
+            scale = s / sum_e
+            for q in range(k):
+                zi[q] *= scale
+            zi[y[start + i]] -= s
+            for q in range(k):
+                r_sum[q] += zi[q]
+                R[i * k + q] = <floating>zi[q]
+        acc_loss += log(prod)
+        _block_class_accumulate(X, R, start, m, d, k, G, Gb)
+        start += m
+    free(Z)
+    free(R)
     loss_sum[0] = acc_loss
 
 
 def softmax_loss_grad(
-    const floating[:, ::1] X, const Py_ssize_t[::1] y, const floating[::1] W, const floating[::1] b,
-    const floating[::1] sw, double[:, ::1] grads, double[:, ::1] r_sums, double[::1] losses,
-    double[:, ::1] scratch,
+    const floating[:, ::1] X, const Py_ssize_t[::1] y, const floating[:, ::1] Wt, const double[::1] b,
+    const floating[::1] sw, Py_ssize_t block, double[:, ::1] grads, double[:, ::1] r_sums,
+    double[::1] losses,
 ):
-    """Sums for softmax into per-thread rows: grads (T, d*k), r_sums (T, k), losses (T,).
+    """Sums for softmax into per-thread rows: grads (T, k*d), r_sums (T, k), losses (T,).
 
-    X (n, d); W the (d, k) coefficients flattened C-order to (d*k,); b (k,); y (n,) labels;
-    scratch (T, 2k) per-thread work space.
+    X (n, d); Wt the (k, d) coefficients, transposed so inner loops run over d; b (k,);
+    y (n,) labels; block the rows per block.
     """
-    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = b.shape[0]
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = Wt.shape[0]
     cdef Py_ssize_t n_chunks = grads.shape[0]
     cdef Py_ssize_t chunk = (n + n_chunks - 1) // n_chunks
     cdef Py_ssize_t c, start, stop
@@ -158,8 +349,8 @@ def softmax_loss_grad(
             start = c * chunk
             stop = min(n, start + chunk)
             if start < stop:
-                _softmax_chunk(&X[0, 0], &y[0], &W[0], &b[0], sw_ptr, has_sw, start, stop, d, k,
-                               &grads[c, 0], &r_sums[c, 0], &losses[c], &scratch[c, 0], &scratch[c, k])
+                _softmax_chunk(&X[0, 0], &y[0], &Wt[0, 0], &b[0], sw_ptr, has_sw, start, stop, d, k,
+                               block, &grads[c, 0], &r_sums[c, 0], &losses[c])
 
 
 def gd_step(floating[::1] w, const floating[::1] g, double lr, double l1, double l2):

@@ -2,7 +2,8 @@
 
 ``fastgd demo``  the textbook example (y = 3x + noise fitted by gradient descent) on every
                  backend, with a plot of the points, the fitted line and the loss curve;
-``fastgd bench`` times the fused loss_grad kernel on every backend.
+``fastgd bench`` times the fused loss_grad kernel on every backend;
+``fastgd report BENCH.json`` tables (and a bar chart) from a pytest-benchmark JSON file.
 """
 
 import argparse
@@ -95,6 +96,18 @@ def _demo_plot(X, y, result, path):
     print(f"plot saved to {path}")
 
 
+def _report(args):
+    from . import _report
+
+    err = lambda message: print(message, file=sys.stderr)
+    try:
+        _report.report(args.json, png=args.png, md=args.md, out=print, err=err)
+    except (OSError, ValueError) as exc:  # unreadable, not JSON, not pytest-benchmark's
+        err(f"fastgd report: {exc}")
+        return 2
+    return 0
+
+
 def _real_gpu():
     import numba
 
@@ -131,6 +144,17 @@ def main(argv=None):
     )
     bench.add_argument("--repeat", type=int, default=5)
     bench.set_defaults(func=_bench)
+    report = sub.add_parser(
+        "report",
+        help="markdown tables and a bar chart from a pytest-benchmark JSON file",
+        description="Reads the file written by `pytest bench --benchmark-only --benchmark-json FILE` "
+        "and prints one markdown table per benchmark group: kernel groups against the "
+        "stream-read yardstick and numpy, solver groups against sklearn-lbfgs.",
+    )
+    report.add_argument("json", metavar="BENCH.json", help="pytest-benchmark JSON file")
+    report.add_argument("--png", default=None, help="write a horizontal bar chart to this PNG")
+    report.add_argument("--md", default=None, help="write the tables to this markdown file")
+    report.set_defaults(func=_report)
     args = parser.parse_args(argv)
     return args.func(args)
 

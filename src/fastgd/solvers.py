@@ -350,6 +350,11 @@ def _sgd(p, w, b, lr, max_iter, tol, mon, batch_size, random_state, schedule, po
     yb = np.empty(batch, p.y.dtype)
     sw = p.sample_weight
     swb = np.empty(batch, p.dtype) if sw is not None else None
+    # Each epoch's shuffle is written into one buffer allocated here: rng.permutation(n)
+    # would allocate n indices every epoch. Resetting the buffer to 0..n-1 before the
+    # in-place shuffle draws the very permutation rng.permutation(n) would.
+    identity = np.arange(n)
+    order = np.empty_like(identity)
     total_w = float(np.sum(sw, dtype=np.float64)) if sw is not None else float(n)
     value = p.objective(w, b)
     mon.record(0, value, w, b)
@@ -357,7 +362,8 @@ def _sgd(p, w, b, lr, max_iter, tol, mon, batch_size, random_state, schedule, po
     lr0 = lr
     full = batch == n
     for epoch in range(1, max_iter + 1):
-        order = rng.permutation(n)
+        np.copyto(order, identity)
+        rng.shuffle(order)
         for start in range(0, n, batch):
             idx = order[start : start + batch]
             m = idx.shape[0]

@@ -7,6 +7,7 @@ per thread, and fills them in one pass over X; this module sums the rows.
 
 import numpy as np
 
+from .. import _config
 from .._config import LOSSES
 from .._registry import BackendUnavailableError
 
@@ -34,15 +35,17 @@ def loss_grad(X, y, w, b, loss, sample_weight):
     losses = np.zeros(n_threads)
     if loss == "softmax":
         k = w.shape[1]
-        grads = np.zeros((n_threads, d * k))
+        grads = np.zeros((n_threads, k * d))
         r_sums = np.zeros((n_threads, k))
-        scratch = np.empty((n_threads, 2 * k))
-        _k.softmax_loss_grad(X, y, w.reshape(-1), b, sw, grads, r_sums, losses, scratch)
-        grad = grads.sum(axis=0).reshape(d, k)
+        block = _config.cpu_block_rows(d, dtype.itemsize, by_columns=False)
+        Wt = np.ascontiguousarray(w.T)
+        _k.softmax_loss_grad(X, y, Wt, b.astype(np.float64), sw, block, grads, r_sums, losses)
+        grad = grads.sum(axis=0).reshape(k, d).T
         return losses.sum() / total, (grad / total).astype(dtype), (r_sums.sum(axis=0) / total).astype(dtype)
     grads = np.zeros((n_threads, d))
     dz_sums = np.zeros(n_threads)
-    _k.scalar_loss_grad(X, y, w, float(b), sw, LOSSES.index(loss), grads, dz_sums, losses)
+    block = _config.cpu_block_rows(d, dtype.itemsize, by_columns=d < _config.CPU_SMALL_D)
+    _k.scalar_loss_grad(X, y, w, float(b), sw, LOSSES.index(loss), block, grads, dz_sums, losses)
     grad = grads.sum(axis=0)
     return losses.sum() / total, (grad / total).astype(dtype), dtype.type(dz_sums.sum() / total)
 

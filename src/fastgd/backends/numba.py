@@ -12,22 +12,97 @@ import math
 import numba
 import numpy as np
 
-from .._config import LOSSES, NUMBA_FASTMATH, SOFTMAX
-from ._rowmath import scalar_loss_dz
+from .. import _config
+from .._config import LOSSES, MSE, NUMBA_FASTMATH, SOFTMAX
+from ._vecmath import exp_nonpositive, log1p_unit
 
 NAME = "numba"
 
 _FASTMATH = set(NUMBA_FASTMATH)
 
+#: Below this many features, scores and gradients run down the columns (vectorised over
+#: rows) instead of along each row (frozen into the compiled kernels).
+SMALL_D = _config.CPU_SMALL_D
+
+
+@numba.njit(cache=True, fastmath=_FASTMATH)
+def _block_scores(X, w, b, zero, start, m, z):
+    """z[i] = X[start + i] . w + b for i < m (float64 out; the dot in X's dtype).
+
+    For d < SMALL_D the loop runs down the columns, so it vectorises over rows; otherwise
+    each row's dot product vectorises over its d features.
+    """
+    d = X.shape[1]
+    if d < SMALL_D:
+        for i in range(m):
+            z[i] = b
+        for j in range(d):
+            wj = w[j]
+            for i in range(m):
+                z[i] += X[start + i, j] * wj
+    else:
+        for i in range(m):
+            x = X[start + i]
+            acc = zero
+            for j in range(d):
+                acc += x[j] * w[j]
+            z[i] = acc + b
+
+
+@numba.njit(cache=True, fastmath=_FASTMATH)
+def _block_accumulate(X, r, start, m, g, gb):
+    """g += X[start:start + m].T @ r[:m], with X's rows still in cache.
+
+    r and the block accumulator gb (d,) are in X's dtype (float32 data is multiplied and
+    added as float32, 16 lanes per AVX-512 register); gb is added into the float64 g and
+    zeroed at the end, so float32 rounding spans one block of rows only. Four rows per
+    pass over gb: a quarter of the loads and stores of gb.
+    """
+    d = X.shape[1]
+    if d < SMALL_D:
+        for j in range(d):
+            acc = 0.0
+            for i in range(m):
+                acc += r[i] * X[start + i, j]
+            g[j] += acc
+        return
+    i = 0
+    while i + 4 <= m:
+        x0 = X[start + i]
+        x1 = X[start + i + 1]
+        x2 = X[start + i + 2]
+        x3 = X[start + i + 3]
+        r0 = r[i]
+        r1 = r[i + 1]
+        r2 = r[i + 2]
+        r3 = r[i + 3]
+        for j in range(d):
+            gb[j] += (r0 * x0[j] + r1 * x1[j]) + (r2 * x2[j] + r3 * x3[j])
+        i += 4
+    while i < m:
+        x0 = X[start + i]
+        r0 = r[i]
+        for j in range(d):
+            gb[j] += r0 * x0[j]
+        i += 1
+    for j in range(d):
+        g[j] += gb[j]
+        gb[j] = 0
+
 
 @numba.njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def _scalar_loss_grad(X, y, w, b, sw, loss_code, zero, n_chunks):
+def _scalar_loss_grad(X, y, w, b, sw, loss_code, zero, n_chunks, block):
     """Loss and gradient sums for mse/logistic.
 
     X (n, d), y (n,), w (d,), sw (n,) or (0,) for no weights, all of X's dtype;
     b float64; zero X.dtype's 0 (keeps the row dot product in X's dtype, so float32
     data is read and multiplied as float32). Returns (sum s l, sum s dl/dz x, sum s dl/dz),
     float64.
+
+    Each thread takes one contiguous chunk of rows and walks it in blocks of ``block``
+    rows, three loops per block: the scores of the block (reads its rows of X), the
+    per-sample losses and residuals (vectorised, see _vecmath), and the residuals times
+    the block's rows, which are still in cache, added into the thread's own gradient.
     """
     n, d = X.shape
     has_sw = sw.shape[0] > 0
@@ -37,22 +112,40 @@ def _scalar_loss_grad(X, y, w, b, sw, loss_code, zero, n_chunks):
     dz_sums = np.zeros(n_chunks)
     for c in numba.prange(n_chunks):
         g = grads[c]
+        gb = np.zeros(d, X.dtype)
+        z = np.empty(block)
+        r = np.empty(block, X.dtype)
+        e = np.empty(block)
+        bits = np.empty(block, np.int64)
         loss_sum = 0.0
         dz_sum = 0.0
-        for i in range(c * chunk, min(n, (c + 1) * chunk)):
-            x = X[i]
-            z = zero
-            for j in range(d):
-                z += x[j] * w[j]
-            loss_i, dz = scalar_loss_dz(loss_code, np.float64(z) + b, np.float64(y[i]))
-            if has_sw:
-                s = np.float64(sw[i])
-                loss_i *= s
-                dz *= s
-            loss_sum += loss_i
-            dz_sum += dz
-            for j in range(d):
-                g[j] += dz * x[j]
+        stop = min(n, (c + 1) * chunk)
+        for start in range(c * chunk, stop, block):
+            m = min(block, stop - start)
+            _block_scores(X, w, b, zero, start, m, z)
+            if loss_code == MSE:
+                for i in range(m):
+                    s = np.float64(sw[start + i]) if has_sw else 1.0
+                    res = z[i] - np.float64(y[start + i])
+                    loss_sum += s * res * res
+                    z[i] = 2.0 * s * res
+            else:
+                # log(1 + e^z) - y z = max(z, 0) + log1p(e^-|z|) - y z, never overflowing.
+                for i in range(m):
+                    e[i] = -abs(z[i])
+                exp_nonpositive(e, bits, m)
+                for i in range(m):
+                    s = np.float64(sw[start + i]) if has_sw else 1.0
+                    zi = z[i]
+                    yi = np.float64(y[start + i])
+                    ei = e[i]
+                    loss_sum += s * (max(zi, 0.0) + log1p_unit(ei) - yi * zi)
+                    p = (1.0 if zi >= 0.0 else ei) / (1.0 + ei)  # sigmoid(z)
+                    z[i] = s * (p - yi)
+            for i in range(m):
+                dz_sum += z[i]
+                r[i] = z[i]
+            _block_accumulate(X, r, start, m, g, gb)
         losses[c] = loss_sum
         dz_sums[c] = dz_sum
     grad = np.zeros(d)
@@ -62,76 +155,175 @@ def _scalar_loss_grad(X, y, w, b, sw, loss_code, zero, n_chunks):
     return losses.sum(), grad, dz_sums.sum()
 
 
+@numba.njit(cache=True, fastmath=_FASTMATH)
+def _block_class_scores(X, Wt, b, zero, start, m, Z):
+    """Z[i, q] = X[start + i] . Wt[q] + b[q] for i < m: four rows per pass over Wt[q]."""
+    d = X.shape[1]
+    k = Wt.shape[0]
+    i = 0
+    while i + 4 <= m:
+        x0 = X[start + i]
+        x1 = X[start + i + 1]
+        x2 = X[start + i + 2]
+        x3 = X[start + i + 3]
+        for q in range(k):
+            wq = Wt[q]
+            a0 = zero
+            a1 = zero
+            a2 = zero
+            a3 = zero
+            for j in range(d):
+                wj = wq[j]
+                a0 += x0[j] * wj
+                a1 += x1[j] * wj
+                a2 += x2[j] * wj
+                a3 += x3[j] * wj
+            Z[i, q] = a0 + b[q]
+            Z[i + 1, q] = a1 + b[q]
+            Z[i + 2, q] = a2 + b[q]
+            Z[i + 3, q] = a3 + b[q]
+        i += 4
+    while i < m:
+        x0 = X[start + i]
+        for q in range(k):
+            wq = Wt[q]
+            a0 = zero
+            for j in range(d):
+                a0 += x0[j] * wq[j]
+            Z[i, q] = a0 + b[q]
+        i += 1
+
+
+@numba.njit(cache=True, fastmath=_FASTMATH)
+def _block_class_accumulate(X, R, start, m, G, Gb):
+    """G[q] += sum_i R[i, q] X[start + i] for i < m; Gb (k, d) in X's dtype, as in
+    _block_accumulate: four rows per pass over Gb[q], then Gb is added into G and zeroed."""
+    d = X.shape[1]
+    k = G.shape[0]
+    i = 0
+    while i + 4 <= m:
+        x0 = X[start + i]
+        x1 = X[start + i + 1]
+        x2 = X[start + i + 2]
+        x3 = X[start + i + 3]
+        for q in range(k):
+            r0 = R[i, q]
+            r1 = R[i + 1, q]
+            r2 = R[i + 2, q]
+            r3 = R[i + 3, q]
+            gq = Gb[q]
+            for j in range(d):
+                gq[j] += (r0 * x0[j] + r1 * x1[j]) + (r2 * x2[j] + r3 * x3[j])
+        i += 4
+    while i < m:
+        x0 = X[start + i]
+        for q in range(k):
+            r0 = R[i, q]
+            gq = Gb[q]
+            for j in range(d):
+                gq[j] += r0 * x0[j]
+        i += 1
+    for q in range(k):
+        for j in range(d):
+            G[q, j] += Gb[q, j]
+            Gb[q, j] = 0
+
+
 @numba.njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def _softmax_loss_grad(X, y, W, b, sw, n_chunks):
+def _softmax_loss_grad(X, y, Wt, b, sw, zero, n_chunks, block):
     """Loss and gradient sums for softmax.
 
-    X (n, d), W (d, k), b (k,), sw (n,) or (0,) in X's dtype; y (n,) int labels.
-    Returns (sum s l, sum s (p - onehot) x^T of shape (d, k), sum s (p - onehot)), float64.
+    X (n, d); Wt (k, d), the coefficients transposed so that every inner loop runs over
+    d contiguous values; b (k,) float64; sw (n,) or (0,) in X's dtype; y (n,) int labels.
+    Returns (sum s l, sum s (p - onehot) x^T as (k, d), sum s (p - onehot) of shape (k,)),
+    float64. Blocks of rows as in _scalar_loss_grad. A sample's loss is
+    ``log(sum_q e^(z_q - max z)) - (z_y - max z)``; without sample weights the logarithms
+    of a block's rows are taken as one logarithm of their product (each factor lies in
+    [1, k]; the product is flushed before it could overflow).
     """
     n, d = X.shape
-    k = W.shape[1]
+    k = Wt.shape[0]
     has_sw = sw.shape[0] > 0
     chunk = (n + n_chunks - 1) // n_chunks
-    grads = np.zeros((n_chunks, d, k))
+    grads = np.zeros((n_chunks, k, d))
     losses = np.zeros(n_chunks)
     r_sums = np.zeros((n_chunks, k))
     for c in numba.prange(n_chunks):
-        g = grads[c]
-        z = np.empty(k)
-        r = np.empty(k)
+        G = grads[c]
+        Gb = np.zeros((k, d), X.dtype)
+        Z = np.empty((block, k))
+        R = np.empty((block, k), X.dtype)
+        zflat = Z.reshape(block * k)
+        bits = np.empty(block * k, np.int64)
+        rs = np.zeros(k)
         loss_sum = 0.0
-        for i in range(c * chunk, min(n, (c + 1) * chunk)):
-            x = X[i]
-            for m in range(k):
-                z[m] = b[m]
-            for j in range(d):
-                xj = x[j]
-                for m in range(k):
-                    z[m] += xj * W[j, m]
-            zmax = z[0]
-            for m in range(1, k):
-                zmax = max(zmax, z[m])
-            sum_e = 0.0
-            for m in range(k):
-                r[m] = math.exp(z[m] - zmax)
-                sum_e += r[m]
-            s = np.float64(sw[i]) if has_sw else 1.0
-            label = y[i]
-            loss_sum += s * (zmax + math.log(sum_e) - z[label])
-            scale = s / sum_e
-            for m in range(k):
-                r[m] *= scale
-            r[label] -= s
-            for m in range(k):
-                r_sums[c, m] += r[m]
-            for j in range(d):
-                xj = x[j]
-                for m in range(k):
-                    g[j, m] += xj * r[m]
+        stop = min(n, (c + 1) * chunk)
+        for start in range(c * chunk, stop, block):
+            m = min(block, stop - start)
+            _block_class_scores(X, Wt, b, zero, start, m, Z)
+            for i in range(m):
+                zi = Z[i]
+                top = zi[0]
+                for q in range(1, k):
+                    top = max(top, zi[q])
+                s = np.float64(sw[start + i]) if has_sw else 1.0
+                loss_sum -= s * (zi[y[start + i]] - top)
+                for q in range(k):
+                    zi[q] -= top
+            exp_nonpositive(zflat, bits, m * k)
+            prod = 1.0
+            for i in range(m):
+                zi = Z[i]
+                sum_e = 0.0
+                for q in range(k):
+                    sum_e += zi[q]
+                s = np.float64(sw[start + i]) if has_sw else 1.0
+                if has_sw:
+                    loss_sum += s * math.log(sum_e)
+                else:
+                    prod *= sum_e
+                    if prod > 1e280:  # only for huge k or blocks: keep the product finite
+                        loss_sum += math.log(prod)
+                        prod = 1.0
+                scale = s / sum_e
+                for q in range(k):
+                    zi[q] *= scale
+                zi[y[start + i]] -= s
+                for q in range(k):
+                    rs[q] += zi[q]
+                    R[i, q] = zi[q]
+            loss_sum += math.log(prod)
+            _block_class_accumulate(X, R, start, m, G, Gb)
         losses[c] = loss_sum
-    grad = np.zeros((d, k))
+        for q in range(k):
+            r_sums[c, q] = rs[q]
+    grad = np.zeros((k, d))
     r_sum = np.zeros(k)
     for c in range(n_chunks):
-        for m in range(k):
-            r_sum[m] += r_sums[c, m]
-        for j in range(d):
-            for m in range(k):
-                grad[j, m] += grads[c, j, m]
+        for q in range(k):
+            r_sum[q] += r_sums[c, q]
+            for j in range(d):
+                grad[q, j] += grads[c, q, j]
     return losses.sum(), grad, r_sum
 
 
 def loss_grad(X, y, w, b, loss, sample_weight):
     dtype = X.dtype
+    n, d = X.shape
     n_chunks = numba.get_num_threads()
     sw = np.empty(0, dtype) if sample_weight is None else sample_weight
-    total = X.shape[0] if sample_weight is None else float(np.sum(sample_weight, dtype=np.float64))
+    total = n if sample_weight is None else float(np.sum(sample_weight, dtype=np.float64))
     if loss == "softmax":
-        value, grad, grad_b = _softmax_loss_grad(X, y, w, b, sw, n_chunks)
-        return value / total, (grad / total).astype(dtype), (grad_b / total).astype(dtype)
+        Wt = np.ascontiguousarray(w.T)
+        block = _config.cpu_block_rows(d, dtype.itemsize, by_columns=False)
+        value, grad, grad_b = _softmax_loss_grad(
+            X, y, Wt, b.astype(np.float64), sw, dtype.type(0), n_chunks, block
+        )
+        return value / total, (grad.T / total).astype(dtype), (grad_b / total).astype(dtype)
     code = LOSSES.index(loss)
     assert code != SOFTMAX
-    value, grad, grad_b = _scalar_loss_grad(X, y, w, float(b), sw, code, dtype.type(0), n_chunks)
+    block = _config.cpu_block_rows(d, dtype.itemsize, by_columns=d < SMALL_D)
+    value, grad, grad_b = _scalar_loss_grad(X, y, w, float(b), sw, code, dtype.type(0), n_chunks, block)
     return value / total, (grad / total).astype(dtype), dtype.type(grad_b / total)
 
 

@@ -1,0 +1,99 @@
+"""Vectorisable ``exp`` and ``log1p`` for the Numba CPU kernels.
+
+``math.exp`` and ``math.log1p`` compile to calls into the C maths library, and a loop
+with a call in it is not vectorised: at one scalar call per sample, the logistic and
+softmax kernels were bound by these calls, not by reading X. The functions here use only
+multiplies, adds, ``floor`` and an integer shift, so LLVM turns a loop over a block of
+samples into SIMD code. They cover exactly the ranges the kernels need and are accurate
+to a few units in the last place of float64 there (``tests/test_vecmath.py``):
+
+- :func:`exp_nonpositive` -- ``exp(x)`` for ``x <= 0`` (arguments are ``-|z|`` or
+  ``z - max(z)``, so results lie in ``(0, 1]`` and never overflow);
+- :func:`log1p_unit` -- ``log(1 + e)`` for ``0 <= e <= 1``.
+
+The Cython kernels implement the same formulas in C (``kernels/vecmath.h``).
+
+These functions are compiled with ``contract`` (fused multiply-add) only, never with
+``reassoc``: reassociation could fold the two-part range reduction
+``(x - k ln2_hi) - k ln2_lo`` into one product and lose the digits it exists to keep.
+"""
+
+import math
+
+import numba
+import numpy as np
+
+#: ln 2 split in a high part with trailing zero bits (k * LN2_HI is exact for |k| < 2**11)
+#: and the rest.
+LN2_HI = 6.93147180369123816490e-01
+LN2_LO = 1.90821492927058770002e-10
+INV_LN2 = 1.44269504088896338700e00
+#: Below this, exp(x) < 2.3e-308: clamped so 2**k stays a normal float64.
+EXP_MIN = -708.0
+
+_MATH = {"contract"}
+
+
+@numba.njit(cache=True, fastmath=_MATH, inline="always")
+def _exp_reduced(r):
+    """exp(r) for |r| <= ln(2)/2: Taylor polynomial of degree 12 (error < 3e-16)."""
+    p = 2.08767569878680989792e-09  # 1/12!
+    p = p * r + 2.50521083854417187751e-08  # 1/11!
+    p = p * r + 2.75573192239858906526e-07  # 1/10!
+    p = p * r + 2.75573192239858906526e-06  # 1/9!
+    p = p * r + 2.48015873015873015873e-05  # 1/8!
+    p = p * r + 1.98412698412698412698e-04  # 1/7!
+    p = p * r + 1.38888888888888888889e-03  # 1/6!
+    p = p * r + 8.33333333333333333333e-03  # 1/5!
+    p = p * r + 4.16666666666666666667e-02  # 1/4!
+    p = p * r + 1.66666666666666666667e-01  # 1/3!
+    p = p * r + 0.5
+    p = p * r + 1.0
+    return p * r + 1.0
+
+
+@numba.njit(cache=True, fastmath=_MATH)
+def exp_nonpositive(x, bits, m):
+    """In place, ``x[i] = exp(x[i])`` for ``i < m``; every ``x[i]`` must be ``<= 0``.
+
+    ``bits`` is int64 scratch of length ``>= m``. ``exp(x) = 2**k exp(r)`` with
+    ``k = round(x / ln 2)``; ``2**k`` is assembled from its exponent bits in ``bits`` and
+    read back through a float64 view of the same memory. NaN stays NaN.
+    """
+    for i in range(m):
+        v = x[i]
+        v = v if v > EXP_MIN else (v if v != v else EXP_MIN)  # keep NaN, clamp the rest
+        k = math.floor(v * INV_LN2 + 0.5)
+        r = (v - k * LN2_HI) - k * LN2_LO
+        x[i] = _exp_reduced(r)
+        bits[i] = (np.int64(k) + 1023) << 52
+    scale = bits.view(np.float64)
+    for i in range(m):
+        x[i] *= scale[i]
+
+
+@numba.njit(cache=True, fastmath=_MATH, inline="always")
+def log1p_unit(e):
+    """log(1 + e) for 0 <= e <= 1, as 2 atanh(s) with s = e / (2 + e) <= 1/3.
+
+    The atanh series ``s (1 + s^2/3 + s^4/5 + ...)`` to s^31 (error < 2e-17 relative).
+    """
+    s = e / (2.0 + e)
+    t = s * s
+    p = 1.0 / 31.0
+    p = p * t + 1.0 / 29.0
+    p = p * t + 1.0 / 27.0
+    p = p * t + 1.0 / 25.0
+    p = p * t + 1.0 / 23.0
+    p = p * t + 1.0 / 21.0
+    p = p * t + 1.0 / 19.0
+    p = p * t + 1.0 / 17.0
+    p = p * t + 1.0 / 15.0
+    p = p * t + 1.0 / 13.0
+    p = p * t + 1.0 / 11.0
+    p = p * t + 1.0 / 9.0
+    p = p * t + 1.0 / 7.0
+    p = p * t + 1.0 / 5.0
+    p = p * t + 1.0 / 3.0
+    p = p * t + 1.0
+    return 2.0 * s * p

@@ -1,0 +1,52 @@
+"""The vectorisable exp and log1p of the CPU kernels against extended-precision NumPy."""
+
+import numba
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fastgd.backends._vecmath import EXP_MIN, exp_nonpositive, log1p_unit
+
+_log1p_array = numba.njit(lambda e: np.array([log1p_unit(v) for v in e]))
+
+
+def _exp(x):
+    out = np.array(x, dtype=np.float64)
+    exp_nonpositive(out, np.empty(out.size, np.int64), out.size)
+    return out
+
+
+def test_exp_nonpositive_is_accurate_over_its_whole_range():
+    x = -np.concatenate([np.linspace(0.0, -EXP_MIN, 400_001), np.geomspace(1e-300, 1.0, 1001), [0.0, 5e-324]])
+    got = _exp(x)
+    want = np.exp(x.astype(np.longdouble))
+    assert np.max(np.abs(got - want) / want) < 1e-15
+    assert got[-2] == 1.0  # exp(0) exactly
+
+
+def test_exp_nonpositive_clamps_underflow_and_keeps_nan():
+    got = _exp([-800.0, -np.inf, np.nan])
+    assert 0.0 < got[0] < 1e-300 and 0.0 < got[1] < 1e-300  # tiny, never inf or negative
+    assert np.isnan(got[2])
+
+
+def test_exp_nonpositive_leaves_the_tail_alone():
+    x = np.array([-1.0, -2.0, 7.0])
+    exp_nonpositive(x, np.empty(3, np.int64), 2)  # m = 2: only the first two
+    np.testing.assert_allclose(x[:2], np.exp([-1.0, -2.0]), rtol=1e-15)
+    assert x[2] == 7.0
+
+
+def test_log1p_unit_is_accurate_on_zero_one():
+    e = np.concatenate([np.linspace(0.0, 1.0, 200_001), np.geomspace(1e-300, 1.0, 1001)])
+    got = _log1p_array(e)
+    want = np.log1p(e.astype(np.longdouble))
+    nonzero = e > 0
+    assert np.max(np.abs(got[nonzero] - want[nonzero]) / want[nonzero]) < 1e-15
+    assert got[~nonzero].tolist() == [0.0]
+
+
+@given(st.floats(min_value=-745.0, max_value=0.0))
+def test_exp_nonpositive_property(v):
+    want = float(np.exp(np.longdouble(max(v, EXP_MIN))))
+    assert abs(_exp([v])[0] - want) <= 1e-15 * want
