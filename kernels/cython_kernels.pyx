@@ -116,7 +116,7 @@ cdef void _scalar_chunk(
     """Rows lo..hi in blocks of ``block`` rows: scores, losses and residuals (vectorised
     over the block), then the residuals times the block's rows added into g."""
     cdef Py_ssize_t start, m, i
-    cdef double s, zi, yi, ei, p, res
+    cdef double s, zi, yi, ei, res
     cdef double acc_loss = 0.0, acc_dz = 0.0
     cdef double* z = <double*> malloc(2 * block * sizeof(double))
     cdef double* e = z + block
@@ -128,24 +128,31 @@ cdef void _scalar_chunk(
     while start < hi:
         m = min(block, hi - start)
         _block_scores(X, w, b, start, m, d, z)
+        # Per-sample losses into e and d loss / dz into z, then the weights: every loop is
+        # branch-free in i, so each vectorises.
         if loss == MSE:
             for i in range(m):
-                s = sw[start + i] if has_sw else 1.0
                 res = z[i] - y[start + i]
-                acc_loss += s * res * res
-                z[i] = 2.0 * s * res
+                e[i] = res * res
+                z[i] = 2.0 * res
         else:
             # log(1 + e^z) - y z = max(z, 0) + log1p(e^-|z|) - y z, never overflowing.
             for i in range(m):
                 e[i] = fgd_exp_nonpositive(-fabs(z[i]))
             for i in range(m):
-                s = sw[start + i] if has_sw else 1.0
                 zi = z[i]
                 yi = y[start + i]
                 ei = e[i]
-                acc_loss += s * ((zi if zi > 0.0 else 0.0) + fgd_log1p_unit(ei) - yi * zi)
-                p = (1.0 if zi >= 0.0 else ei) / (1.0 + ei)  # sigmoid(z)
-                z[i] = s * (p - yi)
+                z[i] = (1.0 if zi >= 0.0 else ei) / (1.0 + ei) - yi  # sigmoid(z) - y
+                e[i] = (zi if zi > 0.0 else 0.0) + fgd_log1p_unit(ei) - yi * zi
+        if has_sw:
+            for i in range(m):
+                s = sw[start + i]
+                acc_loss += s * e[i]
+                z[i] *= s
+        else:
+            for i in range(m):
+                acc_loss += e[i]
         for i in range(m):
             acc_dz += z[i]
             r[i] = <floating>z[i]

@@ -33,16 +33,22 @@ def _block_scores(X, w, b, zero, start, m, z):
     each row's dot product vectorises over its d features.
     """
     d = X.shape[1]
-    if d < SMALL_D:
+    Xb = X[start : start + m]  # loops index from 0: Numba then skips wraparound checks
+    if d == 1:  # a flat view: unit-stride loads, not the gathers of Xb[i, j] with runtime d
+        x = Xb.reshape(m)
+        w0 = w[0]
+        for i in range(m):
+            z[i] = x[i] * w0 + b
+    elif d < SMALL_D:
         for i in range(m):
             z[i] = b
         for j in range(d):
             wj = w[j]
             for i in range(m):
-                z[i] += X[start + i, j] * wj
+                z[i] += Xb[i, j] * wj
     else:
         for i in range(m):
-            x = X[start + i]
+            x = Xb[i]
             acc = zero
             for j in range(d):
                 acc += x[j] * w[j]
@@ -59,11 +65,19 @@ def _block_accumulate(X, r, start, m, g, gb):
     pass over gb: a quarter of the loads and stores of gb.
     """
     d = X.shape[1]
+    Xb = X[start : start + m]
+    if d == 1:
+        x = Xb.reshape(m)
+        acc = 0.0
+        for i in range(m):
+            acc += r[i] * x[i]
+        g[0] += acc
+        return
     if d < SMALL_D:
         for j in range(d):
             acc = 0.0
             for i in range(m):
-                acc += r[i] * X[start + i, j]
+                acc += r[i] * Xb[i, j]
             g[j] += acc
         return
     i = 0
@@ -123,25 +137,34 @@ def _scalar_loss_grad(X, y, w, b, sw, loss_code, zero, n_chunks, block):
         for start in range(c * chunk, stop, block):
             m = min(block, stop - start)
             _block_scores(X, w, b, zero, start, m, z)
+            yb = y[start : start + m]
+            # Per-sample losses into e and d loss / dz into z, then the weights: every
+            # loop is branch-free in i, so each vectorises.
             if loss_code == MSE:
                 for i in range(m):
-                    s = np.float64(sw[start + i]) if has_sw else 1.0
-                    res = z[i] - np.float64(y[start + i])
-                    loss_sum += s * res * res
-                    z[i] = 2.0 * s * res
+                    res = z[i] - np.float64(yb[i])
+                    e[i] = res * res
+                    z[i] = 2.0 * res
             else:
                 # log(1 + e^z) - y z = max(z, 0) + log1p(e^-|z|) - y z, never overflowing.
                 for i in range(m):
                     e[i] = -abs(z[i])
                 exp_nonpositive(e, bits, m)
                 for i in range(m):
-                    s = np.float64(sw[start + i]) if has_sw else 1.0
                     zi = z[i]
-                    yi = np.float64(y[start + i])
+                    yi = np.float64(yb[i])
                     ei = e[i]
-                    loss_sum += s * (max(zi, 0.0) + log1p_unit(ei) - yi * zi)
-                    p = (1.0 if zi >= 0.0 else ei) / (1.0 + ei)  # sigmoid(z)
-                    z[i] = s * (p - yi)
+                    z[i] = (1.0 if zi >= 0.0 else ei) / (1.0 + ei) - yi  # sigmoid(z) - y
+                    e[i] = max(zi, 0.0) + log1p_unit(ei) - yi * zi
+            if has_sw:
+                sb = sw[start : start + m]
+                for i in range(m):
+                    s = np.float64(sb[i])
+                    loss_sum += s * e[i]
+                    z[i] *= s
+            else:
+                for i in range(m):
+                    loss_sum += e[i]
             for i in range(m):
                 dz_sum += z[i]
                 r[i] = z[i]
