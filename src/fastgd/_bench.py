@@ -56,29 +56,32 @@ def make_data(n, d, loss, dtype, *, k=10, seed=0):
     return X, y, w, 0.0
 
 
-def median_time(fn, repeat):
-    """Median wall time of fn() over `repeat` calls, after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
-
-
 def kernel_table(n, d, loss, dtype, backends, repeat=5, k=10):
-    """Rows of (name, seconds, GB/s of X, fraction of the read yardstick, speedup over numpy)."""
+    """Rows of (name, seconds, GB/s of X, fraction of the read yardstick, speedup over numpy).
+
+    Every round times the yardstick and then each backend once, so all of them see the
+    same state of a shared, drifting machine; seconds are medians over the rounds, and the
+    two ratios are medians of the per-round ratios (after one untimed warm-up round).
+    """
     X, y, w, b = make_data(n, d, loss, dtype, k=k)
-    gigabytes = X.nbytes / 1e9
-    rows = []
-    read = median_time(lambda: stream_read(X), repeat)
-    rows.append(("stream-read", read))
+    calls = {"stream-read": lambda: stream_read(X)}
     for name in backends:
         module = _registry.load(name)
-        rows.append((name, median_time(lambda m=module: m.loss_grad(X, y, w, b, loss, None), repeat)))
-    numpy_time = dict(rows).get("numpy")
-    return [
-        (name, sec, gigabytes / sec, read / sec, (numpy_time / sec) if numpy_time else float("nan"))
-        for name, sec in rows
-    ]
+        calls[name] = lambda m=module: m.loss_grad(X, y, w, b, loss, None)
+    for call in calls.values():
+        call()
+    times = {name: [] for name in calls}
+    for _ in range(repeat):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - start)
+    times = {name: np.array(t) for name, t in times.items()}
+    read = times["stream-read"]
+    numpy_times = times.get("numpy")
+    rows = []
+    for name, t in times.items():
+        speedup = float(np.median(numpy_times / t)) if numpy_times is not None else float("nan")
+        sec = float(np.median(t))
+        rows.append((name, sec, X.nbytes / 1e9 / sec, float(np.median(read / t)), speedup))
+    return rows

@@ -26,14 +26,25 @@ def _bench(args):
     dtype = np.dtype(args.dtype)
     print(
         f"fastgd bench: loss_grad, loss={args.loss}, n={args.n:,}, d={args.d}, dtype={dtype}, "
-        f"X={args.n * args.d * dtype.itemsize / 1e6:,.0f} MB, median of {args.repeat}"
+        f"X={args.n * args.d * dtype.itemsize / 1e6:,.0f} MB, median of {args.repeat} interleaved rounds"
     )
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
+    print(f"machine: {_cpu_model()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
     rows = _bench.kernel_table(args.n, args.d, args.loss, dtype, names, repeat=args.repeat, k=args.k)
     print(f"{'backend':<12} {'time [ms]':>10} {'GB/s':>8} {'of read':>8} {'vs numpy':>9}")
     for name, sec, gbs, frac, speedup in rows:
         print(f"{name:<12} {sec * 1e3:>10.2f} {gbs:>8.2f} {frac:>8.2f} {speedup:>8.2f}x")
     return 0
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def textbook_data(n=100, seed=0):
