@@ -56,18 +56,8 @@ def make_data(n, d, loss, dtype, *, k=10, seed=0):
     return X, y, w, 0.0
 
 
-def kernel_table(n, d, loss, dtype, backends, repeat=5, k=10):
-    """Rows of (name, seconds, GB/s of X, fraction of the read yardstick, speedup over numpy).
-
-    Every round times the yardstick and then each backend once, so all of them see the
-    same state of a shared, drifting machine; seconds are medians over the rounds, and the
-    two ratios are medians of the per-round ratios (after one untimed warm-up round).
-    """
-    X, y, w, b = make_data(n, d, loss, dtype, k=k)
-    calls = {"stream-read": lambda: stream_read(X)}
-    for name in backends:
-        module = _registry.load(name)
-        calls[name] = lambda m=module: m.loss_grad(X, y, w, b, loss, None)
+def _timed_rounds(calls, repeat):
+    """Seconds of each call in each of `repeat` rounds (one untimed warm-up round first)."""
     for call in calls.values():
         call()
     times = {name: [] for name in calls}
@@ -76,12 +66,38 @@ def kernel_table(n, d, loss, dtype, backends, repeat=5, k=10):
             start = time.perf_counter()
             call()
             times[name].append(time.perf_counter() - start)
-    times = {name: np.array(t) for name, t in times.items()}
+    return {name: np.array(t) for name, t in times.items()}
+
+
+#: Seconds to wait after the numpy backend's BLAS calls: OpenBLAS threads spin for a while
+#: after a call and would slow the parallel kernel timed next.
+BLAS_SETTLE_S = 0.5
+
+
+def kernel_table(n, d, loss, dtype, backends, repeat=5, k=10):
+    """Rows of (name, seconds, GB/s of X, fraction of the read yardstick, speedup over numpy).
+
+    The numpy reference is timed first, on its own; then every round times the yardstick
+    and each compiled backend once, so all of them see the same state of a shared,
+    drifting machine. Seconds are medians over the rounds; the fraction of the read is
+    the median of the per-round ratios.
+    """
+    X, y, w, b = make_data(n, d, loss, dtype, k=k)
+    modules = {name: _registry.load(name) for name in backends}
+    times = {}
+    if "numpy" in modules:
+        times = _timed_rounds({"numpy": lambda: modules["numpy"].loss_grad(X, y, w, b, loss, None)}, repeat)
+        time.sleep(BLAS_SETTLE_S)
+    calls = {"stream-read": lambda: stream_read(X)}
+    for name, module in modules.items():
+        if name != "numpy":
+            calls[name] = lambda m=module: m.loss_grad(X, y, w, b, loss, None)
+    times.update(_timed_rounds(calls, repeat))
     read = times["stream-read"]
-    numpy_times = times.get("numpy")
+    numpy_sec = float(np.median(times["numpy"])) if "numpy" in times else float("nan")
     rows = []
-    for name, t in times.items():
-        speedup = float(np.median(numpy_times / t)) if numpy_times is not None else float("nan")
-        sec = float(np.median(t))
-        rows.append((name, sec, X.nbytes / 1e9 / sec, float(np.median(read / t)), speedup))
+    for name in ["stream-read", *backends]:
+        sec = float(np.median(times[name]))
+        frac = float(np.median(read / times[name])) if name != "numpy" else float(np.median(read)) / sec
+        rows.append((name, sec, X.nbytes / 1e9 / sec, frac, numpy_sec / sec))
     return rows
