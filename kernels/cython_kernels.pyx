@@ -11,7 +11,8 @@ explains the layout); the vectorisable exp/log1p are in ``fastgd_vecmath.h``.
 
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport fabs, log
+from libc.math cimport exp, fabs, log, log1p
+from libc.stdint cimport int32_t, int64_t
 from libc.stdlib cimport free, malloc
 
 cimport openmp
@@ -19,6 +20,11 @@ cimport openmp
 cdef enum:
     MSE = 0
     LOGISTIC = 1
+
+# Index dtype of a CSR matrix (scipy uses int32 or int64 for indices and indptr alike).
+ctypedef fused index_t:
+    int32_t
+    int64_t
 
 
 def max_threads():
@@ -388,6 +394,120 @@ def softmax_loss_grad(
             if start < stop:
                 _softmax_chunk(&X[0, 0], &y[0], &Wt[0, 0], &b[0], sw_ptr, has_sw, start, stop, d, k,
                                block, &grads[c, 0], &r_sums[c, 0], &losses[c])
+
+
+cdef void _csr_scalar_chunk(
+    const floating* data, const index_t* indices, const index_t* indptr, Py_ssize_t lo,
+    Py_ssize_t hi, const floating* y, const floating* w, double b, const floating* sw,
+    bint has_sw, int loss, double* g, double* dz_sum, double* loss_sum,
+) noexcept nogil:
+    """mse/logistic for CSR rows lo..hi: each row's score from its stored values, then
+    s dl/dz x scattered into g (float64)."""
+    cdef Py_ssize_t i, p
+    cdef double z, l, dz, e, yi
+    cdef double acc_loss = 0.0, acc_dz = 0.0
+    for i in range(lo, hi):
+        z = b
+        for p in range(indptr[i], indptr[i + 1]):
+            z += <double>data[p] * w[indices[p]]
+        yi = y[i]
+        if loss == MSE:
+            l = (z - yi) * (z - yi)
+            dz = 2.0 * (z - yi)
+        else:
+            e = exp(-fabs(z))
+            l = (z if z > 0.0 else 0.0) + log1p(e) - yi * z
+            dz = (1.0 if z >= 0.0 else e) / (1.0 + e) - yi
+        if has_sw:
+            l *= sw[i]
+            dz *= sw[i]
+        acc_loss += l
+        acc_dz += dz
+        for p in range(indptr[i], indptr[i + 1]):
+            g[indices[p]] += dz * data[p]
+    loss_sum[0] = acc_loss
+    dz_sum[0] = acc_dz
+
+
+def csr_scalar_loss_grad(
+    const floating[::1] data, const index_t[::1] indices, const index_t[::1] indptr,
+    const int64_t[::1] bounds, const floating[::1] y, const floating[::1] w, double b,
+    const floating[::1] sw, int loss, double[:, ::1] grads, double[::1] dz_sums, double[::1] losses,
+):
+    """Sums for mse/logistic on CSR X into per-thread rows; thread c takes rows
+    bounds[c]..bounds[c + 1]. As scalar_loss_grad otherwise."""
+    cdef Py_ssize_t n_chunks = grads.shape[0]
+    cdef Py_ssize_t c
+    cdef bint has_sw = sw.shape[0] > 0
+    cdef const floating* sw_ptr = &sw[0] if has_sw else NULL
+    cdef const floating* data_ptr = &data[0] if data.shape[0] > 0 else NULL
+    cdef const index_t* indices_ptr = &indices[0] if indices.shape[0] > 0 else NULL
+    with nogil:
+        for c in prange(n_chunks, schedule="static", num_threads=n_chunks):
+            _csr_scalar_chunk(data_ptr, indices_ptr, &indptr[0], bounds[c], bounds[c + 1], &y[0], &w[0],
+                              b, sw_ptr, has_sw, loss, &grads[c, 0], &dz_sums[c], &losses[c])
+
+
+cdef void _csr_softmax_chunk(
+    const floating* data, const index_t* indices, const index_t* indptr, Py_ssize_t lo,
+    Py_ssize_t hi, const Py_ssize_t* y, const floating* W, const double* b, Py_ssize_t k,
+    const floating* sw, bint has_sw, double* G, double* r_sum, double* loss_sum,
+) noexcept nogil:
+    """softmax for CSR rows lo..hi; W (d, k) row-major, G (d, k) float64."""
+    cdef Py_ssize_t i, p, q, j, label
+    cdef double v, top, margin, sum_e, s, scale
+    cdef double acc_loss = 0.0
+    cdef double* z = <double*> malloc(k * sizeof(double))
+    for i in range(lo, hi):
+        for q in range(k):
+            z[q] = b[q]
+        for p in range(indptr[i], indptr[i + 1]):
+            v = data[p]
+            j = indices[p]
+            for q in range(k):
+                z[q] += v * W[j * k + q]
+        top = z[0]
+        for q in range(1, k):
+            top = z[q] if z[q] > top else top
+        label = y[i]
+        margin = z[label] - top
+        sum_e = 0.0
+        for q in range(k):
+            z[q] = exp(z[q] - top)
+            sum_e += z[q]
+        s = sw[i] if has_sw else 1.0
+        acc_loss += s * (log(sum_e) - margin)
+        scale = s / sum_e
+        for q in range(k):
+            z[q] *= scale
+        z[label] -= s
+        for q in range(k):
+            r_sum[q] += z[q]
+        for p in range(indptr[i], indptr[i + 1]):
+            v = data[p]
+            j = indices[p]
+            for q in range(k):
+                G[j * k + q] += v * z[q]
+    free(z)
+    loss_sum[0] = acc_loss
+
+
+def csr_softmax_loss_grad(
+    const floating[::1] data, const index_t[::1] indices, const index_t[::1] indptr,
+    const int64_t[::1] bounds, const Py_ssize_t[::1] y, const floating[:, ::1] W, const double[::1] b,
+    const floating[::1] sw, double[:, ::1] grads, double[:, ::1] r_sums, double[::1] losses,
+):
+    """Sums for softmax on CSR X into per-thread rows: grads (T, d*k), r_sums (T, k)."""
+    cdef Py_ssize_t n_chunks = grads.shape[0], k = W.shape[1]
+    cdef Py_ssize_t c
+    cdef bint has_sw = sw.shape[0] > 0
+    cdef const floating* sw_ptr = &sw[0] if has_sw else NULL
+    cdef const floating* data_ptr = &data[0] if data.shape[0] > 0 else NULL
+    cdef const index_t* indices_ptr = &indices[0] if indices.shape[0] > 0 else NULL
+    with nogil:
+        for c in prange(n_chunks, schedule="static", num_threads=n_chunks):
+            _csr_softmax_chunk(data_ptr, indices_ptr, &indptr[0], bounds[c], bounds[c + 1], &y[0], &W[0, 0],
+                               &b[0], k, sw_ptr, has_sw, &grads[c, 0], &r_sums[c, 0], &losses[c])
 
 
 def gd_step(floating[::1] w, const floating[::1] g, double lr, double l1, double l2):

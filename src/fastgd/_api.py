@@ -61,6 +61,7 @@ def loss_grad(X, y, w, b=0.0, *, loss="mse", sample_weight=None, backend=None, c
         _reject_device_arrays(module, X, y, w, sample_weight)
         args = _validate.loss_grad_args(X, y, w, b, loss, sample_weight, check_values=check_input)
     X, y, w, b, sample_weight = args
+    _validate.check_backend_takes(module, X)
     return module.loss_grad(X, y, w, b, loss, sample_weight)
 
 

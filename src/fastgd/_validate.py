@@ -10,6 +10,7 @@ included, pass through without a copy.
 import numbers
 
 import numpy as np
+from scipy import sparse
 
 from . import _config
 
@@ -79,7 +80,10 @@ def check_finite(a, name):
 
 
 def check_X(X, *, check_values=True):
-    """X as a C-contiguous float32/float64 array of shape (n, d), n, d >= 1."""
+    """X as a C-contiguous float32/float64 array of shape (n, d), n, d >= 1, or a scipy
+    CSR matrix/array (csr_matrix, csr_array) with float32/float64 values, used as it is."""
+    if sparse.issparse(X):
+        return _check_csr(X, check_values=check_values)
     X = _real_array(X, "X")
     if X.ndim != 2:
         raise ValueError(f"X must be 2-D of shape (n_samples, n_features), got shape {X.shape}")
@@ -88,6 +92,38 @@ def check_X(X, *, check_values=True):
     if check_values:
         check_finite(X, "X")
     return X
+
+
+def _check_csr(X, *, check_values=True):
+    """A sparse X in CSR form, not densified: other sparse formats are refused (their
+    conversion would copy X on every call), other value dtypes converted (a copy)."""
+    if X.format != "csr":
+        raise TypeError(
+            f"sparse X must be in CSR format (csr_matrix or csr_array), got {X.format!r}; "
+            "convert it once with X.tocsr()"
+        )
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D of shape (n_samples, n_features), got shape {X.shape}")
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise ValueError(f"X is empty: shape {X.shape}; need at least one sample and one feature")
+    if X.dtype.kind not in "biuf":
+        raise TypeError(f"X must hold real numbers, got dtype {X.dtype}")
+    if X.dtype not in _FLOAT_DTYPES:
+        X = X.astype(np.float32 if X.dtype == np.float16 else np.float64)
+    if not (X.data.flags.c_contiguous and X.indices.flags.c_contiguous and X.indptr.flags.c_contiguous):
+        X = X.copy()
+    if check_values:
+        check_finite(X.data, "X")
+    return X
+
+
+def check_backend_takes(module, X):
+    """TypeError if X is sparse and the backend has no CSR kernels (``SUPPORTS_CSR``)."""
+    if sparse.issparse(X) and not getattr(module, "SUPPORTS_CSR", False):
+        raise TypeError(
+            f"the {module.NAME!r} backend does not take sparse X; use numpy, numba or cython, "
+            "or pass X.toarray()"
+        )
 
 
 def check_targets(y, loss, n, dtype, n_classes=None, *, check_values=True):

@@ -96,10 +96,22 @@ class _GDBase(BaseEstimator):
         if self.backend is not None:
             _registry.load(self.backend)
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # scipy CSR X is trained on without densifying
+        return tags
+
     # --- fitting --------------------------------------------------------------------
     def _validate(self, X, y, sample_weight, reset):
         X, y = validate_data(
-            self, X, y, dtype=[np.float64, np.float32], order="C", y_numeric=self._y_numeric, reset=reset
+            self,
+            X,
+            y,
+            dtype=[np.float64, np.float32],
+            order="C",
+            accept_sparse="csr",
+            y_numeric=self._y_numeric,
+            reset=reset,
         )
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
@@ -187,7 +199,7 @@ class GDRegressor(RegressorMixin, _GDBase):
 
     def predict(self, X):
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], accept_sparse="csr", reset=False)
         return X @ self.coef_.astype(X.dtype) + self.intercept_
 
 
@@ -278,7 +290,7 @@ class GDClassifier(ClassifierMixin, _GDBase):
     def decision_function(self, X):
         """Scores: shape (n_samples,) for two classes, (n_samples, n_classes) otherwise."""
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], accept_sparse="csr", reset=False)
         scores = X @ self.coef_.T.astype(X.dtype) + self.intercept_
         return scores[:, 0] if scores.shape[1] == 1 else scores
 

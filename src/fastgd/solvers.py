@@ -22,6 +22,7 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import sparse
 from threadpoolctl import threadpool_limits
 
 from . import _registry, _validate
@@ -81,6 +82,7 @@ class Problem:
         loss = _validate.check_loss(loss)
         module = _registry.resolve(backend)
         X = _validate.check_X(X)
+        _validate.check_backend_takes(module, X)
         n, d = X.shape
         if loss == "softmax":
             labels = _validate.check_targets(y, "softmax", n, X.dtype, np.iinfo(np.intp).max)
@@ -348,7 +350,8 @@ def _sgd(p, w, b, lr, max_iter, tol, mon, batch_size, random_state, schedule, po
     rng = np.random.default_rng(random_state)
     n = p.n_samples
     batch = n if batch_size is None else min(int(batch_size), n)
-    Xb = np.empty((batch, p.n_features), p.dtype)
+    is_sparse = sparse.issparse(p.X)  # CSR batches are taken by row indexing (a batch copy)
+    Xb = None if is_sparse else np.empty((batch, p.n_features), p.dtype)
     yb = np.empty(batch, p.y.dtype)
     sw = p.sample_weight
     swb = np.empty(batch, p.dtype) if sw is not None else None
@@ -372,7 +375,8 @@ def _sgd(p, w, b, lr, max_iter, tol, mon, batch_size, random_state, schedule, po
             if full:
                 Xm, ym, swm = p.X, p.y, sw
             else:
-                Xm, ym = np.take(p.X, idx, axis=0, out=Xb[:m]), np.take(p.y, idx, out=yb[:m])
+                Xm = p.X[idx] if is_sparse else np.take(p.X, idx, axis=0, out=Xb[:m])
+                ym = np.take(p.y, idx, out=yb[:m])
                 swm = np.take(sw, idx, out=swb[:m]) if sw is not None else None
             p.n_passes += m / n
             _, gw, gb = p.module.loss_grad(Xm, ym, w, b, p.loss, swm)

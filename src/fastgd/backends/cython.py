@@ -6,10 +6,12 @@ per thread, and fills them in one pass over X; this module sums the rows.
 """
 
 import numpy as np
+from scipy import sparse
 
 from .. import _config
 from .._config import LOSSES
 from .._registry import BackendUnavailableError
+from . import _csr
 
 try:
     from . import _cython_kernels as _k
@@ -20,13 +22,44 @@ except ImportError as exc:  # pragma: no cover - depends on how fastgd was insta
     ) from None
 
 NAME = "cython"
+#: loss_grad also takes X as a scipy CSR matrix/array (not densified).
+SUPPORTS_CSR = True
 
 
 def _n_threads():
     return _k.max_threads()
 
 
+def _csr_loss_grad(X, y, w, b, loss, sample_weight, n_threads):
+    dtype = X.dtype
+    n, d = X.shape
+    sw = np.empty(0, dtype) if sample_weight is None else sample_weight
+    total = n if sample_weight is None else float(np.sum(sample_weight, dtype=np.float64))
+    bounds = _csr.row_bounds(X.indptr, n_threads)
+    indices, indptr = X.indices, X.indptr
+    if indices.dtype != indptr.dtype:  # scipy keeps them alike; be safe (small arrays)
+        indices, indptr = indices.astype(np.int64), indptr.astype(np.int64)
+    losses = np.zeros(n_threads)
+    if loss == "softmax":
+        k = w.shape[1]
+        grads = np.zeros((n_threads, d * k))
+        r_sums = np.zeros((n_threads, k))
+        _k.csr_softmax_loss_grad(
+            X.data, indices, indptr, bounds, y, w, b.astype(np.float64), sw, grads, r_sums, losses
+        )
+        grad = grads.sum(axis=0).reshape(d, k)
+        return losses.sum() / total, (grad / total).astype(dtype), (r_sums.sum(axis=0) / total).astype(dtype)
+    grads = np.zeros((n_threads, d))
+    dz_sums = np.zeros(n_threads)
+    _k.csr_scalar_loss_grad(
+        X.data, indices, indptr, bounds, y, w, float(b), sw, LOSSES.index(loss), grads, dz_sums, losses
+    )
+    return losses.sum() / total, (grads.sum(axis=0) / total).astype(dtype), dtype.type(dz_sums.sum() / total)
+
+
 def loss_grad(X, y, w, b, loss, sample_weight):
+    if sparse.issparse(X):
+        return _csr_loss_grad(X, y, w, b, loss, sample_weight, _n_threads())
     dtype = X.dtype
     n, d = X.shape
     n_threads = _n_threads()

@@ -11,12 +11,17 @@ import math
 
 import numba
 import numpy as np
+from scipy import sparse
 
 from .. import _config
 from .._config import LOSSES, MSE, NUMBA_FASTMATH, SOFTMAX
+from . import _csr
+from ._rowmath import scalar_loss_dz
 from ._vecmath import exp_nonpositive, log1p_unit
 
 NAME = "numba"
+#: loss_grad also takes X as a scipy CSR matrix/array (not densified).
+SUPPORTS_CSR = True
 
 _FASTMATH = set(NUMBA_FASTMATH)
 
@@ -361,10 +366,127 @@ def _softmax_loss_grad(X, y, Wt, b, sw, zero, n_chunks, block):
     return losses.sum(), grad, r_sum
 
 
-def loss_grad(X, y, w, b, loss, sample_weight):
+@numba.njit(parallel=True, cache=True, fastmath=_FASTMATH)
+def _csr_scalar_loss_grad(data, indices, indptr, bounds, d, y, w, b, sw, loss_code):
+    """mse/logistic sums for CSR X (data, indices, indptr): thread c takes rows
+    bounds[c]..bounds[c + 1] (cut so each thread gets about the same number of stored
+    values), computes each row's score from its stored values only and scatters
+    s dl/dz x into its own float64 gradient. Returns what _scalar_loss_grad returns."""
+    n_chunks = bounds.shape[0] - 1
+    has_sw = sw.shape[0] > 0
+    grads = np.zeros((n_chunks, d))
+    losses = np.zeros(n_chunks)
+    dz_sums = np.zeros(n_chunks)
+    for c in numba.prange(n_chunks):
+        g = grads[c]
+        loss_sum = 0.0
+        dz_sum = 0.0
+        for i in range(bounds[c], bounds[c + 1]):
+            values = data[indptr[i] : indptr[i + 1]]
+            columns = indices[indptr[i] : indptr[i + 1]]
+            z = b
+            for p in range(values.shape[0]):
+                z += np.float64(values[p]) * np.float64(w[columns[p]])
+            loss_i, dz = scalar_loss_dz(loss_code, z, np.float64(y[i]))
+            if has_sw:
+                s = np.float64(sw[i])
+                loss_i *= s
+                dz *= s
+            loss_sum += loss_i
+            dz_sum += dz
+            for p in range(values.shape[0]):
+                g[columns[p]] += dz * values[p]
+        losses[c] = loss_sum
+        dz_sums[c] = dz_sum
+    grad = np.zeros(d)
+    for c in range(n_chunks):
+        for j in range(d):
+            grad[j] += grads[c, j]
+    return losses.sum(), grad, dz_sums.sum()
+
+
+@numba.njit(parallel=True, cache=True, fastmath=_FASTMATH)
+def _csr_softmax_loss_grad(data, indices, indptr, bounds, W, b, y, sw):
+    """softmax sums for CSR X, rows split as in _csr_scalar_loss_grad; W (d, k) so the k
+    coefficients of a stored feature are contiguous. Returns (sum s l, (d, k) gradient
+    sum, (k,) residual sum), float64."""
+    n_chunks = bounds.shape[0] - 1
+    d, k = W.shape
+    has_sw = sw.shape[0] > 0
+    grads = np.zeros((n_chunks, d, k))
+    losses = np.zeros(n_chunks)
+    r_sums = np.zeros((n_chunks, k))
+    for c in numba.prange(n_chunks):
+        G = grads[c]
+        z = np.empty(k)
+        loss_sum = 0.0
+        for i in range(bounds[c], bounds[c + 1]):
+            values = data[indptr[i] : indptr[i + 1]]
+            columns = indices[indptr[i] : indptr[i + 1]]
+            for q in range(k):
+                z[q] = b[q]
+            for p in range(values.shape[0]):
+                v = np.float64(values[p])
+                wj = W[columns[p]]
+                for q in range(k):
+                    z[q] += v * wj[q]
+            top = z[0]
+            for q in range(1, k):
+                top = max(top, z[q])
+            label = y[i]
+            margin = z[label] - top
+            sum_e = 0.0
+            for q in range(k):
+                z[q] = math.exp(z[q] - top)
+                sum_e += z[q]
+            s = np.float64(sw[i]) if has_sw else 1.0
+            loss_sum += s * (math.log(sum_e) - margin)
+            scale = s / sum_e
+            for q in range(k):
+                z[q] *= scale
+            z[label] -= s
+            for q in range(k):
+                r_sums[c, q] += z[q]
+            for p in range(values.shape[0]):
+                v = np.float64(values[p])
+                gj = G[columns[p]]
+                for q in range(k):
+                    gj[q] += v * z[q]
+        losses[c] = loss_sum
+    grad = np.zeros((d, k))
+    r_sum = np.zeros(k)
+    for c in range(n_chunks):
+        for q in range(k):
+            r_sum[q] += r_sums[c, q]
+        for j in range(d):
+            for q in range(k):
+                grad[j, q] += grads[c, j, q]
+    return losses.sum(), grad, r_sum
+
+
+def _csr_loss_grad(X, y, w, b, loss, sample_weight, n_chunks):
     dtype = X.dtype
     n, d = X.shape
+    sw = np.empty(0, dtype) if sample_weight is None else sample_weight
+    total = n if sample_weight is None else float(np.sum(sample_weight, dtype=np.float64))
+    bounds = _csr.row_bounds(X.indptr, n_chunks)
+    if loss == "softmax":
+        value, grad, grad_b = _csr_softmax_loss_grad(
+            X.data, X.indices, X.indptr, bounds, w, b.astype(np.float64), y, sw
+        )
+        return value / total, (grad / total).astype(dtype), (grad_b / total).astype(dtype)
+    value, grad, grad_b = _csr_scalar_loss_grad(
+        X.data, X.indices, X.indptr, bounds, d, y, w, float(b), sw, LOSSES.index(loss)
+    )
+    return value / total, (grad / total).astype(dtype), dtype.type(grad_b / total)
+
+
+def loss_grad(X, y, w, b, loss, sample_weight):
     n_chunks = numba.get_num_threads()
+    if sparse.issparse(X):
+        return _csr_loss_grad(X, y, w, b, loss, sample_weight, n_chunks)
+    dtype = X.dtype
+    n, d = X.shape
     sw = np.empty(0, dtype) if sample_weight is None else sample_weight
     total = n if sample_weight is None else float(np.sum(sample_weight, dtype=np.float64))
     if loss == "softmax":

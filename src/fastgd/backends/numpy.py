@@ -26,6 +26,8 @@ Contract shared by every backend module (inputs already validated by
 import numpy as np
 
 NAME = "numpy"
+#: loss_grad also takes X as a scipy CSR matrix/array (not densified).
+SUPPORTS_CSR = True
 
 
 def _per_sample(z, y, loss):

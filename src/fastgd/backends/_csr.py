@@ -1,0 +1,12 @@
+"""Helpers shared by the CPU backends' kernels for sparse X in CSR form."""
+
+import numpy as np
+
+
+def row_bounds(indptr, n_chunks):
+    """Row boundaries, shape (n_chunks + 1,) int64, that give each of n_chunks threads a
+    contiguous range of rows holding about nnz / n_chunks stored values."""
+    n = indptr.shape[0] - 1
+    targets = (np.arange(1, n_chunks, dtype=np.int64) * int(indptr[-1])) // n_chunks
+    cuts = np.searchsorted(indptr, targets, side="left")
+    return np.concatenate(([0], np.minimum(cuts, n), [n])).astype(np.int64)
