@@ -25,7 +25,7 @@ import numpy as np
 from scipy import sparse
 from threadpoolctl import threadpool_limits
 
-from . import _registry, _validate
+from . import _dask, _registry, _validate
 
 SOLVERS = ("auto", "gd", "momentum", "nesterov", "fista", "sgd", "lbfgs")
 SCHEDULES = ("constant", "invscaling", "adaptive")
@@ -80,6 +80,12 @@ class Problem:
     @classmethod
     def from_user(cls, X, y, *, loss, l1, l2, sample_weight, fit_intercept, backend, n_classes=None):
         loss = _validate.check_loss(loss)
+        if _dask.is_dask_array(X):
+            X, y, sample_weight, module, n_classes = _dask.prepare(
+                X, y, loss, sample_weight, backend, n_classes
+            )
+            l1, l2 = _validate.check_param("l1", l1), _validate.check_param("l2", l2)
+            return cls(X, y, loss, l1, l2, sample_weight, bool(fit_intercept), module, n_classes)
         module = _registry.resolve(backend)
         X = _validate.check_X(X)
         _validate.check_backend_takes(module, X)
@@ -503,6 +509,8 @@ def minimize(
         fit_intercept=fit_intercept, backend=backend, n_classes=n_classes,
     )  # fmt: skip
     solver = _resolve_solver(solver, p.l1)
+    if solver == "sgd" and isinstance(p.module, _dask.DaskBackend):
+        raise ValueError("solver='sgd' does not take Dask arrays; use 'lbfgs', 'fista', 'nesterov' or 'gd'")
     if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
         raise ValueError(f"max_iter must be an integer >= 1, got {max_iter!r}")
     tol = _validate.check_param("tol", tol)

@@ -1,0 +1,80 @@
+"""Dask arrays on a dask.distributed LocalCluster of worker processes reach the in-process
+optimum; each gradient evaluation runs the kernel on the workers' blocks."""
+
+import numpy as np
+import pytest
+
+import fastgd
+from fastgd import _registry
+
+da = pytest.importorskip("dask.array")
+distributed = pytest.importorskip("distributed")
+
+CPU = [b for b in ("numpy", "numba", "cython") if _registry.is_available(b)]
+
+
+@pytest.fixture(scope="module")
+def client():
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        yield client
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((6_000, 12))
+    z = X @ rng.standard_normal(12)
+    return {
+        "X": X,
+        "mse": z + 0.5 * rng.standard_normal(6_000),
+        "logistic": (z + rng.standard_normal(6_000) > 0).astype(float),
+        "softmax": np.digitize(z + rng.standard_normal(6_000), [-1.0, 1.0]),
+        "weights": rng.random(6_000),
+    }
+
+
+def _dask(a, rows=1_500):
+    return da.from_array(a, chunks=(rows,) + a.shape[1:])
+
+
+@pytest.mark.parametrize("backend", CPU)
+@pytest.mark.parametrize(
+    "loss, solver, l1",
+    [("logistic", "lbfgs", 0.0), ("mse", "fista", 0.05), ("softmax", "lbfgs", 0.0)],
+)
+def test_same_optimum_as_in_process(client, data, backend, loss, solver, l1):
+    kwargs = dict(loss=loss, l1=l1, l2=1e-3, solver=solver, tol=1e-10, max_iter=2000, backend=backend)
+    local = fastgd.minimize(data["X"], data[loss], **kwargs)
+    distributed_fit = fastgd.minimize(_dask(data["X"]), _dask(data[loss]), **kwargs)
+    assert distributed_fit.converged
+    assert distributed_fit.objective == pytest.approx(local.objective, rel=1e-8)
+    np.testing.assert_allclose(distributed_fit.coef, local.coef, rtol=1e-5, atol=1e-7)
+
+
+def test_sample_weights_uneven_blocks_and_float32(client, data):
+    X32 = data["X"].astype(np.float32)
+    y, sw = data["logistic"], data["weights"]
+    kwargs = dict(loss="logistic", l2=1e-3, solver="lbfgs", tol=1e-8)
+    local = fastgd.minimize(X32, y, sample_weight=sw, **kwargs)
+    Xd = da.from_array(X32, chunks=((1_000, 2_500, 2_500),) + ((4, 8),))  # rechunked to whole rows
+    remote = fastgd.minimize(Xd, y, sample_weight=_dask(sw, 700), **kwargs)
+    assert remote.coef.dtype == np.float32
+    assert remote.objective == pytest.approx(local.objective, rel=1e-6)
+
+
+def test_bad_dask_input_is_named(client, data):
+    X = data["X"].copy()
+    X[10, 3] = np.nan
+    with pytest.raises(ValueError, match="X contains NaN or infinity"):
+        fastgd.minimize(_dask(X), _dask(data["mse"]))
+    with pytest.raises(ValueError, match=r"logistic loss needs y in \{0, 1\}"):
+        fastgd.minimize(_dask(data["X"]), _dask(data["mse"]), loss="logistic")
+    with pytest.raises(ValueError, match="solver='sgd' does not take Dask arrays"):
+        fastgd.minimize(_dask(data["X"]), _dask(data["mse"]), solver="sgd")
+    with pytest.raises(ValueError, match="sample_weight must be >= 0"):
+        fastgd.minimize(_dask(data["X"]), _dask(data["mse"]), sample_weight=-data["weights"])
