@@ -22,6 +22,13 @@ def is_dask_array(a):
     return type(a).__module__.startswith("dask.array") and hasattr(a, "dask")
 
 
+def compute_unique(a):
+    """The distinct values of a Dask array, computed on the cluster (a small result)."""
+    import dask.array as da
+
+    return da.unique(a).compute()
+
+
 def _block_sums(X, y, sample_weight, w, b, loss, backend):
     """Unnormalised (sum s l, sum s dl/dw, sum s dl/db, sum s) of one block (on a worker)."""
     module = _registry.load(backend)

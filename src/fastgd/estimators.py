@@ -25,7 +25,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from . import _registry
+from . import _dask, _registry
 from .solvers import SOLVERS, minimize
 
 PENALTIES = ("l2", "l1", "elasticnet", None)
@@ -103,6 +103,9 @@ class _GDBase(BaseEstimator):
 
     # --- fitting --------------------------------------------------------------------
     def _validate(self, X, y, sample_weight, reset):
+        if _dask.is_dask_array(X):  # checked on the cluster by minimize, never pulled here
+            self._check_dask_features(X, reset)
+            return X, y, sample_weight
         X, y = validate_data(
             self,
             X,
@@ -116,6 +119,25 @@ class _GDBase(BaseEstimator):
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
         return X, y, sample_weight
+
+    def _check_dask_features(self, X, reset):
+        if X.ndim != 2:
+            raise ValueError(f"X must be 2-D of shape (n_samples, n_features), got shape {X.shape}")
+        if reset:
+            self.n_features_in_ = X.shape[1]
+        elif X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input"
+            )
+
+    def _validate_for_predict(self, X):
+        """X ready for a prediction: a Dask array stays lazy (the result is a Dask array)."""
+        check_is_fitted(self)
+        if _dask.is_dask_array(X):
+            self._check_dask_features(X, reset=False)
+            return X
+        return validate_data(self, X, dtype=[np.float64, np.float32], accept_sparse="csr", reset=False)
 
     def _run(self, X, y, sample_weight, loss, n_classes, solver, max_iter, coef_init, intercept_init, lr):
         l1, l2 = self._penalties()
@@ -134,6 +156,18 @@ class _GDBase(BaseEstimator):
         self.objective_ = result.objective
         self.converged_ = result.converged
         self.lr_ = result.lr
+
+
+def _encode_block(y, classes):
+    """Indices of one block's labels in classes; an unknown label raises (on the worker)."""
+    index = np.searchsorted(classes, y)
+    if np.any(index >= len(classes)) or np.any(classes[np.minimum(index, len(classes) - 1)] != y):
+        raise ValueError(f"y holds labels not in classes_ {classes!r}")
+    return index
+
+
+def _labels_of(index, classes):
+    return classes[index]
 
 
 class GDRegressor(RegressorMixin, _GDBase):
@@ -198,8 +232,7 @@ class GDRegressor(RegressorMixin, _GDBase):
         return self
 
     def predict(self, X):
-        check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], accept_sparse="csr", reset=False)
+        X = self._validate_for_predict(X)
         return X @ self.coef_.astype(X.dtype) + self.intercept_
 
 
@@ -220,6 +253,8 @@ class GDClassifier(ClassifierMixin, _GDBase):
     _y_numeric = False
 
     def _encode(self, y, sample_weight):
+        if _dask.is_dask_array(y):  # encoded block by block on the cluster
+            return y.map_blocks(_encode_block, self.classes_, dtype=np.intp)
         check_classification_targets(y)
         index = np.searchsorted(self.classes_, y)
         if np.any(index >= len(self.classes_)) or np.any(
@@ -255,9 +290,14 @@ class GDClassifier(ClassifierMixin, _GDBase):
     def fit(self, X, y, sample_weight=None):
         self._check_params()
         X, y, sample_weight = self._validate(X, y, sample_weight, reset=True)
-        check_classification_targets(y)
-        classes = np.unique(y)
-        present = classes if sample_weight is None else np.unique(y[sample_weight > 0])
+        if _dask.is_dask_array(y):
+            classes = np.unique(_dask.compute_unique(y))
+            weighted = y if sample_weight is None else y[sample_weight > 0]
+            present = np.unique(_dask.compute_unique(weighted))
+        else:
+            check_classification_targets(y)
+            classes = np.unique(y)
+            present = classes if sample_weight is None else np.unique(y[sample_weight > 0])
         if len(present) < 2:
             raise ValueError(
                 "GDClassifier needs samples of at least 2 classes (with positive weight); "
@@ -289,8 +329,7 @@ class GDClassifier(ClassifierMixin, _GDBase):
 
     def decision_function(self, X):
         """Scores: shape (n_samples,) for two classes, (n_samples, n_classes) otherwise."""
-        check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], accept_sparse="csr", reset=False)
+        X = self._validate_for_predict(X)
         scores = X @ self.coef_.T.astype(X.dtype) + self.intercept_
         return scores[:, 0] if scores.shape[1] == 1 else scores
 
@@ -309,4 +348,6 @@ class GDClassifier(ClassifierMixin, _GDBase):
     def predict(self, X):
         scores = self.decision_function(X)
         index = (scores > 0).astype(int) if scores.ndim == 1 else scores.argmax(axis=1)
+        if _dask.is_dask_array(index):
+            return index.map_blocks(_labels_of, self.classes_, dtype=self.classes_.dtype)
         return self.classes_[index]
