@@ -78,3 +78,21 @@ def test_bad_dask_input_is_named(client, data):
         fastgd.minimize(_dask(data["X"]), _dask(data["mse"]), solver="sgd")
     with pytest.raises(ValueError, match="sample_weight must be >= 0"):
         fastgd.minimize(_dask(data["X"]), _dask(data["mse"]), sample_weight=-data["weights"])
+
+
+def test_estimators_take_dask_arrays(client, data):
+    Xd = _dask(data["X"])
+    reg_local = fastgd.GDRegressor(alpha=1e-3, solver="lbfgs", tol=1e-10).fit(data["X"], data["mse"])
+    reg = fastgd.GDRegressor(alpha=1e-3, solver="lbfgs", tol=1e-10).fit(Xd, _dask(data["mse"]))
+    np.testing.assert_allclose(reg.coef_, reg_local.coef_, rtol=1e-6, atol=1e-8)
+    prediction = reg.predict(Xd)
+    assert hasattr(prediction, "dask")  # lazy: computed on the cluster when asked
+    np.testing.assert_allclose(prediction.compute(), reg_local.predict(data["X"]), rtol=1e-6, atol=1e-8)
+    labels = np.array(["low", "mid", "high"])[data["softmax"]]
+    clf_local = fastgd.GDClassifier(alpha=1e-3, solver="lbfgs", tol=1e-10).fit(data["X"], labels)
+    clf = fastgd.GDClassifier(alpha=1e-3, solver="lbfgs", tol=1e-10).fit(Xd, _dask(labels))
+    np.testing.assert_array_equal(clf.classes_, clf_local.classes_)
+    np.testing.assert_allclose(clf.coef_, clf_local.coef_, rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(clf.predict(Xd).compute(), clf_local.predict(data["X"]))
+    with pytest.raises(ValueError, match="expecting 12 features"):
+        reg.predict(Xd[:, :5])
