@@ -521,8 +521,10 @@ def gd_step(floating[::1] w, const floating[::1] g, double lr, double l1, double
                 w[j] = <floating>(v - t)
             elif v < -t:
                 w[j] = <floating>(v + t)
-            else:
+            elif v == v:
                 w[j] = 0
+            else:  # NaN stays NaN: a diverging run must stay detectable
+                w[j] = <floating>v
 
 
 def penalty(const floating[::1] w, double l1, double l2):

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import fastgd
+from fastgd import _registry
 
 from naive import gd_step as naive_gd_step
 from naive import penalty as naive_penalty
@@ -82,3 +83,15 @@ def test_gd_step_rejects_arrays_it_cannot_update(backend):
     ro.flags.writeable = False
     with pytest.raises(ValueError, match="read-only"):
         fastgd.gd_step(ro, np.ones(3), 0.1, backend=backend)
+
+
+def test_gd_step_keeps_nan_visible(backend):
+    """A NaN gradient (a diverging run) must give NaN weights, as the numpy reference does,
+    never a silent 0 from the soft-threshold."""
+    module = _registry.load(backend)
+    w = np.array([0.5, -0.5, 0.01, 2.0])
+    g = np.array([np.nan, 1.0, np.nan, 0.0])
+    module.gd_step(w, g, 0.1, 0.5, 0.1)
+    reference = _registry.load("numpy").gd_step(np.array([0.5, -0.5, 0.01, 2.0]), g, 0.1, 0.5, 0.1)
+    np.testing.assert_array_equal(np.isnan(w), [True, False, True, False])
+    np.testing.assert_allclose(w[~np.isnan(w)], reference[~np.isnan(reference)], rtol=1e-15)

@@ -513,8 +513,10 @@ def _gd_step(w, g, lr, l1, l2):
             w[j] = v - t
         elif v < -t:
             w[j] = v + t
-        else:
+        elif v == v:
             w[j] = 0.0
+        else:  # NaN stays NaN: a diverging run must stay detectable
+            w[j] = v
 
 
 @numba.njit(cache=True, fastmath=_FASTMATH)
