@@ -13,6 +13,25 @@ distributed = pytest.importorskip("distributed")
 CPU = [b for b in ("numpy", "numba", "cython") if _registry.is_available(b)]
 
 
+def test_without_a_client_the_local_scheduler_runs_the_blocks():
+    """No distributed Client: the same map-reduce runs on Dask's local scheduler. (First
+    in this file, before the module's cluster fixture makes a default client.)"""
+    try:
+        distributed.default_client()
+        pytest.skip("a default dask.distributed client exists in this process")
+    except ValueError:
+        pass
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((3_000, 6))
+    y = (X[:, 0] + rng.standard_normal(3_000) > 0).astype(float)
+    for solver in ("lbfgs", "gd"):
+        local = fastgd.minimize(X, y, loss="logistic", l2=1e-3, solver=solver, backend=CPU[-1])
+        lazy = fastgd.minimize(
+            _dask(X, 700), _dask(y, 700), loss="logistic", l2=1e-3, solver=solver, backend=CPU[-1]
+        )
+        assert lazy.objective == pytest.approx(local.objective, rel=1e-10)
+
+
 @pytest.fixture(scope="module")
 def client():
     with (
