@@ -61,3 +61,17 @@ def test_partial_fit_streams_chunks_to_the_optimum(on_disk, chunk):
             streamed.partial_fit(Xm[start : start + chunk], ym[start : start + chunk])
     assert streamed.score(X, y) == pytest.approx(full.score(X, y), abs=1e-3)
     np.testing.assert_allclose(streamed.coef_, full.coef_, atol=2e-2)
+
+
+def test_classifier_partial_fit_streams_chunks(on_disk):
+    Xm, ym, X, y = on_disk
+    labels = (y > 0).astype(np.int64)
+    full = fastgd.GDClassifier(alpha=1e-3, penalty="l2", solver="lbfgs", tol=1e-12).fit(X, labels)
+    streamed = fastgd.GDClassifier(alpha=1e-3, penalty="l2", learning_rate=0.05, random_state=0)
+    for _ in range(3):
+        for start in range(0, Xm.shape[0], 7_001):
+            chunk_labels = (ym[start : start + 7_001] > 0).astype(np.int64)
+            streamed.partial_fit(Xm[start : start + 7_001], chunk_labels, classes=[0, 1])
+    assert streamed.score(X, labels) == pytest.approx(full.score(X, labels), abs=5e-3)
+    gap = np.abs(streamed.predict_proba(X)[:, 1] - full.predict_proba(X)[:, 1])
+    assert gap.mean() < 0.05  # a constant SGD step ends in a neighbourhood of the optimum

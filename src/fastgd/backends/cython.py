@@ -11,7 +11,7 @@ from scipy import sparse
 from .. import _config
 from .._config import LOSSES
 from .._registry import BackendUnavailableError
-from . import _csr
+from . import _csr, _sums
 
 try:
     from . import _cython_kernels as _k
@@ -33,11 +33,10 @@ def _n_threads():
 def _csr_loss_grad(X, y, w, b, loss, sample_weight, n_threads):
     dtype = X.dtype
     n, d = X.shape
-    sw = np.empty(0, dtype) if sample_weight is None else sample_weight
-    total = n if sample_weight is None else float(np.sum(sample_weight, dtype=np.float64))
+    sw, total = _sums.weights(sample_weight, n, dtype)
     bounds = _csr.row_bounds(X.indptr, n_threads)
     indices, indptr = X.indices, X.indptr
-    if indices.dtype != indptr.dtype:  # scipy keeps them alike; be safe (small arrays)
+    if indices.dtype != indptr.dtype:  # scipy keeps them alike; be safe (no copy of X.data)
         indices, indptr = indices.astype(np.int64), indptr.astype(np.int64)
     losses = np.zeros(n_threads)
     if loss == "softmax":
@@ -48,39 +47,37 @@ def _csr_loss_grad(X, y, w, b, loss, sample_weight, n_threads):
             X.data, indices, indptr, bounds, y, w, b.astype(np.float64), sw, grads, r_sums, losses
         )
         grad = grads.sum(axis=0).reshape(d, k)
-        return losses.sum() / total, (grad / total).astype(dtype), (r_sums.sum(axis=0) / total).astype(dtype)
+        return _sums.normalised(losses.sum(), grad, r_sums.sum(axis=0), total, dtype, True)
     grads = np.zeros((n_threads, d))
     dz_sums = np.zeros(n_threads)
     _k.csr_scalar_loss_grad(
         X.data, indices, indptr, bounds, y, w, float(b), sw, LOSSES.index(loss), grads, dz_sums, losses
     )
-    return losses.sum() / total, (grads.sum(axis=0) / total).astype(dtype), dtype.type(dz_sums.sum() / total)
+    return _sums.normalised(losses.sum(), grads.sum(axis=0), dz_sums.sum(), total, dtype, False)
 
 
 def loss_grad(X, y, w, b, loss, sample_weight):
+    n_threads = _n_threads()
     if sparse.issparse(X):
-        return _csr_loss_grad(X, y, w, b, loss, sample_weight, _n_threads())
+        return _csr_loss_grad(X, y, w, b, loss, sample_weight, n_threads)
     dtype = X.dtype
     n, d = X.shape
-    n_threads = _n_threads()
-    sw = np.empty(0, dtype) if sample_weight is None else sample_weight
-    total = n if sample_weight is None else float(np.sum(sample_weight, dtype=np.float64))
+    sw, total = _sums.weights(sample_weight, n, dtype)
     losses = np.zeros(n_threads)
     if loss == "softmax":
         k = w.shape[1]
         grads = np.zeros((n_threads, k * d))
         r_sums = np.zeros((n_threads, k))
         block = _config.cpu_block_rows(d, dtype.itemsize, by_columns=False)
-        Wt = np.ascontiguousarray(w.T)
+        Wt = np.ascontiguousarray(w.T)  # (k, d): small
         _k.softmax_loss_grad(X, y, Wt, b.astype(np.float64), sw, block, grads, r_sums, losses)
         grad = grads.sum(axis=0).reshape(k, d).T
-        return losses.sum() / total, (grad / total).astype(dtype), (r_sums.sum(axis=0) / total).astype(dtype)
+        return _sums.normalised(losses.sum(), grad, r_sums.sum(axis=0), total, dtype, True)
     grads = np.zeros((n_threads, d))
     dz_sums = np.zeros(n_threads)
     block = _config.cpu_block_rows(d, dtype.itemsize, by_columns=d < _config.CPU_SMALL_D)
     _k.scalar_loss_grad(X, y, w, float(b), sw, LOSSES.index(loss), block, grads, dz_sums, losses)
-    grad = grads.sum(axis=0)
-    return losses.sum() / total, (grad / total).astype(dtype), dtype.type(dz_sums.sum() / total)
+    return _sums.normalised(losses.sum(), grads.sum(axis=0), dz_sums.sum(), total, dtype, False)
 
 
 def gd_step(w, grad_w, lr, l1, l2):

@@ -14,8 +14,8 @@ import numpy as np
 from scipy import sparse
 
 from .. import _config
-from .._config import LOSSES, MSE, NUMBA_FASTMATH, SOFTMAX
-from . import _csr
+from .._config import LOSSES, MSE, NUMBA_FASTMATH
+from . import _csr, _sums
 from ._rowmath import scalar_loss_dz
 from ._vecmath import exp_nonpositive, log1p_unit
 
@@ -467,18 +467,15 @@ def _csr_softmax_loss_grad(data, indices, indptr, bounds, W, b, y, sw):
 def _csr_loss_grad(X, y, w, b, loss, sample_weight, n_chunks):
     dtype = X.dtype
     n, d = X.shape
-    sw = np.empty(0, dtype) if sample_weight is None else sample_weight
-    total = n if sample_weight is None else float(np.sum(sample_weight, dtype=np.float64))
+    sw, total = _sums.weights(sample_weight, n, dtype)
     bounds = _csr.row_bounds(X.indptr, n_chunks)
     if loss == "softmax":
-        value, grad, grad_b = _csr_softmax_loss_grad(
-            X.data, X.indices, X.indptr, bounds, w, b.astype(np.float64), y, sw
+        sums = _csr_softmax_loss_grad(X.data, X.indices, X.indptr, bounds, w, b.astype(np.float64), y, sw)
+    else:
+        sums = _csr_scalar_loss_grad(
+            X.data, X.indices, X.indptr, bounds, d, y, w, float(b), sw, LOSSES.index(loss)
         )
-        return value / total, (grad / total).astype(dtype), (grad_b / total).astype(dtype)
-    value, grad, grad_b = _csr_scalar_loss_grad(
-        X.data, X.indices, X.indptr, bounds, d, y, w, float(b), sw, LOSSES.index(loss)
-    )
-    return value / total, (grad / total).astype(dtype), dtype.type(grad_b / total)
+    return _sums.normalised(*sums, total, dtype, loss == "softmax")
 
 
 def loss_grad(X, y, w, b, loss, sample_weight):
@@ -487,20 +484,17 @@ def loss_grad(X, y, w, b, loss, sample_weight):
         return _csr_loss_grad(X, y, w, b, loss, sample_weight, n_chunks)
     dtype = X.dtype
     n, d = X.shape
-    sw = np.empty(0, dtype) if sample_weight is None else sample_weight
-    total = n if sample_weight is None else float(np.sum(sample_weight, dtype=np.float64))
+    sw, total = _sums.weights(sample_weight, n, dtype)
     if loss == "softmax":
-        Wt = np.ascontiguousarray(w.T)
         block = _config.cpu_block_rows(d, dtype.itemsize, by_columns=False)
-        value, grad, grad_b = _softmax_loss_grad(
+        Wt = np.ascontiguousarray(w.T)  # (k, d): small
+        value, grad_t, grad_b = _softmax_loss_grad(
             X, y, Wt, b.astype(np.float64), sw, dtype.type(0), n_chunks, block
         )
-        return value / total, (grad.T / total).astype(dtype), (grad_b / total).astype(dtype)
-    code = LOSSES.index(loss)
-    assert code != SOFTMAX
+        return _sums.normalised(value, grad_t.T, grad_b, total, dtype, True)
     block = _config.cpu_block_rows(d, dtype.itemsize, by_columns=d < SMALL_D)
-    value, grad, grad_b = _scalar_loss_grad(X, y, w, float(b), sw, code, dtype.type(0), n_chunks, block)
-    return value / total, (grad / total).astype(dtype), dtype.type(grad_b / total)
+    sums = _scalar_loss_grad(X, y, w, float(b), sw, LOSSES.index(loss), dtype.type(0), n_chunks, block)
+    return _sums.normalised(*sums, total, dtype, False)
 
 
 @numba.njit(cache=True, fastmath=_FASTMATH)
