@@ -2,20 +2,27 @@
 
 import warnings
 
+import numba
 import numpy as np
 import pytest
+from scipy import sparse
 from sklearn import datasets
 from sklearn.linear_model import ElasticNet, Lasso, LogisticRegression, Ridge
 from sklearn.preprocessing import StandardScaler
 
 import fastgd
 from fastgd.cli import textbook_data
-from fastgd.solvers import DivergenceError, minimize
+from fastgd.solvers import DivergenceError, Problem, minimize
 
 FULL_BATCH = ["gd", "momentum", "nesterov", "fista", "lbfgs"]
-# On the CUDA simulator (no GPU here) a kernel call costs ~50 ms: one solver per loss, and
-# the L1 proximal path once. The solvers run the same code on every backend; the CUDA
-# kernels themselves are checked case by case in test_loss_grad.py and test_backend_cuda.py.
+# sgd is variance-reduced (SVRG) by default: it reaches the optimum as the others do.
+SOLVERS = [*FULL_BATCH, "sgd"]
+# On the CUDA simulator (no GPU here) a kernel call costs 0.1-0.5 s on these data sets, and
+# the whole grid makes ~50,000 calls: on the simulator one solver per loss and the L1
+# proximal path run to the optimum, and every other pair is checked to follow the numpy
+# reference's path step for step (test_cuda_follows_the_reference_path). On a real GPU
+# (NUMBA_ENABLE_CUDASIM=0) the whole grid runs to the optimum.
+ON_CUDA_SIMULATOR = bool(numba.config.ENABLE_CUDASIM)
 CUDA_SIMULATOR_SUBSET = {
     ("ridge", "lbfgs"),
     ("logistic-l2", "lbfgs"),
@@ -68,7 +75,7 @@ CASES = _build_cases()
 
 def _grid():
     for name, (_, _, _, l1, _, _) in CASES.items():
-        for solver in FULL_BATCH:
+        for solver in SOLVERS:
             if solver == "lbfgs" and l1 > 0:
                 continue
             yield pytest.param(name, solver, id=f"{name}-{solver}")
@@ -76,12 +83,13 @@ def _grid():
 
 @pytest.mark.parametrize("case, solver", list(_grid()))
 def test_reaches_established_optimum(backend, case, solver):
-    if backend == "cuda" and (case, solver) not in CUDA_SIMULATOR_SUBSET:
-        pytest.skip("the CUDA simulator is slow: each loss and the proximal path once")
+    if backend == "cuda" and ON_CUDA_SIMULATOR and (case, solver) not in CUDA_SIMULATOR_SUBSET:
+        pytest.skip("CUDA simulator: this pair is checked by test_cuda_follows_the_reference_path")
     X, y, loss, l1, l2, reference = CASES[case]
     result = minimize(
-        X, y, loss=loss, l1=l1, l2=l2, solver=solver, max_iter=100_000, tol=1e-9, backend=backend
-    )
+        X, y, loss=loss, l1=l1, l2=l2, solver=solver, max_iter=100_000, tol=1e-9, backend=backend,
+        random_state=0,
+    )  # fmt: skip
     assert result.converged, result.message
     assert result.objective <= reference + 1e-6 * abs(reference), (result.objective, reference)
     # ... and the reported objective is the objective of the returned point.
@@ -90,11 +98,63 @@ def test_reaches_established_optimum(backend, case, solver):
     )
 
 
+@pytest.mark.skipif(
+    "cuda" in fastgd.unavailable_reasons() or not ON_CUDA_SIMULATOR,
+    reason="needs the CUDA simulator (a real GPU runs the whole grid above)",
+)
+@pytest.mark.parametrize("case, solver", [p for p in _grid() if tuple(p.values) not in CUDA_SIMULATOR_SUBSET])
+def test_cuda_follows_the_reference_path(case, solver):
+    """The first iterations on cuda equal those of the numpy reference, for every pair the
+    simulator cannot afford to run to the optimum: same objectives, same iterate."""
+    X, y, loss, l1, l2, _ = CASES[case]
+    problem = Problem.from_user(X, y, loss=loss, l1=l1, l2=l2, sample_weight=None,
+                                fit_intercept=True, backend="numpy")  # fmt: skip
+    # The step from the reference, so that cuda skips the 30-pass power iteration.
+    lr = 1.0 / (problem.batch_lipschitz(min(256, len(y))) if solver == "sgd" else problem.lipschitz())
+    common = dict(loss=loss, l1=l1, l2=l2, solver=solver, lr=lr, max_iter=3, tol=0.0, random_state=0)
+    reference = minimize(X, y, backend="numpy", **common)
+    cuda = minimize(X, y, backend="cuda", **common)
+    assert len(cuda.history) == len(reference.history) >= 4
+    np.testing.assert_allclose(cuda.history, reference.history, rtol=1e-11)
+    np.testing.assert_allclose(cuda.coef, reference.coef, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(cuda.intercept, reference.intercept, rtol=1e-9, atol=1e-12)
+
+
 @pytest.mark.parametrize("case", ["ridge", "elasticnet", "softmax-l2"])
-def test_sgd_approaches_optimum(case):
+def test_plain_sgd_approaches_optimum(case):
+    """Without variance reduction the adaptive step schedule gets close, not exact."""
     X, y, loss, l1, l2, reference = CASES[case]
-    result = minimize(X, y, loss=loss, l1=l1, l2=l2, solver="sgd", max_iter=5000, tol=1e-9, random_state=0)
+    result = minimize(
+        X, y, loss=loss, l1=l1, l2=l2, solver="sgd", max_iter=5000, tol=1e-9, random_state=0,
+        variance_reduction=None,
+    )  # fmt: skip
     assert result.objective <= reference * (1 + 2e-3)
+
+
+@pytest.mark.parametrize(
+    "case, batch_size",
+    [("elasticnet", 1), ("elasticnet", 64), ("logistic-l2", 16), ("softmax-l2", 7), ("softmax-l2", 64)],
+)
+def test_svrg_small_batches_and_weights_reach_the_weighted_optimum(case, batch_size):
+    """SVRG with uneven batches and sample weights, against full-batch FISTA on the same
+    weighted problem (its own optimum is checked against scikit-learn above)."""
+    X, y, loss, l1, l2, _ = CASES[case]
+    weights = np.random.default_rng(1).uniform(0.0, 3.0, len(y))
+    common = dict(loss=loss, l1=l1, l2=l2, sample_weight=weights, tol=1e-10, max_iter=100_000)
+    reference = minimize(X, y, solver="fista", **common).objective
+    result = minimize(X, y, solver="sgd", batch_size=batch_size, random_state=3, backend="numba", **common)
+    assert result.converged
+    assert result.objective <= reference + 1e-6 * abs(reference), (result.objective, reference)
+
+
+def test_svrg_on_sparse_rows_matches_dense():
+    X, y, loss, l1, l2, reference = CASES["lasso"]
+    Xs = sparse.csr_matrix(np.where(np.abs(X) < 0.5, 0.0, X))
+    dense = minimize(Xs.toarray(), y, loss=loss, l1=l1, solver="fista", tol=1e-10, max_iter=100_000)
+    result = minimize(Xs, y, loss=loss, l1=l1, solver="sgd", batch_size=50, random_state=0, tol=1e-10,
+                      max_iter=100_000, backend="numba")  # fmt: skip
+    assert result.objective <= dense.objective * (1 + 1e-6)
+    np.testing.assert_allclose(result.coef, dense.coef, atol=1e-4)
 
 
 def test_textbook_example(backend):
@@ -140,6 +200,7 @@ def test_lbfgs_refuses_l1():
         ({"loss": "hinge"}, "unknown loss 'hinge'"),
         ({"schedule": "cosine", "solver": "sgd"}, "unknown schedule 'cosine'"),
         ({"batch_size": 0, "solver": "sgd"}, "batch_size must be an integer >= 1"),
+        ({"variance_reduction": "saga", "solver": "sgd"}, "unknown variance_reduction 'saga'"),
     ],
 )
 def test_bad_parameters_are_named(kwargs, message):

@@ -139,13 +139,18 @@ class _GDBase(BaseEstimator):
             return X
         return validate_data(self, X, dtype=[np.float64, np.float32], accept_sparse="csr", reset=False)
 
-    def _run(self, X, y, sample_weight, loss, n_classes, solver, max_iter, coef_init, intercept_init, lr):
+    def _run(
+        self, X, y, sample_weight, loss, n_classes, solver, max_iter, coef_init, intercept_init, lr,
+        partial=False,
+    ):  # fmt: skip
+        """One call of minimize; ``partial``: one plain SGD epoch (partial_fit sees a chunk)."""
         l1, l2 = self._penalties()
         return minimize(
             X, y, loss=loss, l1=l1, l2=l2, solver=solver, lr=lr, max_iter=max_iter, tol=self.tol,
             fit_intercept=self.fit_intercept, sample_weight=sample_weight, batch_size=self.batch_size,
             random_state=self.random_state, verbose=self.verbose, backend=self.backend,
             coef_init=coef_init, intercept_init=intercept_init, n_classes=n_classes,
+            variance_reduction=None if partial else "svrg",
         )  # fmt: skip
 
     def _store(self, result, to_coef, to_intercept):
@@ -183,6 +188,8 @@ class GDRegressor(RegressorMixin, _GDBase):
     alpha : float >= 0, default 1e-4
     l1_ratio : float in [0, 1], default 0.15 (``elasticnet`` only)
     solver : {"auto", "gd", "momentum", "nesterov", "fista", "sgd", "lbfgs"}, default "auto"
+        ``sgd`` in ``fit`` is variance-reduced (SVRG) and reaches the exact optimum;
+        ``partial_fit`` always takes one plain mini-batch SGD epoch over its chunk.
     learning_rate : float > 0 or "auto", default "auto"
         The step of the fixed-step solvers and the initial step of ``sgd``; "auto" takes
         1 / L from a Lipschitz estimate. ``lbfgs`` and ``fista`` choose their own.
@@ -226,7 +233,7 @@ class GDRegressor(RegressorMixin, _GDBase):
         result = self._run(
             X, y, sample_weight, "mse", None, "sgd", 1,
             None if first else self.coef_, None if first else self.intercept_,
-            self._lr() if first else self.lr_,
+            self._lr() if first else self.lr_, partial=True,
         )  # fmt: skip
         self._store(result, lambda w: w, lambda b: float(b))
         return self
@@ -266,7 +273,7 @@ class GDClassifier(ClassifierMixin, _GDBase):
     def _loss(self):
         return "logistic" if len(self.classes_) == 2 else "softmax"
 
-    def _fit(self, X, y, sample_weight, solver, max_iter, warm):
+    def _fit(self, X, y, sample_weight, solver, max_iter, warm, partial=False):
         index = self._encode(y, sample_weight)
         loss = self._loss()
         k = len(self.classes_)
@@ -280,7 +287,7 @@ class GDClassifier(ClassifierMixin, _GDBase):
             intercept_init = self.intercept_ if warm else None
         lr = self._lr() if not (warm and solver == "sgd" and hasattr(self, "lr_")) else self.lr_
         result = self._run(X, target, sample_weight, loss, k if loss == "softmax" else None,
-                           solver, max_iter, coef_init, intercept_init, lr)  # fmt: skip
+                           solver, max_iter, coef_init, intercept_init, lr, partial)  # fmt: skip
         if loss == "logistic":
             self._store(result, lambda w: w[None, :].copy(), lambda b: np.array([b], dtype=X.dtype))
         else:
@@ -325,7 +332,7 @@ class GDClassifier(ClassifierMixin, _GDBase):
         elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
             raise ValueError(f"classes {classes!r} differ from those of the first call {self.classes_!r}")
         X, y, sample_weight = self._validate(X, y, sample_weight, reset=first)
-        return self._fit(X, y, sample_weight, "sgd", 1, warm=not first)
+        return self._fit(X, y, sample_weight, "sgd", 1, warm=not first, partial=True)
 
     def decision_function(self, X):
         """Scores: shape (n_samples,) for two classes, (n_samples, n_classes) otherwise."""

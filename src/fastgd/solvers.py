@@ -11,9 +11,11 @@ Every solver reaches the data only through the backend's fused ``loss_grad`` and
 Stopping rule (all full-batch solvers): the iteration stops when the infinity norm of the
 gradient mapping :math:`G = (x - \mathrm{prox}_{\eta l_1}(x - \eta \nabla f(x)))/\eta`
 (the gradient itself when ``l1 = 0``; the projected gradient for ``lbfgs``) is at most
-``tol``, or after ``max_iter`` iterations. ``sgd`` stops when the full objective has not
-decreased by more than ``tol * max(1, F)`` for ``n_iter_no_change`` epochs (with the
-``adaptive`` schedule: once the step has been divided down to 1e-6 of its start).
+``tol``, or after ``max_iter`` iterations. ``sgd`` stops by the same test at the end of an
+epoch when it is variance-reduced (the default: the full gradient is computed there), or
+when the full objective has not decreased by more than ``tol * max(1, F)`` for
+``n_iter_no_change`` epochs (with the ``adaptive`` schedule: once the step has been divided
+down to 1e-6 of its start).
 """
 
 import contextlib
@@ -29,6 +31,7 @@ from . import _dask, _registry, _validate
 
 SOLVERS = ("auto", "gd", "momentum", "nesterov", "fista", "sgd", "lbfgs")
 SCHEDULES = ("constant", "invscaling", "adaptive")
+VARIANCE_REDUCTIONS = ("svrg", None)
 
 
 class DivergenceError(FloatingPointError):
@@ -159,6 +162,33 @@ class Problem:
         lam *= 1.02  # the power iteration approaches from below
         factor = {"mse": 1.0, "logistic": 1.0 / 8.0, "softmax": 1.0 / 4.0}[self.loss]
         return lam * factor + 2.0 * self.l2
+
+    def batch_lipschitz(self, batch_size):
+        r"""Lipschitz estimate of the gradient of the loss on a random batch of ``batch_size`` rows.
+
+        Interpolates between the full-data constant L (a batch of n) and the largest
+        per-row constant :math:`L_{max} = c \max_i 2 s_i (\|x_i\|^2 + 1) n / \sum s`
+        (a batch of one) as :math:`\frac{n(m-1)}{m(n-1)} L + \frac{n-m}{m(n-1)} L_{max}`,
+        the expected smoothness of sampling m rows without replacement. One extra pass over
+        X for the row norms.
+        """
+        n = self.n_samples
+        full = self.lipschitz()
+        m = min(int(batch_size), n)
+        if m >= n:
+            return full
+        if sparse.issparse(self.X):
+            sq = np.asarray(self.X.multiply(self.X).sum(axis=1), dtype=np.float64).ravel()
+        else:
+            sq = np.einsum("ij,ij->i", self.X, self.X, dtype=np.float64)
+        if self.fit_intercept:
+            sq += 1.0
+        if self.sample_weight is not None:
+            sw = self.sample_weight.astype(np.float64)
+            sq *= sw * (n / float(np.sum(sw)))
+        factor = {"mse": 1.0, "logistic": 1.0 / 8.0, "softmax": 1.0 / 4.0}[self.loss]
+        row_max = 2.0 * factor * float(np.max(sq)) + 2.0 * self.l2
+        return (n * (m - 1) * full + (n - m) * row_max) / (m * (n - 1))
 
 
 def _resolve_solver(solver, l1):
@@ -351,11 +381,31 @@ def _lbfgs(p, w, b, max_iter, tol, mon):
     return wx, bx, int(res.nit), bool(converged)
 
 
-def _sgd(p, w, b, lr, max_iter, tol, mon, batch_size, random_state, schedule, power_t, n_iter_no_change):
-    """Mini-batch SGD: shuffled batches each epoch, the l1 part by a proximal step."""
-    rng = np.random.default_rng(random_state)
+@dataclass(frozen=True)
+class _SGDOptions:
+    batch_size: int
+    random_state: object
+    schedule: str
+    power_t: float
+    n_iter_no_change: int
+    variance_reduction: str | None
+
+
+def _sgd(p, w, b, lr, max_iter, tol, mon, opts):
+    """Mini-batch SGD: shuffled batches each epoch, the l1 part by a proximal step.
+
+    With ``variance_reduction="svrg"`` (proximal SVRG, Xiao & Zhang 2014) each epoch starts
+    from a snapshot and its full gradient mu; every batch step then uses
+    ``g_B(w) - g_B(snapshot) + mu``, an unbiased gradient estimate whose variance vanishes
+    at the optimum, so a constant step converges linearly to the exact minimiser. An epoch
+    costs three passes over X (the full gradient and two batch gradients per row) instead
+    of one. Its step stays constant under the ``adaptive`` schedule (no decay is needed);
+    ``invscaling`` still decays it. Without it the step schedule alone decides how close
+    SGD gets.
+    """
+    rng = np.random.default_rng(opts.random_state)
     n = p.n_samples
-    batch = n if batch_size is None else min(int(batch_size), n)
+    batch = n if opts.batch_size is None else min(int(opts.batch_size), n)
     is_sparse = sparse.issparse(p.X)  # CSR batches are taken by row indexing (a batch copy)
     Xb = None if is_sparse else np.empty((batch, p.n_features), p.dtype)
     yb = np.empty(batch, p.y.dtype)
@@ -367,12 +417,34 @@ def _sgd(p, w, b, lr, max_iter, tol, mon, batch_size, random_state, schedule, po
     identity = np.arange(n)
     order = np.empty_like(identity)
     total_w = float(np.sum(sw, dtype=np.float64)) if sw is not None else float(n)
-    value = p.objective(w, b)
+    full = batch == n
+    svrg = opts.variance_reduction == "svrg"
+
+    def batch_grad(Xm, ym, swm, m, w, b):
+        _, gw, gb = p.module.loss_grad(Xm, ym, w, b, p.loss, swm)
+        if not p.fit_intercept:
+            gb = gb * 0
+        # The kernel normalises by the batch's weight; rescale to an unbiased estimate
+        # of the gradient of the full weighted mean.
+        if swm is not None:
+            scale = p.dtype.type(float(np.sum(swm, dtype=np.float64)) * n / (m * total_w))
+            gw, gb = gw * scale, gb * scale
+        return gw, gb
+
+    if svrg:
+        value, mu_w, mu_b = p.loss_grad(w, b)
+        value += p.penalty(w)
+        snap_w = np.empty_like(w)
+    else:
+        value = p.objective(w, b)
     mon.record(0, value, w, b)
     best, stall, t = value, 0, 0
     lr0 = lr
-    full = batch == n
+    precision = 16 * float(np.finfo(p.dtype).eps)
     for epoch in range(1, max_iter + 1):
+        if svrg:
+            np.copyto(snap_w, w)
+            snap_b = b
         np.copyto(order, identity)
         rng.shuffle(order)
         for start in range(0, n, batch):
@@ -385,26 +457,36 @@ def _sgd(p, w, b, lr, max_iter, tol, mon, batch_size, random_state, schedule, po
                 ym = np.take(p.y, idx, out=yb[:m])
                 swm = np.take(sw, idx, out=swb[:m]) if sw is not None else None
             p.n_passes += m / n
-            _, gw, gb = p.module.loss_grad(Xm, ym, w, b, p.loss, swm)
-            if not p.fit_intercept:
-                gb = gb * 0
-            # The kernel normalises by the batch's weight; rescale to an unbiased estimate
-            # of the gradient of the full weighted mean.
-            if swm is not None:
-                scale = float(np.sum(swm, dtype=np.float64)) * n / (m * total_w)
-                gw, gb = gw * p.dtype.type(scale), gb * p.dtype.type(scale)
-            step = lr / (t + 1) ** power_t if schedule == "invscaling" else lr
+            gw, gb = batch_grad(Xm, ym, swm, m, w, b)
+            if svrg:
+                p.n_passes += m / n
+                sgw, sgb = batch_grad(Xm, ym, swm, m, snap_w, snap_b)
+                gw = gw - sgw + mu_w
+                gb = gb - sgb + mu_b
+            step = lr / (t + 1) ** opts.power_t if opts.schedule == "invscaling" else lr
             w, b = p.step(w, b, gw, gb, step)
             t += 1
-        value = p.objective(w, b)
+        if svrg:
+            value, mu_w, mu_b = p.loss_grad(w, b)
+            value += p.penalty(w)
+        else:
+            value = p.objective(w, b)
         if mon.record(epoch, value, w, b):
             return w, b, epoch, False, lr
-        if value < best - tol * max(1.0, abs(best)):
+        if svrg:
+            # The full gradient is at hand: the full-batch solvers' gradient-mapping test.
+            w_next, b_next = p.step(w.copy(), b, mu_w, mu_b, lr)
+            if _inf_norm(w - w_next, np.asarray(b - b_next), p.fit_intercept) / lr <= tol:
+                return w, b, epoch, True, lr
+        # Plain SGD: a stall is progress below tol; SVRG's own test is the gradient mapping
+        # above, and a stall means the objective stopped moving at rounding level.
+        floor = precision if svrg else tol
+        if value < best - floor * max(1.0, abs(best)):
             best, stall = value, 0
         else:
             stall += 1
-        if stall >= n_iter_no_change:
-            if schedule != "adaptive" or lr <= 1e-6 * lr0:
+        if stall >= opts.n_iter_no_change:
+            if svrg or opts.schedule != "adaptive" or lr <= 1e-6 * lr0:
                 return w, b, epoch, True, lr
             lr, stall = lr / 5.0, 0
     return w, b, max_iter, False, lr
@@ -448,6 +530,7 @@ def minimize(
     schedule="adaptive",
     power_t=0.25,
     n_iter_no_change=5,
+    variance_reduction="svrg",
 ):
     r"""Minimise :math:`\mathrm{loss}(Xw + b) + l_1 \sum|w| + l_2 \sum w^2` over (w, b).
 
@@ -464,11 +547,13 @@ def minimize(
         ``gd``: proximal gradient descent with a fixed step ``lr`` (the textbook method).
         ``momentum``: heavy ball (``momentum`` coefficient). ``nesterov``: accelerated with
         adaptive restart, fixed step. ``fista``: accelerated with backtracking line search.
-        ``sgd``: mini-batch SGD (``batch_size``, ``schedule``, ``random_state``).
+        ``sgd``: mini-batch SGD, variance-reduced by default (``batch_size``, ``schedule``,
+        ``random_state``, ``variance_reduction``).
         ``lbfgs``: scipy's L-BFGS-B on fastgd's fused kernel (l1 = 0 only).
         ``auto``: ``lbfgs`` when l1 = 0, else ``fista``.
     lr : float > 0 or None
-        Step size. None: 1/L from a power-iteration estimate of the Lipschitz constant L.
+        Step size. None: 1/L from a power-iteration estimate of the Lipschitz constant L
+        (``sgd``: of a batch's gradient, which grows as the batch shrinks).
     max_iter : int >= 1
         Iterations (epochs for ``sgd``).
     tol : float >= 0
@@ -493,6 +578,10 @@ def minimize(
     schedule : {"constant", "invscaling", "adaptive"}
         ``sgd`` step schedule: fixed; lr / (t + 1) ** power_t; or divided by 5 whenever
         the epoch objective stalls for ``n_iter_no_change`` epochs.
+    variance_reduction : {"svrg", None}
+        ``sgd`` gradient estimate. ``"svrg"`` (default): proximal SVRG, which converges to
+        the exact optimum like the full-batch solvers (three passes over X per epoch).
+        None: plain mini-batch SGD (one pass per epoch), which only approaches it.
 
     Returns
     -------
@@ -518,6 +607,8 @@ def minimize(
         lr = _validate.check_param("lr", lr, positive=True)
     if schedule not in SCHEDULES:
         raise ValueError(f"unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
+    if variance_reduction not in VARIANCE_REDUCTIONS:
+        raise ValueError(f"unknown variance_reduction {variance_reduction!r}; choose 'svrg' or None")
     if not 0.0 <= float(momentum) < 1.0:
         raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
     if batch_size is not None and (isinstance(batch_size, bool) or int(batch_size) < 1):
@@ -531,10 +622,12 @@ def minimize(
     if not p.fit_intercept:
         b = b * 0
 
-    if solver in ("gd", "momentum", "nesterov", "fista", "sgd") and lr is None:
-        lr = 1.0 / p.lipschitz()
     if solver == "sgd" and batch_size is None:
         batch_size = min(256, p.n_samples)
+    if solver in ("gd", "momentum", "nesterov", "fista") and lr is None:
+        lr = 1.0 / p.lipschitz()
+    elif solver == "sgd" and lr is None:
+        lr = 1.0 / p.batch_lipschitz(batch_size)
     mon = _Monitor(
         p,
         lr if solver in ("gd", "momentum", "nesterov", "sgd") else None,
@@ -554,20 +647,10 @@ def minimize(
                     p, w, b, lr, max_iter, tol, mon, backtrack=solver == "fista"
                 )
             elif solver == "sgd":
-                w, b, n_iter, converged, lr = _sgd(
-                    p,
-                    w,
-                    b,
-                    lr,
-                    max_iter,
-                    tol,
-                    mon,
-                    batch_size,
-                    random_state,
-                    schedule,
-                    power_t,
-                    n_iter_no_change,
+                opts = _SGDOptions(
+                    batch_size, random_state, schedule, power_t, n_iter_no_change, variance_reduction
                 )
+                w, b, n_iter, converged, lr = _sgd(p, w, b, lr, max_iter, tol, mon, opts)
             else:
                 w, b, n_iter, converged = _lbfgs(p, w, b, max_iter, tol, mon)
         finally:
