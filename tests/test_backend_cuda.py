@@ -321,6 +321,25 @@ def test_gd_step_host_w_device_grad(small_blocks, rng):
     assert_close(w, want, RTOL[np.float32])
 
 
+def test_public_gd_step_leaves_w_alone_on_the_device(small_blocks, rng):
+    """fastgd.gd_step returns new weights where w lives; out=w updates in place."""
+    import fastgd
+
+    w = rng.normal(size=(12, 3))
+    g = rng.normal(size=(12, 3))
+    want = expected_step(w, g, 0.1, 0.2, 0.3)
+    w_dev = cuda.to_device(w)
+    new = fastgd.gd_step(w_dev, g, 0.1, 0.2, 0.3, backend="cuda")
+    assert cuda_backend.is_device_array(new) and new is not w_dev
+    assert_close(new.copy_to_host(), want, 1e-12)
+    np.testing.assert_array_equal(w_dev.copy_to_host(), w)  # w untouched
+    on_host = fastgd.gd_step(w, cuda.to_device(g), 0.1, 0.2, 0.3, backend="cuda")
+    assert isinstance(on_host, np.ndarray)
+    assert_close(on_host, want, 1e-12)
+    assert fastgd.gd_step(w_dev, g, 0.1, 0.2, 0.3, out=w_dev, backend="cuda") is w_dev
+    assert_close(w_dev.copy_to_host(), want, 1e-12)
+
+
 def test_gd_step_keeps_nan_visible(small_blocks):
     """A NaN or inf is not thresholded to 0: a diverging run must stay detectable."""
     w = np.array([np.nan, 1.0, np.inf, -np.inf, 0.01])

@@ -1,6 +1,8 @@
 """Dask arrays on a dask.distributed LocalCluster of worker processes reach the in-process
 optimum; each gradient evaluation runs the kernel on the workers' blocks."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -34,12 +36,17 @@ def test_without_a_client_the_local_scheduler_runs_the_blocks():
 
 @pytest.fixture(scope="module")
 def client():
+    # distributed's nanny sets OMP_NUM_THREADS=1 and the like in this process's environment
+    # to hand them to the workers it spawns; put the environment back for later tests.
+    saved = dict(os.environ)
     with (
         distributed.LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
+        os.environ.clear()
+        os.environ.update(saved)
         yield client
 
 

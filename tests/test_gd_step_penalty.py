@@ -19,26 +19,31 @@ def test_gd_step_formula(backend, shape, dtype, l1, l2, rng):
     w = rng.normal(size=shape).astype(dtype)
     g = rng.normal(size=shape).astype(dtype)
     expected = naive_gd_step(w, g, 0.25, l1, l2)
-    g_before = g.copy()
-    out = fastgd.gd_step(w, g, 0.25, l1=l1, l2=l2, backend=backend)
-    assert out is w, "gd_step must update w in place and return it"
-    assert w.dtype == dtype
-    np.testing.assert_allclose(w, expected, rtol=RTOL[dtype], atol=RTOL[dtype])
+    w_before, g_before = w.copy(), g.copy()
+    new = fastgd.gd_step(w, g, 0.25, l1=l1, l2=l2, backend=backend)
+    assert new is not w and new.dtype == dtype and new.shape == shape
+    np.testing.assert_allclose(new, expected, rtol=RTOL[dtype], atol=RTOL[dtype])
+    np.testing.assert_array_equal(w, w_before)  # inputs are never modified
     np.testing.assert_array_equal(g, g_before)
+    # out=w: the same step in place, no new array
+    assert fastgd.gd_step(w, g, 0.25, l1=l1, l2=l2, out=w, backend=backend) is w
+    np.testing.assert_array_equal(w, new)
+    # out elsewhere: written there, w untouched
+    dest = np.full(shape, 7.0, dtype)
+    assert fastgd.gd_step(w_before, g, 0.25, l1=l1, l2=l2, out=dest, backend=backend) is dest
+    np.testing.assert_array_equal(dest, new)
 
 
 def test_gd_step_hand_computed(backend):
     # v = w - lr g = [0.95, -1.95, 0.05]; threshold lr l1 = 0.1.
-    w = np.array([1.0, -2.0, 0.05])
-    fastgd.gd_step(w, np.array([0.5, -0.5, 0.0]), 0.1, l1=1.0, backend=backend)
+    w = fastgd.gd_step([1.0, -2.0, 0.05], [0.5, -0.5, 0.0], 0.1, l1=1.0, backend=backend)
     np.testing.assert_allclose(w, [0.85, -1.85, 0.0], rtol=1e-14)
     # pure ridge: w <- w - lr (g + 2 l2 w) = 1 - 0.5 (1 + 2) = -0.5
-    w = np.array([1.0])
-    fastgd.gd_step(w, np.array([1.0]), 0.5, l2=1.0, backend=backend)
+    w = fastgd.gd_step(np.array([1.0]), np.array([1.0]), 0.5, l2=1.0, backend=backend)
     np.testing.assert_allclose(w, [-0.5], rtol=1e-14)
-    # a large l1 zeroes everything
-    w = np.array([0.3, -0.2, 0.1])
-    fastgd.gd_step(w, np.zeros(3), 1.0, l1=10.0, backend=backend)
+    # a large l1 zeroes everything; integer weights are taken as float64
+    w = fastgd.gd_step([3, -2, 1], np.zeros(3), 1.0, l1=10.0, backend=backend)
+    assert w.dtype == np.float64
     np.testing.assert_array_equal(w, 0.0)
 
 
@@ -77,12 +82,21 @@ def test_gd_step_rejects_bad_parameters(backend, kwargs, message):
 def test_gd_step_rejects_arrays_it_cannot_update(backend):
     with pytest.raises(ValueError, match="shape"):
         fastgd.gd_step(np.ones(3), np.ones(4), 0.1, backend=backend)
-    with pytest.raises(TypeError, match="in place"):
-        fastgd.gd_step([1.0, 2.0], [0.0, 0.0], 0.1, backend=backend)
+    with pytest.raises(TypeError, match="out must be a numpy array of w's dtype float64"):
+        fastgd.gd_step(np.ones(2), np.zeros(2), 0.1, out=[0.0, 0.0], backend=backend)
+    with pytest.raises(TypeError, match="out must be a numpy array of w's dtype float32"):
+        fastgd.gd_step(np.ones(2, np.float32), np.zeros(2), 0.1, out=np.ones(2), backend=backend)
+    with pytest.raises(ValueError, match=r"out has shape \(3,\) but w has shape \(2,\)"):
+        fastgd.gd_step(np.ones(2), np.zeros(2), 0.1, out=np.ones(3), backend=backend)
     ro = np.ones(3)
     ro.flags.writeable = False
-    with pytest.raises(ValueError, match="read-only"):
-        fastgd.gd_step(ro, np.ones(3), 0.1, backend=backend)
+    with pytest.raises(ValueError, match="out is read-only"):
+        fastgd.gd_step(ro, np.ones(3), 0.1, out=ro, backend=backend)
+    np.testing.assert_array_equal(fastgd.gd_step(ro, np.ones(3), 0.1, backend=backend), 0.9)
+    with pytest.raises(ValueError, match="out must be C-contiguous"):
+        fastgd.gd_step(np.ones(3), np.ones(3), 0.1, out=np.ones(6)[::2], backend=backend)
+    with pytest.raises(ValueError, match="w is empty"):
+        fastgd.gd_step(np.ones(0), np.ones(0), 0.1, backend=backend)
 
 
 def test_gd_step_keeps_nan_visible(backend):

@@ -65,39 +65,48 @@ def loss_grad(X, y, w, b=0.0, *, loss="mse", sample_weight=None, backend=None, c
     return module.loss_grad(X, y, w, b, loss, sample_weight)
 
 
-def gd_step(w, grad_w, lr, l1=0.0, l2=0.0, *, backend=None):
-    r"""One proximal gradient step, in place on w.
+def gd_step(w, grad_w, lr, l1=0.0, l2=0.0, *, out=None, backend=None):
+    r"""One proximal gradient step: the new weights.
 
     .. math::
 
-        w \leftarrow S\big(w - \mathrm{lr}\,(\nabla_w + 2\,l_2\,w),\ \mathrm{lr}\,l_1\big),
+        w' = S\big(w - \mathrm{lr}\,(\nabla_w + 2\,l_2\,w),\ \mathrm{lr}\,l_1\big),
         \qquad S(v, t) = \mathrm{sign}(v)\max(|v| - t, 0)
 
     Parameters
     ----------
-    w : ndarray of shape (n_features,) or (n_features, k), float32 or float64
-        Updated in place (a CUDA device array on the ``cuda`` backend).
+    w : array-like of shape (n_features,) or (n_features, k)
+        Current weights; never modified unless passed as ``out`` too.
     grad_w : array-like shaped like w
         Gradient of the loss, without the penalty.
     lr : float > 0
     l1, l2 : float >= 0
+    out : ndarray shaped like w, of w's float dtype, optional
+        Where to write the result; ``out=w`` updates w in place with no allocation (the
+        solvers' loop). A CUDA device array on the ``cuda`` backend.
     backend : str, optional
 
     Returns
     -------
-    w : the same array, updated.
+    ndarray (or device array): ``out``, or a new array of w's dtype.
     """
     module = _registry.resolve(backend)
     is_device = _device_check(module)
-    if is_device(w) or is_device(grad_w):
+    if is_device(w) or is_device(grad_w) or (out is not None and is_device(out)):
         if tuple(w.shape) != tuple(grad_w.shape):
             raise ValueError(f"grad_w has shape {grad_w.shape} but w has shape {w.shape}")
         lr = _validate.check_param("lr", lr, positive=True)
         l1, l2 = _validate.check_param("l1", l1), _validate.check_param("l2", l2)
+        if out is None:  # the result lives where w lives
+            out = module.device_copy(w) if is_device(w) else _validate.host_copy(w, "w")
+        elif out is not w:
+            if tuple(out.shape) != tuple(w.shape):
+                raise ValueError(f"out has shape {out.shape} but w has shape {w.shape}")
+            out.copy_to_device(w)
     else:
-        _reject_device_arrays(module, w, grad_w)
-        w, grad_w, lr, l1, l2 = _validate.gd_step_args(w, grad_w, lr, l1, l2)
-    return module.gd_step(w, grad_w, lr, l1, l2)
+        _reject_device_arrays(module, w, grad_w, out)
+        w, grad_w, lr, l1, l2, out = _validate.gd_step_args(w, grad_w, lr, l1, l2, out)
+    return module.gd_step(out, grad_w, lr, l1, l2)
 
 
 def penalty(w, l1=0.0, l2=0.0, *, backend=None):

@@ -141,10 +141,12 @@ def check_targets(y, loss, n, dtype, n_classes=None, *, check_values=True):
             if not np.array_equal(labels, y):
                 raise ValueError("softmax loss needs integer class labels in y, got non-integer values")
             lo, hi = labels.min(), labels.max()
-            if lo < 0 or hi >= n_classes:
+            if lo < 0:
+                raise ValueError(f"softmax labels must be integers 0..k-1, found label {lo}")
+            if n_classes is not None and hi >= n_classes:
                 raise ValueError(
-                    f"softmax labels must lie in 0..{n_classes - 1} (w has {n_classes} columns), "
-                    f"found labels from {lo} to {hi}"
+                    f"softmax labels must lie in 0..{n_classes - 1} (n_classes = {n_classes}, the "
+                    f"columns of w), found labels from {lo} to {hi}"
                 )
         return labels
     y = np.asarray(y, dtype=dtype, order="C")
@@ -152,18 +154,20 @@ def check_targets(y, loss, n, dtype, n_classes=None, *, check_values=True):
         bad = (y != 0) & (y != 1)
         if bad.any():
             raise ValueError(
-                f"logistic loss needs y in {{0, 1}}, found {y[bad][0]!r} at index {int(np.argmax(bad))}"
+                f"logistic loss needs y in {{0, 1}}, found {float(y[bad][0])!r} "
+                f"at index {int(np.argmax(bad))}"
             )
     return y
 
 
-def check_coef(w, loss, d, dtype, *, name="w", check_values=True):
-    """w of shape (d,), or (d, k) with k >= 2 for softmax, in X's dtype."""
+def check_coef(w, loss, d, dtype, *, name="w", check_values=True, n_classes=None):
+    """w of shape (d,), or (d, k) with k >= 2 (k = n_classes when known) for softmax, in X's dtype."""
     w = _real_array(w, name, dtype)
     if loss == "softmax":
-        if w.ndim != 2 or w.shape[0] != d or w.shape[1] < 2:
+        k = "k" if n_classes is None else n_classes
+        if w.ndim != 2 or w.shape[0] != d or w.shape[1] < 2 or w.shape[1] != (n_classes or w.shape[1]):
             raise ValueError(
-                f"softmax needs {name} of shape (n_features, n_classes) = ({d}, k) with k >= 2, "
+                f"softmax needs {name} of shape (n_features, n_classes) = ({d}, {k}) with k >= 2, "
                 f"got shape {w.shape}"
             )
     elif w.shape != (d,):
@@ -200,7 +204,9 @@ def check_sample_weight(sample_weight, n, dtype, *, check_values=True):
     if check_values:
         check_finite(sw, "sample_weight")
         if (sw < 0).any():
-            raise ValueError(f"sample_weight must be >= 0, found {sw.min()!r}")
+            raise ValueError(
+                f"sample_weight must be >= 0, found {float(sw.min())!r} at index {int(np.argmin(sw))}"
+            )
         if not sw.sum() > 0:
             raise ValueError("sample_weight sums to zero: at least one sample needs a positive weight")
     return sw
@@ -266,17 +272,17 @@ def device_loss_grad_args(X, y, w, b, loss, sample_weight, is_device):
     return X, y, w, b, sample_weight
 
 
-def gd_step_args(w, grad_w, lr, l1, l2):
-    """w must be a writable float32/float64 array (it is updated in place)."""
-    if not isinstance(w, np.ndarray) or w.dtype not in _FLOAT_DTYPES:
-        raise TypeError(
-            "gd_step updates w in place: w must be a float32 or float64 numpy array, "
-            f"got {type(w).__name__} of dtype {getattr(w, 'dtype', None)}"
-        )
-    if not w.flags.writeable:
-        raise ValueError("gd_step updates w in place, but w is read-only")
-    if not w.flags.c_contiguous:
-        raise ValueError("gd_step updates w in place and needs a C-contiguous w")
+def host_copy(a, name):
+    """A new C-contiguous float32/float64 array with a's values."""
+    return np.array(_real_array(a, name), order="C", copy=True)
+
+
+def gd_step_args(w, grad_w, lr, l1, l2, out):
+    """Checked (w, grad_w, lr, l1, l2, out): ``out`` is the C-contiguous float array the step
+    writes (a fresh copy of w unless the caller gives one); w itself is never written
+    unless it is passed as ``out``."""
+    w_in = w
+    w = _real_array(w, "w")
     if w.size == 0:
         raise ValueError("w is empty")
     check_finite(w, "w")
@@ -285,7 +291,24 @@ def gd_step_args(w, grad_w, lr, l1, l2):
         raise ValueError(f"grad_w has shape {grad_w.shape} but w has shape {w.shape}")
     check_finite(grad_w, "grad_w")
     lr = check_param("lr", lr, positive=True)
-    return w, grad_w, lr, check_param("l1", l1), check_param("l2", l2)
+    l1, l2 = check_param("l1", l1), check_param("l2", l2)
+    if out is None:
+        out = host_copy(w, "w")
+    else:
+        if not isinstance(out, np.ndarray) or out.dtype != w.dtype:
+            raise TypeError(
+                f"out must be a numpy array of w's dtype {w.dtype}, got {type(out).__name__} "
+                f"of dtype {getattr(out, 'dtype', None)}"
+            )
+        if out.shape != w.shape:
+            raise ValueError(f"out has shape {out.shape} but w has shape {w.shape}")
+        if not out.flags.writeable:
+            raise ValueError("out is read-only")
+        if not out.flags.c_contiguous:
+            raise ValueError("out must be C-contiguous")
+        if out is not w_in:
+            np.copyto(out, w)
+    return w, grad_w, lr, l1, l2, out
 
 
 def penalty_args(w, l1, l2):

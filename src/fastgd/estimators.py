@@ -21,12 +21,13 @@ so, with n samples, scikit-learn's models are these (same optimum):
 """
 
 import numpy as np
+from scipy import special
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from . import _dask, _registry
-from .solvers import SOLVERS, minimize
+from . import _dask, _registry, _validate
+from .solvers import SOLVERS, DivergenceError, minimize
 
 PENALTIES = ("l2", "l1", "elasticnet", None)
 
@@ -93,6 +94,8 @@ class _GDBase(BaseEstimator):
     def _check_params(self):
         if self.solver not in SOLVERS:
             raise ValueError(f"unknown solver {self.solver!r}; choose one of {', '.join(SOLVERS)}")
+        self._penalties()
+        self._lr()
         if self.backend is not None:
             _registry.load(self.backend)
 
@@ -118,6 +121,7 @@ class _GDBase(BaseEstimator):
         )
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
+            _validate.check_sample_weight(sample_weight, X.shape[0], X.dtype)  # signs and sum
         return X, y, sample_weight
 
     def _check_dask_features(self, X, reset):
@@ -145,6 +149,21 @@ class _GDBase(BaseEstimator):
     ):  # fmt: skip
         """One call of minimize; ``partial``: one plain SGD epoch (partial_fit sees a chunk)."""
         l1, l2 = self._penalties()
+        try:
+            return self._minimize(
+                X, y, sample_weight, loss, n_classes, solver, max_iter, coef_init, intercept_init,
+                lr, partial, l1, l2,
+            )  # fmt: skip
+        except DivergenceError as exc:
+            raise DivergenceError(
+                f"{exc}. In {type(self).__name__} the step is learning_rate={self.learning_rate!r}: "
+                "lower it, or use learning_rate='auto'"
+            ) from None
+
+    def _minimize(
+        self, X, y, sample_weight, loss, n_classes, solver, max_iter, coef_init, intercept_init, lr,
+        partial, l1, l2,
+    ):  # fmt: skip
         return minimize(
             X, y, loss=loss, l1=l1, l2=l2, solver=solver, lr=lr, max_iter=max_iter, tol=self.tol,
             fit_intercept=self.fit_intercept, sample_weight=sample_weight, batch_size=self.batch_size,
@@ -342,15 +361,19 @@ class GDClassifier(ClassifierMixin, _GDBase):
 
     def predict_proba(self, X):
         scores = self.decision_function(X)
-        if scores.ndim == 1:
-            p = 1.0 / (1.0 + np.exp(-scores))
-            return np.column_stack([1.0 - p, p])
+        if scores.ndim == 1:  # expit of each side: no overflow, no 1 - p cancellation
+            return np.stack([special.expit(-scores), special.expit(scores)], axis=1)
         scores = scores - scores.max(axis=1, keepdims=True)
         e = np.exp(scores)
         return e / e.sum(axis=1, keepdims=True)
 
     def predict_log_proba(self, X):
-        return np.log(self.predict_proba(X))
+        """log predict_proba, computed in log space: finite even where a probability underflows."""
+        scores = self.decision_function(X)
+        if scores.ndim == 1:
+            return np.stack([special.log_expit(-scores), special.log_expit(scores)], axis=1)
+        scores = scores - scores.max(axis=1, keepdims=True)
+        return scores - np.log(np.exp(scores).sum(axis=1, keepdims=True))
 
     def predict(self, X):
         scores = self.decision_function(X)

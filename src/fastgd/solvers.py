@@ -30,8 +30,13 @@ from threadpoolctl import threadpool_limits
 from . import _dask, _registry, _validate
 
 SOLVERS = ("auto", "gd", "momentum", "nesterov", "fista", "sgd", "lbfgs")
+_FIXED_STEP = ("gd", "momentum", "nesterov", "sgd")  # lr is the step (fista's is a first guess)
+_AUTO_STEP_RETRIES = 3
 SCHEDULES = ("constant", "invscaling", "adaptive")
 VARIANCE_REDUCTIONS = ("svrg", None)
+
+
+_MIN_LIPSCHITZ = 1e-12
 
 
 class DivergenceError(FloatingPointError):
@@ -94,7 +99,7 @@ class Problem:
         _validate.check_backend_takes(module, X)
         n, d = X.shape
         if loss == "softmax":
-            labels = _validate.check_targets(y, "softmax", n, X.dtype, np.iinfo(np.intp).max)
+            labels = _validate.check_targets(y, "softmax", n, X.dtype)
             if n_classes is None:
                 n_classes = int(labels.max()) + 1
             if n_classes < 2:
@@ -145,7 +150,8 @@ class Problem:
         v = rng.standard_normal(self.n_features)
         vb = 1.0 if self.fit_intercept else 0.0
         lam = 0.0
-        for _ in range(n_iter):
+        settled = 0
+        for it in range(n_iter):
             norm = math.sqrt(float(v @ v) + vb * vb)
             v, vb = v / norm, vb / norm
             self.n_passes += 1
@@ -155,13 +161,17 @@ class Problem:
             v = hv.astype(np.float64)
             vb = float(hb) if self.fit_intercept else 0.0
             lam_new = math.sqrt(float(v @ v) + vb * vb)
-            if abs(lam_new - lam) <= 1e-3 * lam_new:
-                lam = lam_new
-                break
+            # Stop once two changes in a row are small, after a few iterations: a start
+            # close to a lower eigenvector moves slowly at first and must not stop there.
+            settled = settled + 1 if abs(lam_new - lam) <= 1e-3 * lam_new else 0
             lam = lam_new
+            if lam == 0.0 or (settled >= 2 and it >= 4):  # 0: the data term is flat
+                break
         lam *= 1.02  # the power iteration approaches from below
         factor = {"mse": 1.0, "logistic": 1.0 / 8.0, "softmax": 1.0 / 4.0}[self.loss]
-        return lam * factor + 2.0 * self.l2
+        # A floor keeps 1/L finite when the data term is flat (all-zero X without an
+        # intercept); any L at least the true one gives a safe step, so it costs nothing else.
+        return max(lam * factor + 2.0 * self.l2, _MIN_LIPSCHITZ)
 
     def batch_lipschitz(self, batch_size):
         r"""Lipschitz estimate of the gradient of the loss on a random batch of ``batch_size`` rows.
@@ -384,7 +394,7 @@ def _lbfgs(p, w, b, max_iter, tol, mon):
 @dataclass(frozen=True)
 class _SGDOptions:
     batch_size: int
-    random_state: object
+    rng: np.random.Generator
     schedule: str
     power_t: float
     n_iter_no_change: int
@@ -403,7 +413,7 @@ def _sgd(p, w, b, lr, max_iter, tol, mon, opts):
     ``invscaling`` still decays it. Without it the step schedule alone decides how close
     SGD gets.
     """
-    rng = np.random.default_rng(opts.random_state)
+    rng = opts.rng
     n = p.n_samples
     batch = n if opts.batch_size is None else min(int(opts.batch_size), n)
     is_sparse = sparse.issparse(p.X)  # CSR batches are taken by row indexing (a batch copy)
@@ -421,13 +431,16 @@ def _sgd(p, w, b, lr, max_iter, tol, mon, opts):
     svrg = opts.variance_reduction == "svrg"
 
     def batch_grad(Xm, ym, swm, m, w, b):
+        batch_w = float(np.sum(swm, dtype=np.float64)) if swm is not None else float(m)
+        if batch_w == 0.0:  # every row of this batch has weight 0: it adds nothing
+            return np.zeros_like(w), b * 0
         _, gw, gb = p.module.loss_grad(Xm, ym, w, b, p.loss, swm)
         if not p.fit_intercept:
             gb = gb * 0
         # The kernel normalises by the batch's weight; rescale to an unbiased estimate
         # of the gradient of the full weighted mean.
         if swm is not None:
-            scale = p.dtype.type(float(np.sum(swm, dtype=np.float64)) * n / (m * total_w))
+            scale = p.dtype.type(batch_w * n / (m * total_w))
             gw, gb = gw * scale, gb * scale
         return gw, gb
 
@@ -490,6 +503,24 @@ def _sgd(p, w, b, lr, max_iter, tol, mon, opts):
                 return w, b, epoch, True, lr
             lr, stall = lr / 5.0, 0
     return w, b, max_iter, False, lr
+
+
+def _run(solver, p, w, b, lr, max_iter, tol, mon, momentum, opts):
+    """(w, b, n_iter, converged, lr) of one solver run from (w, b)."""
+    if solver == "gd":
+        return (*_gd(p, w, b, lr, max_iter, tol, mon), lr)
+    if solver == "momentum":
+        return (*_gd(p, w, b, lr, max_iter, tol, mon, momentum=momentum), lr)
+    if solver in ("nesterov", "fista"):
+        return _accelerated(p, w, b, lr, max_iter, tol, mon, backtrack=solver == "fista")
+    if solver == "sgd":
+        return _sgd(p, w, b, lr, max_iter, tol, mon, opts)
+    return (*_lbfgs(p, w, b, max_iter, tol, mon), None)
+
+
+def _is_count(value):
+    """An integer >= 1 (bool excluded)."""
+    return not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, np.integer)) and value >= 1
 
 
 def _blas_on_one_thread(backend):
@@ -600,7 +631,7 @@ def minimize(
     solver = _resolve_solver(solver, p.l1)
     if solver == "sgd" and isinstance(p.module, _dask.DaskBackend):
         raise ValueError("solver='sgd' does not take Dask arrays; use 'lbfgs', 'fista', 'nesterov' or 'gd'")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
+    if not _is_count(max_iter):
         raise ValueError(f"max_iter must be an integer >= 1, got {max_iter!r}")
     tol = _validate.check_param("tol", tol)
     if lr is not None:
@@ -609,13 +640,28 @@ def minimize(
         raise ValueError(f"unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
     if variance_reduction not in VARIANCE_REDUCTIONS:
         raise ValueError(f"unknown variance_reduction {variance_reduction!r}; choose 'svrg' or None")
-    if not 0.0 <= float(momentum) < 1.0:
+    if not 0.0 <= _validate.check_param("momentum", momentum) < 1.0:
         raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
-    if batch_size is not None and (isinstance(batch_size, bool) or int(batch_size) < 1):
+    if batch_size is not None and not _is_count(batch_size):
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    if not _is_count(n_iter_no_change):
+        raise ValueError(f"n_iter_no_change must be an integer >= 1, got {n_iter_no_change!r}")
+    _validate.check_param("power_t", power_t)
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable(iteration, w, b, objective), got {callback!r}")
+    if not isinstance(fit_intercept, (bool, np.bool_)):
+        raise TypeError(f"fit_intercept must be True or False, got {fit_intercept!r}")
+    try:
+        rng = np.random.default_rng(random_state)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"random_state must be None, an integer >= 0 or a numpy Generator, got {random_state!r}"
+        ) from exc
     w, b = p.zeros()
     if coef_init is not None:
-        w = _validate.check_coef(coef_init, p.loss, p.n_features, p.dtype, name="coef_init").copy()
+        w = _validate.check_coef(
+            coef_init, p.loss, p.n_features, p.dtype, name="coef_init", n_classes=p.n_classes
+        ).copy()
     if intercept_init is not None and p.fit_intercept:
         b = _validate.check_intercept(intercept_init, p.loss, p.dtype, p.n_classes)
         b = np.array(b, p.dtype) if p.loss == "softmax" else p.dtype.type(b)
@@ -624,37 +670,30 @@ def minimize(
 
     if solver == "sgd" and batch_size is None:
         batch_size = min(256, p.n_samples)
+    auto_step = lr is None
     if solver in ("gd", "momentum", "nesterov", "fista") and lr is None:
         lr = 1.0 / p.lipschitz()
     elif solver == "sgd" and lr is None:
         lr = 1.0 / p.batch_lipschitz(batch_size)
-    mon = _Monitor(
-        p,
-        lr if solver in ("gd", "momentum", "nesterov", "sgd") else None,
-        max_iter,
-        callback,
-        verbose,
-        solver,
-    )
-    with _blas_on_one_thread(p.module.NAME):
+    opts = _SGDOptions(batch_size, rng, schedule, power_t, n_iter_no_change, variance_reduction)
+    # A step chosen here (lr=None) comes from an estimate of L; should it still make the
+    # objective grow, the fit restarts with a quarter of the step instead of failing.
+    retries = _AUTO_STEP_RETRIES if auto_step and solver in _FIXED_STEP else 0
+    for attempt in range(retries + 1):
+        mon = _Monitor(p, lr if solver in _FIXED_STEP else None, max_iter, callback, verbose, solver)
         try:
-            if solver == "gd":
-                w, b, n_iter, converged = _gd(p, w, b, lr, max_iter, tol, mon)
-            elif solver == "momentum":
-                w, b, n_iter, converged = _gd(p, w, b, lr, max_iter, tol, mon, momentum=float(momentum))
-            elif solver in ("nesterov", "fista"):
-                w, b, n_iter, converged, lr = _accelerated(
-                    p, w, b, lr, max_iter, tol, mon, backtrack=solver == "fista"
+            with _blas_on_one_thread(p.module.NAME):
+                w_end, b_end, n_iter, converged, lr_end = _run(
+                    solver, p, w.copy(), b, lr, max_iter, tol, mon, float(momentum), opts
                 )
-            elif solver == "sgd":
-                opts = _SGDOptions(
-                    batch_size, random_state, schedule, power_t, n_iter_no_change, variance_reduction
-                )
-                w, b, n_iter, converged, lr = _sgd(p, w, b, lr, max_iter, tol, mon, opts)
-            else:
-                w, b, n_iter, converged = _lbfgs(p, w, b, max_iter, tol, mon)
+            break
+        except DivergenceError:
+            if attempt == retries:
+                raise
+            lr /= 4.0
         finally:
             mon.close()
+    w, b, lr = w_end, b_end, lr_end
     objective = p.objective(w, b)
     if not math.isfinite(objective):
         raise DivergenceError(f"{solver} ended at a non-finite objective ({objective}); lower lr")

@@ -30,7 +30,9 @@ Python float times a float32 scalar stays float32 (NEP 50). Sizes are read from
 ``CUDA_SCRATCH_MAX_BYTES``).
 """
 
+import functools
 import math
+import threading
 
 import numpy as np
 
@@ -73,19 +75,41 @@ _scalar_loss_dz = _rowmath.compile_with(cuda.jit(device=True))["scalar_loss_dz"]
 # --------------------------------------------------------------------------- helpers
 
 
+# The simulator runs a kernel by swapping this module's global ``cuda`` for a fake one
+# until the launch returns, so launches from two Python threads at once corrupt each
+# other (and the other thread's host code sees the fake module). Under the simulator the
+# entry points below take turns; on a GPU, launches from several threads are fine.
+_ON_SIMULATOR = bool(numba.config.ENABLE_CUDASIM)
+_SIMULATOR_LOCK = threading.RLock()
+# Captured once: host code must not read ``cuda.`` while another thread's launch has it swapped.
+_is_cuda_ndarray = cuda.devicearray.is_cuda_ndarray
+
+
+def _one_launch_at_a_time_on_the_simulator(fn):
+    if not _ON_SIMULATOR:
+        return fn
+
+    @functools.wraps(fn)
+    def serialised(*args, **kwargs):
+        with _SIMULATOR_LOCK:
+            return fn(*args, **kwargs)
+
+    return serialised
+
+
 def is_device_array(obj):
     """True if ``obj`` lives in GPU memory (a Numba device array, real or simulated, or
     any object exposing ``__cuda_array_interface__``, e.g. CuPy arrays).
 
     ``numba.cuda.is_cuda_array`` is missing from the simulator, hence this test.
     """
-    return bool(cuda.devicearray.is_cuda_ndarray(obj)) or hasattr(obj, "__cuda_array_interface__")
+    return bool(_is_cuda_ndarray(obj)) or hasattr(obj, "__cuda_array_interface__")
 
 
 def _to_device(a, dtype=None):
     """A Numba device array for ``a``: itself if it is one, a zero-copy view if it exposes
     ``__cuda_array_interface__``, otherwise a copy of the host array (cast to ``dtype``)."""
-    if cuda.devicearray.is_cuda_ndarray(a):
+    if _is_cuda_ndarray(a):
         return a
     if hasattr(a, "__cuda_array_interface__"):
         return cuda.as_cuda_array(a)
@@ -320,6 +344,7 @@ def _sum_over_blocks(part, tpb):
 # ---------------------------------------------------------------------- host side
 
 
+@_one_launch_at_a_time_on_the_simulator
 def loss_grad(X, y, w, b, loss, sample_weight):
     """Loss and gradient of a linear model, in one pass over X on the GPU.
 
@@ -385,6 +410,17 @@ def loss_grad(X, y, w, b, loss, sample_weight):
     return value, grad_w.copy_to_host(), grad_b if softmax else dtype.type(grad_b[0])
 
 
+@_one_launch_at_a_time_on_the_simulator
+def device_copy(a):
+    """A new device array holding a's values (a on the host or the device)."""
+    if is_device_array(a):
+        copy = cuda.device_array(a.shape, a.dtype)
+        copy.copy_to_device(a)
+        return copy
+    return cuda.to_device(np.ascontiguousarray(a))
+
+
+@_one_launch_at_a_time_on_the_simulator
 def gd_step(w, grad_w, lr, l1, l2):
     """One proximal gradient step, in place: ``w <- soft_threshold(w - lr (grad_w + 2 l2 w), lr l1)``.
 
@@ -416,6 +452,7 @@ def gd_step(w, grad_w, lr, l1, l2):
     return w
 
 
+@_one_launch_at_a_time_on_the_simulator
 def penalty(w, l1, l2):
     """``l1 sum|w| + l2 sum w**2``, accumulated in float64 on the GPU.
 

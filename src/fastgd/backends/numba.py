@@ -8,6 +8,7 @@ dtypes. The thread count is passed in from Python because calling
 """
 
 import math
+import threading
 
 import numba
 import numpy as np
@@ -478,7 +479,25 @@ def _csr_loss_grad(X, y, w, b, loss, sample_weight, n_chunks):
     return _sums.normalised(*sums, total, dtype, loss == "softmax")
 
 
+# Numba's "workqueue" threading layer (its fallback when neither OpenMP nor TBB loads)
+# aborts the whole process when parallel kernels are launched from two Python threads at
+# once. Calls are serialised until the first kernel has run and told which layer is in
+# use, and for good under workqueue; OpenMP and TBB take concurrent launches.
+_LAUNCH_LOCK = threading.Lock()
+_concurrent_launches_ok = False
+
+
 def loss_grad(X, y, w, b, loss, sample_weight):
+    global _concurrent_launches_ok
+    if _concurrent_launches_ok:
+        return _loss_grad(X, y, w, b, loss, sample_weight)
+    with _LAUNCH_LOCK:
+        result = _loss_grad(X, y, w, b, loss, sample_weight)
+        _concurrent_launches_ok = numba.threading_layer() != "workqueue"
+    return result
+
+
+def _loss_grad(X, y, w, b, loss, sample_weight):
     n_chunks = numba.get_num_threads()
     if sparse.issparse(X):
         return _csr_loss_grad(X, y, w, b, loss, sample_weight, n_chunks)
