@@ -1,5 +1,5 @@
 """Fuzzing every public function on every backend with hypothesis: random shapes (n = 1 and
-d = 1 included), dtypes, layouts, sample weights, extreme values and parameter
+d = 1 included), dtypes, layouts (CSR included), sample weights, extreme values and parameter
 combinations. The only exceptions allowed are the documented ones (ValueError, TypeError
 from validation; DivergenceError for a step the caller chose), and finite input never gives
 a NaN or infinite result.
@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
+from scipy import sparse
 
 import fastgd
 from fastgd import _registry
@@ -112,6 +113,12 @@ def test_loss_grad_fuzz(backend, problem):
     assert value == pytest.approx(ref_value, rel=rtol, abs=rtol)
     np.testing.assert_allclose(grad_w, ref_w, rtol=rtol, atol=rtol * scale)
     np.testing.assert_allclose(grad_b, ref_b, rtol=rtol, atol=rtol * scale)
+    if getattr(_registry.load(backend), "SUPPORTS_CSR", False):
+        csr = sparse.csr_matrix(np.asarray(problem["X"], dtype=grad_w.dtype))
+        s_value, s_w, s_b = fastgd.loss_grad(csr, *args[1:], **kwargs, backend=backend)
+        assert s_value == pytest.approx(value, rel=rtol, abs=rtol)
+        np.testing.assert_allclose(s_w, grad_w, rtol=rtol, atol=rtol * scale)
+        np.testing.assert_allclose(s_b, grad_b, rtol=rtol, atol=rtol * scale)
 
 
 PARAMS = st.one_of(st.floats(0.0, 10.0), st.sampled_from([-1.0, 0.0, np.nan, np.inf, 1e-12]))

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numba
 import numpy as np
 import pytest
+from scipy import sparse
 
 import fastgd
 from fastgd import _registry
@@ -227,6 +228,31 @@ def test_no_call_modifies_its_inputs(backend, read_only):
         call(*args)
         for original, passed in zip((X, y, w, sw), args, strict=True):
             np.testing.assert_array_equal(passed, original, err_msg=f"{name} modified an input")
+
+
+def test_sparse_inputs_are_never_modified(backend):
+    """CSR X with unsorted and duplicate entries keeps its arrays, order included."""
+    if not getattr(_registry.load(backend), "SUPPORTS_CSR", False):
+        pytest.skip(f"{backend} does not take sparse X")
+    X, y = data("logistic", n=50)
+    X = np.where(np.abs(X) < 0.7, 0.0, X)
+    csr = sparse.csr_matrix(X)
+    # reverse each row's entries and split the first stored value into two duplicates
+    for i in range(csr.shape[0]):
+        lo, hi = csr.indptr[i], csr.indptr[i + 1]
+        csr.indices[lo:hi] = csr.indices[lo:hi][::-1].copy()
+        csr.data[lo:hi] = csr.data[lo:hi][::-1].copy()
+    csr = sparse.csr_matrix((np.r_[csr.data, 0.5], np.r_[csr.indices, csr.indices[-1]],
+                             np.r_[csr.indptr[:-1], csr.indptr[-1] + 1]), shape=X.shape)  # fmt: skip
+    assert not csr.has_sorted_indices and not csr.has_canonical_format
+    before = [a.copy() for a in (csr.data, csr.indices, csr.indptr)]
+    for name, call in _calls(backend):
+        if name in ("gd_step", "penalty"):
+            continue
+        call(csr, y.copy(), np.linspace(-1.0, 1.0, 3), np.ones(50))
+        for original, now in zip(before, (csr.data, csr.indices, csr.indptr), strict=True):
+            np.testing.assert_array_equal(now, original, err_msg=f"{name} modified the CSR arrays")
+        assert not csr.has_sorted_indices
 
 
 # -------------------------------------------------------------------- 3. divergence
