@@ -32,7 +32,8 @@ def _bench(args):
     rows = _bench.kernel_table(args.n, args.d, args.loss, dtype, names, repeat=args.repeat, k=args.k)
     print(f"{'backend':<12} {'time [ms]':>10} {'GB/s':>8} {'of read':>8} {'vs numpy':>9}")
     for name, sec, gbs, frac, speedup in rows:
-        print(f"{name:<12} {sec * 1e3:>10.2f} {gbs:>8.2f} {frac:>8.2f} {speedup:>8.2f}x")
+        versus = f"{speedup:>8.2f}x" if speedup == speedup else f"{'-':>9}"  # NaN: numpy not run
+        print(f"{name:<12} {sec * 1e3:>10.2f} {gbs:>8.2f} {frac:>8.2f} {versus}")
     return 0
 
 

@@ -1,0 +1,44 @@
+"""The command line: ``fastgd demo`` and ``fastgd bench`` print what the README says."""
+
+import re
+
+import numpy as np
+import pytest
+
+from fastgd import _registry
+from fastgd.cli import main, textbook_data
+
+CPU = [b for b in ("numpy", "numba", "cython") if b not in _registry.unavailable_reasons()]
+
+
+def test_demo_prints_the_least_squares_line_per_backend_and_saves_the_plot(tmp_path, capsys):
+    plot = tmp_path / "demo.png"
+    assert main(["demo", "--backends", ",".join(CPU), "--plot", str(plot)]) in (None, 0)
+    out = capsys.readouterr().out
+    X, y = textbook_data(100, seed=0)
+    slope, intercept = np.polyfit(X[:, 0], y, 1)
+    for backend in CPU:
+        line = next(row for row in out.splitlines() if row.split() and row.split()[0] == backend)
+        numbers = [float(v) for v in re.findall(r"-?\d+\.\d+", line)]
+        assert any(abs(v - slope) < 1e-3 for v in numbers), line
+        assert any(abs(v - intercept) < 1e-3 for v in numbers), line
+    assert plot.stat().st_size > 10_000 and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bench_table_has_every_backend_against_the_read_and_numpy(capsys):
+    backends = ",".join(CPU)
+    assert main(["bench", "--n", "200000", "--d", "8", "--backends", backends, "--repeat", "2"]) in (None, 0)
+    rows = {row.split()[0]: row.split()[1:] for row in capsys.readouterr().out.splitlines() if row.split()}
+    assert rows["stream-read"][2] == "1.00"
+    for backend in CPU:
+        ms, gbs, of_read, versus = rows[backend]
+        assert float(ms) > 0 and float(gbs) > 0 and 0 <= float(of_read) < 10
+        assert versus.endswith("x") and float(versus[:-1]) > 0
+    assert float(rows["numpy"][3][:-1]) == pytest.approx(1.0)
+
+
+def test_bench_without_numpy_leaves_the_speedup_column_empty(capsys):
+    backend = CPU[-1]
+    main(["bench", "--n", "5000", "--d", "4", "--backends", backend, "--repeat", "1", "--loss", "logistic"])
+    row = next(r.split() for r in capsys.readouterr().out.splitlines() if r.startswith(backend))
+    assert row[-1] == "-"
