@@ -62,6 +62,44 @@ def _block_scores(X, w, b, zero, start, m, z):
 
 
 @numba.njit(cache=True, fastmath=_FASTMATH)
+def _block_scores_4rows(X, w, b, zero, start, m, z):
+    """_block_scores for d >= SMALL_D, four rows at a time: each w[j] is loaded once for
+    four dot products, with four independent accumulators. Used for float32 only: on one
+    core at 2M x 64 it is ~8% faster there, while for float64 the kernel built with it
+    ran ~30% slower (measured; the single-row loop stays for float64)."""
+    Xb = X[start : start + m]
+    d = X.shape[1]
+    i = 0
+    while i + 4 <= m:
+        x0 = Xb[i]
+        x1 = Xb[i + 1]
+        x2 = Xb[i + 2]
+        x3 = Xb[i + 3]
+        a0 = zero
+        a1 = zero
+        a2 = zero
+        a3 = zero
+        for j in range(d):
+            wj = w[j]
+            a0 += x0[j] * wj
+            a1 += x1[j] * wj
+            a2 += x2[j] * wj
+            a3 += x3[j] * wj
+        z[i] = a0 + b
+        z[i + 1] = a1 + b
+        z[i + 2] = a2 + b
+        z[i + 3] = a3 + b
+        i += 4
+    while i < m:
+        x = Xb[i]
+        acc = zero
+        for j in range(d):
+            acc += x[j] * w[j]
+        z[i] = acc + b
+        i += 1
+
+
+@numba.njit(cache=True, fastmath=_FASTMATH)
 def _block_accumulate(X, r, start, m, g, gb):
     """g += X[start:start + m].T @ r[:m], with X's rows still in cache.
 
@@ -88,10 +126,10 @@ def _block_accumulate(X, r, start, m, g, gb):
         return
     i = 0
     while i + 4 <= m:
-        x0 = X[start + i]
-        x1 = X[start + i + 1]
-        x2 = X[start + i + 2]
-        x3 = X[start + i + 3]
+        x0 = Xb[i]
+        x1 = Xb[i + 1]
+        x2 = Xb[i + 2]
+        x3 = Xb[i + 3]
         r0 = r[i]
         r1 = r[i + 1]
         r2 = r[i + 2]
@@ -100,7 +138,7 @@ def _block_accumulate(X, r, start, m, g, gb):
             gb[j] += (r0 * x0[j] + r1 * x1[j]) + (r2 * x2[j] + r3 * x3[j])
         i += 4
     while i < m:
-        x0 = X[start + i]
+        x0 = Xb[i]
         r0 = r[i]
         for j in range(d):
             gb[j] += r0 * x0[j]
@@ -135,7 +173,7 @@ def _mse_one_feature(x, y, sw, w0, b, has_sw):
 
 
 @numba.njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def _scalar_loss_grad(X, y, w, b, sw, loss_code, zero, n_chunks, block):
+def _scalar_loss_grad(X, y, w, b, sw, loss_code, zero, n_chunks, block, four_rows):
     """Loss and gradient sums for mse/logistic.
 
     X (n, d), y (n,), w (d,), sw (n,) or (0,) for no weights, all of X's dtype;
@@ -173,7 +211,10 @@ def _scalar_loss_grad(X, y, w, b, sw, loss_code, zero, n_chunks, block):
         stop = min(n, (c + 1) * chunk)
         for start in range(c * chunk, stop, block):
             m = min(block, stop - start)
-            _block_scores(X, w, b, zero, start, m, z)
+            if four_rows:
+                _block_scores_4rows(X, w, b, zero, start, m, z)
+            else:
+                _block_scores(X, w, b, zero, start, m, z)
             yb = y[start : start + m]
             # Per-sample losses into e and d loss / dz into z, then the weights: every
             # loop is branch-free in i, so each vectorises.
@@ -512,7 +553,10 @@ def _loss_grad(X, y, w, b, loss, sample_weight):
         )
         return _sums.normalised(value, grad_t.T, grad_b, total, dtype, True)
     block = _config.cpu_block_rows(d, dtype.itemsize, by_columns=d < SMALL_D)
-    sums = _scalar_loss_grad(X, y, w, float(b), sw, LOSSES.index(loss), dtype.type(0), n_chunks, block)
+    four_rows = dtype.itemsize == 4 and d >= SMALL_D  # see _block_scores_4rows
+    sums = _scalar_loss_grad(
+        X, y, w, float(b), sw, LOSSES.index(loss), dtype.type(0), n_chunks, block, four_rows
+    )
     return _sums.normalised(*sums, total, dtype, False)
 
 
