@@ -295,6 +295,7 @@ def test_a_step_fastgd_chose_is_shrunk_not_reported(backend, solver, monkeypatch
     result = minimize(X, y, solver=solver, max_iter=3000, tol=1e-8, random_state=0, backend=backend)
     restarts = np.log(6 / true_l / result.lr) / np.log(4)  # each restart quarters the step
     assert restarts == pytest.approx(round(restarts)) and 1 <= round(restarts) <= 3
+    assert f"quartered {round(restarts)} time(s)" in result.message
     assert np.all(np.isfinite(result.history)) and result.history[-1] <= result.history[0]
     slope, intercept = np.polyfit(X[:, 0], y, 1)
     assert result.coef[0] == pytest.approx(slope, abs=1e-4)

@@ -700,5 +700,7 @@ def minimize(
     return OptimizeResult(
         coef=w, intercept=b, objective=objective, n_iter=n_iter, converged=converged,
         history=np.asarray(mon.history, dtype=np.float64), solver=solver, lr=lr,
-        message="converged" if converged else f"stopped after max_iter={max_iter} iterations",
+        message=("converged" if converged else f"stopped after max_iter={max_iter} iterations")
+        + (f"; the automatic step made the objective grow and was quartered {attempt} time(s)"
+           if attempt else ""),
     )  # fmt: skip
