@@ -225,89 +225,17 @@ def scalar_loss_grad(
                               &grads[c, 0], &dz_sums[c], &losses[c])
 
 
-cdef void _block_class_scores(
-    const floating* X, const floating* Wt, const double* b, Py_ssize_t start, Py_ssize_t m,
-    Py_ssize_t d, Py_ssize_t k, double* Z,
-) noexcept nogil:
-    """Z[i, q] = X[start + i] . Wt[q] + b[q] for i < m: four rows per pass over Wt[q]."""
-    cdef Py_ssize_t i = 0, j, q
-    cdef const floating* x0
-    cdef const floating* x1
-    cdef const floating* x2
-    cdef const floating* x3
-    cdef const floating* wq
-    cdef floating a0, a1, a2, a3, wj
-    while i + 4 <= m:
-        x0 = X + (start + i) * d
-        x1 = x0 + d
-        x2 = x1 + d
-        x3 = x2 + d
-        for q in range(k):
-            wq = Wt + q * d
-            a0 = 0
-            a1 = 0
-            a2 = 0
-            a3 = 0
-            for j in range(d):
-                wj = wq[j]
-                a0 = a0 + x0[j] * wj
-                a1 = a1 + x1[j] * wj
-                a2 = a2 + x2[j] * wj
-                a3 = a3 + x3[j] * wj
-            Z[i * k + q] = a0 + b[q]
-            Z[(i + 1) * k + q] = a1 + b[q]
-            Z[(i + 2) * k + q] = a2 + b[q]
-            Z[(i + 3) * k + q] = a3 + b[q]
-        i += 4
-    while i < m:
-        x0 = X + (start + i) * d
-        for q in range(k):
-            wq = Wt + q * d
-            a0 = 0
-            for j in range(d):
-                a0 = a0 + x0[j] * wq[j]
-            Z[i * k + q] = a0 + b[q]
-        i += 1
-
-
-cdef void _block_class_accumulate(
-    const floating* X, const floating* R, Py_ssize_t start, Py_ssize_t m, Py_ssize_t d,
-    Py_ssize_t k, double* G, floating* Gb,
-) noexcept nogil:
-    """G[q] += sum_i R[i, q] X[start + i]; Gb (k, d) in X's dtype, four rows per pass,
-    then added into the float64 G and zeroed."""
-    cdef Py_ssize_t i = 0, j, q
-    cdef const floating* x0
-    cdef const floating* x1
-    cdef const floating* x2
-    cdef const floating* x3
-    cdef floating* gq
-    cdef floating r0, r1, r2, r3
-    while i + 4 <= m:
-        x0 = X + (start + i) * d
-        x1 = x0 + d
-        x2 = x1 + d
-        x3 = x2 + d
-        for q in range(k):
-            r0 = R[i * k + q]
-            r1 = R[(i + 1) * k + q]
-            r2 = R[(i + 2) * k + q]
-            r3 = R[(i + 3) * k + q]
-            gq = Gb + q * d
-            for j in range(d):
-                gq[j] += (r0 * x0[j] + r1 * x1[j]) + (r2 * x2[j] + r3 * x3[j])
-        i += 4
-    while i < m:
-        x0 = X + (start + i) * d
-        for q in range(k):
-            r0 = R[i * k + q]
-            gq = Gb + q * d
-            for j in range(d):
-                gq[j] += r0 * x0[j]
-        i += 1
-    for j in range(k * d):
-        G[j] += Gb[j]
-        Gb[j] = 0
+cdef extern from "fastgd_tiles.h" nogil:
+    void fgd_class_scores_d(const double* X, const double* Wt, const double* b, Py_ssize_t m,
+                            Py_ssize_t d, Py_ssize_t k, Py_ssize_t ldz, double* ZT)
+    void fgd_class_scores_f(const float* X, const float* Wt, const double* b, Py_ssize_t m,
+                            Py_ssize_t d, Py_ssize_t k, Py_ssize_t ldz, double* ZT)
+    void fgd_class_accumulate_d(const double* X, const double* RT, Py_ssize_t m, Py_ssize_t d,
+                                Py_ssize_t k, Py_ssize_t ldr, double* Gb, const void* ahead,
+                                Py_ssize_t ahead_bytes)
+    void fgd_class_accumulate_f(const float* X, const float* RT, Py_ssize_t m, Py_ssize_t d,
+                                Py_ssize_t k, Py_ssize_t ldr, float* Gb, const void* ahead,
+                                Py_ssize_t ahead_bytes)
 
 
 cdef void _softmax_chunk(
@@ -315,59 +243,90 @@ cdef void _softmax_chunk(
     const floating* sw, bint has_sw, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t d, Py_ssize_t k,
     Py_ssize_t block, double* G, double* r_sum, double* loss_sum,
 ) noexcept nogil:
-    """Rows lo..hi in blocks: class scores, exponentials (vectorised over the block's
-    scores), residuals p - onehot, then the residuals times the block's rows into G (k, d).
-    Without sample weights a block's log-sum-exps are one logarithm of a product."""
-    cdef Py_ssize_t start, m, i, q, label
-    cdef double top, s, sum_e, scale, prod
+    """Rows lo..hi in blocks: class scores (fastgd_tiles.h), then the softmax steps with
+    the scores stored class-major (ZT[q * block + i]) so that each loop runs over the
+    block's rows and vectorises: row maxima, exponentials, sums, residuals p - onehot;
+    then the residuals times the block's rows into G (k, d). Without sample weights a
+    block's log-sum-exps are one logarithm of a product."""
+    cdef Py_ssize_t start, m, i, q, j, ahead
+    cdef double s, prod
     cdef double acc_loss = 0.0
-    cdef double* Z = <double*> malloc(block * k * sizeof(double))
-    cdef floating* R = <floating*> malloc((block + d) * k * sizeof(floating))
-    cdef floating* Gb = R + block * k
-    cdef double* zi
+    # Separate allocations: gcc then knows that they do not overlap, and vectorises.
+    cdef double* ZT = <double*> malloc(block * k * sizeof(double))
+    cdef double* top = <double*> malloc(block * sizeof(double))
+    cdef double* sum_e = <double*> malloc(block * sizeof(double))
+    cdef double* scale = <double*> malloc(block * sizeof(double))
+    cdef double* wt = <double*> malloc(block * sizeof(double))
+    cdef double* zq
+    cdef floating* RT = <floating*> malloc((block + d) * k * sizeof(floating))
+    cdef floating* Gb = RT + block * k  # float32 only
+    cdef floating* rq
     for i in range(k * d):
         Gb[i] = 0
     start = lo
     while start < hi:
         m = min(block, hi - start)
-        _block_class_scores(X, Wt, b, start, m, d, k, Z)
+        if floating is double:
+            fgd_class_scores_d(X + start * d, Wt, b, m, d, k, block, ZT)
+        else:
+            fgd_class_scores_f(X + start * d, Wt, b, m, d, k, block, ZT)
         for i in range(m):
-            zi = Z + i * k
-            top = zi[0]
-            for q in range(1, k):
-                top = zi[q] if zi[q] > top else top
-            s = sw[start + i] if has_sw else 1.0
-            acc_loss -= s * (zi[y[start + i]] - top)
-            for q in range(k):
-                zi[q] -= top
-        for i in range(m * k):
-            Z[i] = fgd_exp_nonpositive(Z[i])
-        prod = 1.0
+            top[i] = ZT[i]
+            wt[i] = sw[start + i] if has_sw else 1.0
+        for q in range(1, k):
+            zq = ZT + q * block
+            for i in range(m):
+                top[i] = zq[i] if zq[i] > top[i] else top[i]
         for i in range(m):
-            zi = Z + i * k
-            sum_e = 0.0
-            for q in range(k):
-                sum_e += zi[q]
-            s = sw[start + i] if has_sw else 1.0
-            if has_sw:
-                acc_loss += s * log(sum_e)
-            else:
-                prod *= sum_e
+            acc_loss -= wt[i] * (ZT[y[start + i] * block + i] - top[i])
+            sum_e[i] = 0.0
+        for q in range(k):
+            zq = ZT + q * block
+            for i in range(m):
+                zq[i] = fgd_exp_nonpositive(zq[i] - top[i])
+                sum_e[i] += zq[i]
+        if has_sw:
+            for i in range(m):
+                acc_loss += wt[i] * log(sum_e[i])
+        else:
+            prod = 1.0
+            for i in range(m):
+                prod *= sum_e[i]
                 if prod > 1e280:  # only for huge k: keep the product finite
                     acc_loss += log(prod)
                     prod = 1.0
-            scale = s / sum_e
-            for q in range(k):
-                zi[q] *= scale
-            zi[y[start + i]] -= s
-            for q in range(k):
-                r_sum[q] += zi[q]
-                R[i * k + q] = <floating>zi[q]
-        acc_loss += log(prod)
-        _block_class_accumulate(X, R, start, m, d, k, G, Gb)
+            acc_loss += log(prod)
+        for i in range(m):
+            scale[i] = wt[i] / sum_e[i]
+        for q in range(k):
+            zq = ZT + q * block
+            for i in range(m):
+                zq[i] *= scale[i]
+        for i in range(m):
+            ZT[y[start + i] * block + i] -= wt[i]
+        for q in range(k):
+            zq = ZT + q * block
+            rq = RT + q * block
+            s = 0.0
+            for i in range(m):
+                s += zq[i]
+                rq[i] = <floating>zq[i]
+            r_sum[q] += s
+        ahead = min(block, hi - start - m) * d * <Py_ssize_t>sizeof(floating)  # next block
+        if floating is double:  # straight into the float64 G
+            fgd_class_accumulate_d(X + start * d, RT, m, d, k, block, G, X + (start + m) * d, ahead)
+        else:  # float32 sums span one block, then go into G
+            fgd_class_accumulate_f(X + start * d, RT, m, d, k, block, Gb, X + (start + m) * d, ahead)
+            for j in range(k * d):
+                G[j] += Gb[j]
+                Gb[j] = 0
         start += m
-    free(Z)
-    free(R)
+    free(ZT)
+    free(top)
+    free(sum_e)
+    free(scale)
+    free(wt)
+    free(RT)
     loss_sum[0] = acc_loss
 
 

@@ -38,6 +38,22 @@ def test_matches_independent_reference(backend, loss, dtype, weighted, intercept
     assert_matches_naive(result, X, y, w, b, loss, sw, RTOL[dtype])
 
 
+@pytest.mark.parametrize("k", [2, 5, 7, 10])
+@pytest.mark.parametrize("n,d", [(1, 1), (5, 3), (35, 9), (18, 70)], ids=lambda v: str(v))
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+def test_softmax_tile_edges(backend, n, d, k, dtype, rng):
+    """The CPU softmax kernels work in tiles of four rows by four classes: class counts with
+    one to three left over (5, 7, 10), row counts with one to three left over, several
+    blocks of rows, and widths below and above a vector; all against the reference."""
+    if backend == "cuda" and (k, n) != (10, 35):
+        pytest.skip("the simulator runs one shape here; the CUDA kernel has no tiles")
+    X, y, w, b, sw = make_problem(rng, n, d, "softmax", dtype, k=k, weighted=True)
+    result = fastgd.loss_grad(X, y, w, b, loss="softmax", sample_weight=sw, backend=backend)
+    assert_matches_naive(result, X, y, w, b, "softmax", sw, RTOL[dtype])
+    unweighted = fastgd.loss_grad(X, y, w, b, loss="softmax", backend=backend)
+    assert_matches_naive(unweighted, X, y, w, b, "softmax", None, RTOL[dtype])
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("loss", LOSSES)
 def test_outputs_keep_dtype_and_shape(backend, loss, dtype, rng):

@@ -11,7 +11,7 @@ to a few units in the last place of float64 there (``tests/test_vecmath.py``):
   ``z - max(z)``, so results lie in ``(0, 1]`` and never overflow);
 - :func:`log1p_unit` -- ``log(1 + e)`` for ``0 <= e <= 1``.
 
-The Cython kernels implement the same formulas in C (``kernels/vecmath.h``).
+The Cython kernels implement the same formulas in C (``kernels/fastgd_vecmath.h``).
 
 These functions are compiled with ``contract`` (fused multiply-add) only, never with
 ``reassoc``: reassociation could fold the two-part range reduction
