@@ -38,6 +38,9 @@ cdef extern from "fastgd_vecmath.h" nogil:
 
 
 cdef enum:
+    # Rows whose log1p terms the unweighted logistic kernel multiplies before taking a
+    # logarithm (factors in [1, 2]: a product of 512 is at most 2**512 = 1.3e154).
+    PRODUCT_ROWS = 512
     # Below this many features, scores and gradients run down the columns (vectorised
     # over rows) instead of along each row.
     SMALL_D = 4
@@ -121,11 +124,11 @@ cdef void _scalar_chunk(
 ) noexcept nogil:
     """Rows lo..hi in blocks of ``block`` rows: scores, losses and residuals (vectorised
     over the block), then the residuals times the block's rows added into g."""
-    cdef Py_ssize_t start, m, i
-    cdef double s, zi, yi, ei, res
-    cdef double acc_loss = 0.0, acc_dz = 0.0
-    cdef double* z = <double*> malloc(2 * block * sizeof(double))
-    cdef double* e = z + block
+    cdef Py_ssize_t start, m, i, part, part_end
+    cdef double s, zi, yi, ei, res, p
+    cdef double acc_loss = 0.0, acc_dz = 0.0, prod = 1.0
+    cdef double* z = <double*> malloc(block * sizeof(double))
+    cdef double* e = <double*> malloc(block * sizeof(double))
     cdef floating* r = <floating*> malloc((block + d) * sizeof(floating))
     cdef floating* gb = r + block
     for i in range(d):
@@ -145,12 +148,33 @@ cdef void _scalar_chunk(
             # log(1 + e^z) - y z = max(z, 0) + log1p(e^-|z|) - y z, never overflowing.
             for i in range(m):
                 e[i] = fgd_exp_nonpositive(-fabs(z[i]))
-            for i in range(m):
-                zi = z[i]
-                yi = y[start + i]
-                ei = e[i]
-                z[i] = (1.0 if zi >= 0.0 else ei) / (1.0 + ei) - yi  # sigmoid(z) - y
-                e[i] = (zi if zi > 0.0 else 0.0) + fgd_log1p_unit(ei) - yi * zi
+            if has_sw:
+                for i in range(m):
+                    zi = z[i]
+                    yi = y[start + i]
+                    ei = e[i]
+                    z[i] = (1.0 if zi >= 0.0 else ei) / (1.0 + ei) - yi  # sigmoid(z) - y
+                    e[i] = (zi if zi > 0.0 else 0.0) + fgd_log1p_unit(ei) - yi * zi
+            else:
+                # Unweighted, the log1p terms add up to the logarithm of a product of
+                # factors in [1, 2]: a product per PRODUCT_ROWS rows (at most 2**512), and
+                # one logarithm whenever the running product passes 1e150.
+                part = 0
+                while part < m:
+                    part_end = min(m, part + PRODUCT_ROWS)
+                    p = 1.0
+                    for i in range(part, part_end):
+                        zi = z[i]
+                        yi = y[start + i]
+                        ei = e[i]
+                        z[i] = (1.0 if zi >= 0.0 else ei) / (1.0 + ei) - yi  # sigmoid(z) - y
+                        e[i] = (zi if zi > 0.0 else 0.0) - yi * zi
+                        p *= 1.0 + ei
+                    prod *= p
+                    if prod > 1e150:
+                        acc_loss += log(prod)
+                        prod = 1.0
+                    part = part_end
         if has_sw:
             for i in range(m):
                 s = sw[start + i]
@@ -165,8 +189,9 @@ cdef void _scalar_chunk(
         _block_accumulate(X, r, start, m, d, g, gb)
         start += m
     free(z)
+    free(e)
     free(r)
-    loss_sum[0] = acc_loss
+    loss_sum[0] = acc_loss + log(prod)
     dz_sum[0] = acc_dz
 
 

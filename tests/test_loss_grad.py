@@ -122,6 +122,26 @@ def test_closed_form_values(backend):
     np.testing.assert_allclose(gb, [0.25 - 1 / 3, 0.25, 0.25 - 1 / 3, 0.25 - 1 / 3])
 
 
+@pytest.mark.parametrize("n,d", [(3000, 8), (70001, 1), (70001, 2)], ids=lambda v: str(v))
+def test_logistic_loss_over_many_rows_in_closed_form(backend, n, d, rng):
+    """At z = 0 every row's logistic loss is log 2. Unweighted, the CPU kernels take the
+    log1p terms as logarithms of products of up to 512 factors (here all 2, so 2**n
+    overall): the products must be flushed before they overflow, in blocks of 16 rows
+    (d = 8) and in the long blocks of narrow X (d = 1, 2)."""
+    if backend == "cuda":
+        pytest.skip("too many rows for the simulator; the CUDA kernel takes no products")
+    X = rng.normal(size=(n, d))
+    y = (rng.random(n) < 0.5).astype(np.float64)
+    value, gw, gb = fastgd.loss_grad(X, y, np.zeros(d), 0.0, loss="logistic", backend=backend)
+    assert value == pytest.approx(np.log(2), rel=1e-13)
+    np.testing.assert_allclose(gw, (0.5 - y) @ X / n, rtol=1e-10, atol=1e-15)
+    assert gb == pytest.approx(np.mean(0.5 - y), rel=1e-10, abs=1e-15)
+    # And far from zero, against the independent reference.
+    w = np.full(d, 3.0 / np.sqrt(d))
+    result = fastgd.loss_grad(X, y, w, 0.5, loss="logistic", backend=backend)
+    assert_matches_naive(result, X, y, w, 0.5, "logistic", None, RTOL[np.float64])
+
+
 @pytest.mark.parametrize("loss", LOSSES)
 def test_float32_accumulates_like_float64(backend, loss, rng):
     """float32 data: loss and gradient within 1e-5 of the float64 computation on the same

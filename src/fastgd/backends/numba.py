@@ -37,6 +37,9 @@ SMALL_D = _config.CPU_SMALL_D
 #: arithmetic (1M x 64 float64, k = 10: 85 ms with none, 69 ms with 4; 73-80 with 1, 2
 #: or 8, measured in one process). The Cython kernel has its own (kernels/fastgd_tiles.h).
 AHEAD_LINES = 4
+#: Rows whose log1p terms the unweighted logistic kernel multiplies before taking a
+#: logarithm (factors in [1, 2]: a product of 512 is at most 2**512 = 1.3e154).
+PRODUCT_ROWS = 512
 
 
 @intrinsic
@@ -238,6 +241,7 @@ def _scalar_loss_grad(X, y, w, b, sw, loss_code, zero, n_chunks, block, four_row
         bits = np.empty(block, np.int64)
         loss_sum = 0.0
         dz_sum = 0.0
+        prod = 1.0
         stop = min(n, (c + 1) * chunk)
         for start in range(c * chunk, stop, block):
             m = min(block, stop - start)
@@ -258,12 +262,34 @@ def _scalar_loss_grad(X, y, w, b, sw, loss_code, zero, n_chunks, block, four_row
                 for i in range(m):
                     e[i] = -abs(z[i])
                 exp_nonpositive(e, bits, m)
-                for i in range(m):
-                    zi = z[i]
-                    yi = np.float64(yb[i])
-                    ei = e[i]
-                    z[i] = (1.0 if zi >= 0.0 else ei) / (1.0 + ei) - yi  # sigmoid(z) - y
-                    e[i] = max(zi, 0.0) + log1p_unit(ei) - yi * zi
+                if has_sw:
+                    for i in range(m):
+                        zi = z[i]
+                        yi = np.float64(yb[i])
+                        ei = e[i]
+                        z[i] = (1.0 if zi >= 0.0 else ei) / (1.0 + ei) - yi  # sigmoid(z) - y
+                        e[i] = max(zi, 0.0) + log1p_unit(ei) - yi * zi
+                else:
+                    # Unweighted, the log1p terms add up to the logarithm of a product of
+                    # factors in [1, 2]: a product per PRODUCT_ROWS rows (at most 2**512),
+                    # and one logarithm whenever the running product passes 1e150.
+                    for lo in range(0, m, PRODUCT_ROWS):
+                        p = 1.0
+                        hi = min(m, lo + PRODUCT_ROWS)
+                        zs = z[lo:hi]
+                        es = e[lo:hi]
+                        ys = yb[lo:hi]
+                        for i in range(hi - lo):
+                            zi = zs[i]
+                            yi = np.float64(ys[i])
+                            ei = es[i]
+                            zs[i] = (1.0 if zi >= 0.0 else ei) / (1.0 + ei) - yi  # sigmoid(z) - y
+                            es[i] = max(zi, 0.0) - yi * zi
+                            p *= 1.0 + ei
+                        prod *= p
+                        if prod > 1e150:
+                            loss_sum += math.log(prod)
+                            prod = 1.0
             if has_sw:
                 sb = sw[start : start + m]
                 for i in range(m):
@@ -277,7 +303,7 @@ def _scalar_loss_grad(X, y, w, b, sw, loss_code, zero, n_chunks, block, four_row
                 dz_sum += z[i]
                 r[i] = z[i]
             _block_accumulate(X, r, start, m, g, gb)
-        losses[c] = loss_sum
+        losses[c] = loss_sum + math.log(prod)
         dz_sums[c] = dz_sum
     grad = np.zeros(d)
     for c in range(n_chunks):
