@@ -72,28 +72,53 @@ cdef void _block_scores(
 
 cdef void _block_accumulate(
     const floating* X, const floating* r, Py_ssize_t start, Py_ssize_t m, Py_ssize_t d,
-    double* g, floating* gb,
+    floating* gb,
 ) noexcept nogil:
-    """g += X[start:start + m].T @ r[:m] while the block's rows are in cache.
+    """gb += X[start:start + m].T @ r[:m] while the block's rows are in cache.
 
-    r and the block accumulator gb (d,) are in X's dtype; gb is added into the float64 g
-    and zeroed at the end, so float32 rounding spans one block of rows only. Four rows
-    per pass over gb.
+    r and gb (d,) are in X's dtype. Eight rows per pass over gb where the block has them,
+    then four, then one: for wide rows (d = 5,000) gb does not stay in the L1 cache, and
+    each pass loads and stores all of it.
     """
     cdef Py_ssize_t i = 0, j
     cdef const floating* x0
     cdef const floating* x1
     cdef const floating* x2
     cdef const floating* x3
-    cdef floating r0, r1, r2, r3
-    cdef double acc
+    cdef const floating* x4
+    cdef const floating* x5
+    cdef const floating* x6
+    cdef const floating* x7
+    cdef floating r0, r1, r2, r3, r4, r5, r6, r7
+    cdef floating acc
     if d < SMALL_D:
         for j in range(d):
-            acc = 0.0
+            acc = 0
             for i in range(m):
-                acc += r[i] * X[(start + i) * d + j]
-            g[j] += acc
+                acc = acc + r[i] * X[(start + i) * d + j]
+            gb[j] += acc
         return
+    while i + 8 <= m:
+        x0 = X + (start + i) * d
+        x1 = x0 + d
+        x2 = x1 + d
+        x3 = x2 + d
+        x4 = x3 + d
+        x5 = x4 + d
+        x6 = x5 + d
+        x7 = x6 + d
+        r0 = r[i]
+        r1 = r[i + 1]
+        r2 = r[i + 2]
+        r3 = r[i + 3]
+        r4 = r[i + 4]
+        r5 = r[i + 5]
+        r6 = r[i + 6]
+        r7 = r[i + 7]
+        for j in range(d):
+            gb[j] += ((r0 * x0[j] + r1 * x1[j]) + (r2 * x2[j] + r3 * x3[j])) + (
+                (r4 * x4[j] + r5 * x5[j]) + (r6 * x6[j] + r7 * x7[j]))
+        i += 8
     while i + 4 <= m:
         x0 = X + (start + i) * d
         x1 = x0 + d
@@ -112,9 +137,6 @@ cdef void _block_accumulate(
         for j in range(d):
             gb[j] += r0 * x0[j]
         i += 1
-    for j in range(d):
-        g[j] += gb[j]
-        gb[j] = 0
 
 
 cdef void _scalar_chunk(
@@ -186,7 +208,13 @@ cdef void _scalar_chunk(
         for i in range(m):
             acc_dz += z[i]
             r[i] = <floating>z[i]
-        _block_accumulate(X, r, start, m, d, g, gb)
+        if floating is double:  # straight into the float64 g
+            _block_accumulate(X, r, start, m, d, g)
+        else:  # float32 sums span one block, then go into g
+            _block_accumulate(X, r, start, m, d, gb)
+            for i in range(d):
+                g[i] += gb[i]
+                gb[i] = 0
         start += m
     free(z)
     free(e)
