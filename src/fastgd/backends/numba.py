@@ -133,13 +133,15 @@ def _block_scores_4rows(X, w, b, zero, start, m, z):
 
 
 @numba.njit(cache=True, fastmath=_FASTMATH)
-def _block_accumulate(X, r, start, m, g, gb):
+def _block_accumulate(X, r, start, m, g, gb, flush):
     """g += X[start:start + m].T @ r[:m], with X's rows still in cache.
 
     r and the block accumulator gb (d,) are in X's dtype (float32 data is multiplied and
-    added as float32, 16 lanes per AVX-512 register); gb is added into the float64 g and
-    zeroed at the end, so float32 rounding spans one block of rows only. Four rows per
-    pass over gb: a quarter of the loads and stores of gb.
+    added as float32, 16 lanes per AVX-512 register). With ``flush`` gb is added into the
+    float64 g and zeroed at the end: the float32 kernel flushes every block, so float32
+    rounding spans one block of rows only; the float64 one only after its last block.
+    Eight rows per pass over gb where the block has them, then four, then one: each pass
+    loads and stores all of gb, which for wide rows (d = 5,000) is not in the L1 cache.
     """
     d = X.shape[1]
     Xb = X[start : start + m]
@@ -158,6 +160,28 @@ def _block_accumulate(X, r, start, m, g, gb):
             g[j] += acc
         return
     i = 0
+    while i + 8 <= m:
+        x0 = Xb[i]
+        x1 = Xb[i + 1]
+        x2 = Xb[i + 2]
+        x3 = Xb[i + 3]
+        x4 = Xb[i + 4]
+        x5 = Xb[i + 5]
+        x6 = Xb[i + 6]
+        x7 = Xb[i + 7]
+        r0 = r[i]
+        r1 = r[i + 1]
+        r2 = r[i + 2]
+        r3 = r[i + 3]
+        r4 = r[i + 4]
+        r5 = r[i + 5]
+        r6 = r[i + 6]
+        r7 = r[i + 7]
+        for j in range(d):
+            gb[j] += ((r0 * x0[j] + r1 * x1[j]) + (r2 * x2[j] + r3 * x3[j])) + (
+                (r4 * x4[j] + r5 * x5[j]) + (r6 * x6[j] + r7 * x7[j])
+            )
+        i += 8
     while i + 4 <= m:
         x0 = Xb[i]
         x1 = Xb[i + 1]
@@ -176,9 +200,10 @@ def _block_accumulate(X, r, start, m, g, gb):
         for j in range(d):
             gb[j] += r0 * x0[j]
         i += 1
-    for j in range(d):
-        g[j] += gb[j]
-        gb[j] = 0
+    if flush:
+        for j in range(d):
+            g[j] += gb[j]
+            gb[j] = 0
 
 
 @numba.njit(cache=True, fastmath=_FASTMATH)
@@ -206,7 +231,7 @@ def _mse_one_feature(x, y, sw, w0, b, has_sw):
 
 
 @numba.njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def _scalar_loss_grad(X, y, w, b, sw, loss_code, zero, n_chunks, block, four_rows):
+def _scalar_loss_grad(X, y, w, b, sw, loss_code, zero, n_chunks, block, four_rows, narrow_sums):
     """Loss and gradient sums for mse/logistic.
 
     X (n, d), y (n,), w (d,), sw (n,) or (0,) for no weights, all of X's dtype;
@@ -302,7 +327,7 @@ def _scalar_loss_grad(X, y, w, b, sw, loss_code, zero, n_chunks, block, four_row
             for i in range(m):
                 dz_sum += z[i]
                 r[i] = z[i]
-            _block_accumulate(X, r, start, m, g, gb)
+            _block_accumulate(X, r, start, m, g, gb, narrow_sums or start + m >= stop)
         losses[c] = loss_sum + math.log(prod)
         dz_sums[c] = dz_sum
     grad = np.zeros(d)
@@ -693,8 +718,9 @@ def _loss_grad(X, y, w, b, loss, sample_weight):
         return _sums.normalised(value, grad_t.T, grad_b, total, dtype, True)
     block = _config.cpu_block_rows(d, dtype.itemsize, by_columns=d < SMALL_D)
     four_rows = dtype.itemsize == 4 and d >= SMALL_D  # see _block_scores_4rows
+    narrow_sums = dtype.itemsize == 4  # float32 block sums go into float64 every block
     sums = _scalar_loss_grad(
-        X, y, w, float(b), sw, LOSSES.index(loss), dtype.type(0), n_chunks, block, four_rows
+        X, y, w, float(b), sw, LOSSES.index(loss), dtype.type(0), n_chunks, block, four_rows, narrow_sums
     )
     return _sums.normalised(*sums, total, dtype, False)
 
