@@ -302,3 +302,32 @@ def test_no_intercept_keeps_it_zero():
     result = minimize(X, y, fit_intercept=False)
     assert result.intercept == 0.0
     assert result.coef[0] == pytest.approx(float(X[:, 0] @ y / (X[:, 0] @ X[:, 0])), rel=1e-6)
+
+
+def test_lbfgs_evaluates_no_point_twice(monkeypatch):
+    """Every pass over X that L-BFGS makes is one scipy asked for: the starting point is
+    evaluated once (for the monitor and for scipy), the final gradient is scipy's, and the
+    objective reported at the end is that of scipy's last point (Problem keeps it)."""
+    import scipy.optimize
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(400, 6))
+    y = (X @ rng.normal(size=6) + rng.normal(size=400) > 0).astype(float)
+    module = fastgd._registry.load("numpy")
+    calls, nfev = [], []
+    real_loss_grad, real_minimize = module.loss_grad, scipy.optimize.minimize
+
+    def counting_loss_grad(*args):
+        calls.append(1)
+        return real_loss_grad(*args)
+
+    def recording_minimize(*args, **kwargs):
+        res = real_minimize(*args, **kwargs)
+        nfev.append(res.nfev)
+        return res
+
+    monkeypatch.setattr(module, "loss_grad", counting_loss_grad)
+    monkeypatch.setattr(scipy.optimize, "minimize", recording_minimize)
+    result = minimize(X, y, loss="logistic", l2=1e-3, solver="lbfgs", tol=1e-10, backend="numpy")
+    assert result.converged and nfev and nfev[0] >= 3
+    assert len(calls) == nfev[0]
