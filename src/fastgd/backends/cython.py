@@ -2,7 +2,8 @@
 
 The compiled module ``fastgd.backends._cython_kernels`` is built by CMake when fastgd is
 installed (``pip install .``). Each kernel takes caller-allocated float64 buffers, one row
-per thread, and fills them in one pass over X; this module sums the rows.
+per thread (padded so that no two rows share a cache line, ``_sums.thread_rows``), and
+fills them in one pass over X; this module sums the rows.
 """
 
 import numpy as np
@@ -41,19 +42,19 @@ def _csr_loss_grad(X, y, w, b, loss, sample_weight, n_threads):
     losses = np.zeros(n_threads)
     if loss == "softmax":
         k = w.shape[1]
-        grads = np.zeros((n_threads, d * k))
-        r_sums = np.zeros((n_threads, k))
+        grads = _sums.thread_rows(n_threads, d * k)
+        r_sums = _sums.thread_rows(n_threads, k)
         _k.csr_softmax_loss_grad(
             X.data, indices, indptr, bounds, y, w, b.astype(np.float64), sw, grads, r_sums, losses
         )
-        grad = grads.sum(axis=0).reshape(d, k)
-        return _sums.normalised(losses.sum(), grad, r_sums.sum(axis=0), total, dtype, True)
-    grads = np.zeros((n_threads, d))
+        grad = grads[:, : d * k].sum(axis=0).reshape(d, k)
+        return _sums.normalised(losses.sum(), grad, r_sums[:, :k].sum(axis=0), total, dtype, True)
+    grads = _sums.thread_rows(n_threads, d)
     dz_sums = np.zeros(n_threads)
     _k.csr_scalar_loss_grad(
         X.data, indices, indptr, bounds, y, w, float(b), sw, LOSSES.index(loss), grads, dz_sums, losses
     )
-    return _sums.normalised(losses.sum(), grads.sum(axis=0), dz_sums.sum(), total, dtype, False)
+    return _sums.normalised(losses.sum(), grads[:, :d].sum(axis=0), dz_sums.sum(), total, dtype, False)
 
 
 def loss_grad(X, y, w, b, loss, sample_weight):
@@ -66,18 +67,18 @@ def loss_grad(X, y, w, b, loss, sample_weight):
     losses = np.zeros(n_threads)
     if loss == "softmax":
         k = w.shape[1]
-        grads = np.zeros((n_threads, k * d))
-        r_sums = np.zeros((n_threads, k))
+        grads = _sums.thread_rows(n_threads, k * d)
+        r_sums = _sums.thread_rows(n_threads, k)
         block = _config.cpu_block_rows(d, dtype.itemsize, by_columns=False)
         Wt = np.ascontiguousarray(w.T)  # (k, d): small
         _k.softmax_loss_grad(X, y, Wt, b.astype(np.float64), sw, block, grads, r_sums, losses)
-        grad = grads.sum(axis=0).reshape(k, d).T
-        return _sums.normalised(losses.sum(), grad, r_sums.sum(axis=0), total, dtype, True)
-    grads = np.zeros((n_threads, d))
+        grad = grads[:, : k * d].sum(axis=0).reshape(k, d).T
+        return _sums.normalised(losses.sum(), grad, r_sums[:, :k].sum(axis=0), total, dtype, True)
+    grads = _sums.thread_rows(n_threads, d)
     dz_sums = np.zeros(n_threads)
     block = _config.cpu_block_rows(d, dtype.itemsize, by_columns=d < _config.CPU_SMALL_D)
     _k.scalar_loss_grad(X, y, w, float(b), sw, LOSSES.index(loss), block, grads, dz_sums, losses)
-    return _sums.normalised(losses.sum(), grads.sum(axis=0), dz_sums.sum(), total, dtype, False)
+    return _sums.normalised(losses.sum(), grads[:, :d].sum(axis=0), dz_sums.sum(), total, dtype, False)
 
 
 def gd_step(w, grad_w, lr, l1, l2):

@@ -23,6 +23,10 @@ from . import _csr, _sums
 from ._rowmath import scalar_loss_dz
 from ._vecmath import exp_nonpositive, log1p_unit
 
+# Row length of the per-thread float64 sum buffers: padded so that two threads' rows never
+# share a cache line (_sums.padded_width).
+_padded_width = numba.njit(cache=True)(_sums.padded_width)
+
 NAME = "numba"
 #: loss_grad also takes X as a scipy CSR matrix/array (not densified).
 SUPPORTS_CSR = True
@@ -247,7 +251,7 @@ def _scalar_loss_grad(X, y, w, b, sw, loss_code, zero, n_chunks, block, four_row
     n, d = X.shape
     has_sw = sw.shape[0] > 0
     chunk = (n + n_chunks - 1) // n_chunks
-    grads = np.zeros((n_chunks, d))
+    grads = np.zeros((n_chunks, _padded_width(d)))
     losses = np.zeros(n_chunks)
     dz_sums = np.zeros(n_chunks)
     for c in numba.prange(n_chunks):
@@ -258,7 +262,7 @@ def _scalar_loss_grad(X, y, w, b, sw, loss_code, zero, n_chunks, block, four_row
                 X.reshape(n)[lo:hi], y[lo:hi], sw[lo:hi] if has_sw else sw, w[0], b, has_sw
             )
             continue
-        g = grads[c]
+        g = grads[c, :d]
         gb = np.zeros(d, X.dtype)
         z = np.empty(block)
         r = np.empty(block, X.dtype)
@@ -493,11 +497,11 @@ def _softmax_loss_grad(X, y, Wt, b, sw, zero, n_chunks, block, ahead_lines):
     k = Wt.shape[0]
     has_sw = sw.shape[0] > 0
     chunk = (n + n_chunks - 1) // n_chunks
-    grads = np.zeros((n_chunks, k, d))
+    grads = np.zeros((n_chunks, _padded_width(k * d)))
     losses = np.zeros(n_chunks)
     r_sums = np.zeros((n_chunks, k))
     for c in numba.prange(n_chunks):
-        G = grads[c]
+        G = grads[c, : k * d].reshape((k, d))
         Gb = np.zeros((k, d), X.dtype)
         ZT = np.empty((k, block))
         RT = np.empty((k, block), X.dtype)
@@ -568,7 +572,7 @@ def _softmax_loss_grad(X, y, Wt, b, sw, zero, n_chunks, block, ahead_lines):
         for q in range(k):
             r_sum[q] += r_sums[c, q]
             for j in range(d):
-                grad[q, j] += grads[c, q, j]
+                grad[q, j] += grads[c, q * d + j]
     return losses.sum(), grad, r_sum
 
 
@@ -580,11 +584,11 @@ def _csr_scalar_loss_grad(data, indices, indptr, bounds, d, y, w, b, sw, loss_co
     s dl/dz x into its own float64 gradient. Returns what _scalar_loss_grad returns."""
     n_chunks = bounds.shape[0] - 1
     has_sw = sw.shape[0] > 0
-    grads = np.zeros((n_chunks, d))
+    grads = np.zeros((n_chunks, _padded_width(d)))
     losses = np.zeros(n_chunks)
     dz_sums = np.zeros(n_chunks)
     for c in numba.prange(n_chunks):
-        g = grads[c]
+        g = grads[c, :d]
         loss_sum = 0.0
         dz_sum = 0.0
         for i in range(bounds[c], bounds[c + 1]):
@@ -619,11 +623,11 @@ def _csr_softmax_loss_grad(data, indices, indptr, bounds, W, b, y, sw):
     n_chunks = bounds.shape[0] - 1
     d, k = W.shape
     has_sw = sw.shape[0] > 0
-    grads = np.zeros((n_chunks, d, k))
+    grads = np.zeros((n_chunks, _padded_width(d * k)))
     losses = np.zeros(n_chunks)
-    r_sums = np.zeros((n_chunks, k))
+    r_sums = np.zeros((n_chunks, _padded_width(k)))  # updated row by row
     for c in numba.prange(n_chunks):
-        G = grads[c]
+        G = grads[c, : d * k].reshape((d, k))
         z = np.empty(k)
         loss_sum = 0.0
         for i in range(bounds[c], bounds[c + 1]):
@@ -666,7 +670,7 @@ def _csr_softmax_loss_grad(data, indices, indptr, bounds, W, b, y, sw):
             r_sum[q] += r_sums[c, q]
         for j in range(d):
             for q in range(k):
-                grad[j, q] += grads[c, j, q]
+                grad[j, q] += grads[c, j * k + q]
     return losses.sum(), grad, r_sum
 
 
