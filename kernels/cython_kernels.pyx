@@ -54,6 +54,11 @@ cdef void _block_scores(
     cdef Py_ssize_t i, j
     cdef const floating* x
     cdef floating acc, wj
+    if d == 1:  # unit stride: vectorised loads, not the strided ones of a runtime d
+        wj = w[0]
+        for i in range(m):
+            z[i] = X[start + i] * wj + b
+        return
     if d < SMALL_D:
         for i in range(m):
             z[i] = b
@@ -91,6 +96,12 @@ cdef void _block_accumulate(
     cdef const floating* x7
     cdef floating r0, r1, r2, r3, r4, r5, r6, r7
     cdef floating acc
+    if d == 1:  # unit stride, as in _block_scores
+        acc = 0
+        for i in range(m):
+            acc = acc + r[i] * X[start + i]
+        gb[0] += acc
+        return
     if d < SMALL_D:
         for j in range(d):
             acc = 0
