@@ -54,6 +54,23 @@ def test_softmax_tile_edges(backend, n, d, k, dtype, rng):
     assert_matches_naive(unweighted, X, y, w, b, "softmax", None, RTOL[dtype])
 
 
+@pytest.mark.parametrize("max_bytes", [1, 3 * 8 * 70, 1 << 20], ids=["one-row", "three-rows", "default-rows"])
+@pytest.mark.parametrize("loss", LOSSES)
+def test_block_sizes_from_the_bytes_cap(backend, loss, max_bytes, monkeypatch, rng):
+    """Wide rows are taken a few per block (fastgd._config.CPU_BLOCK_MAX_BYTES): blocks of
+    one row, of three rows (fewer than a tile or a gradient pass) and of CPU_BLOCK_ROWS give
+    the reference's result, weighted and not."""
+    if backend not in ("numba", "cython"):
+        pytest.skip("the block size is a setting of the CPU kernels")
+    from fastgd import _config
+
+    monkeypatch.setattr(_config, "CPU_BLOCK_MAX_BYTES", max_bytes)
+    X, y, w, b, sw = make_problem(rng, 41, 70, loss, np.float64, k=5, weighted=True)
+    for weights in (sw, None):
+        result = fastgd.loss_grad(X, y, w, b, loss=loss, sample_weight=weights, backend=backend)
+        assert_matches_naive(result, X, y, w, b, loss, weights, RTOL[np.float64])
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("loss", LOSSES)
 def test_outputs_keep_dtype_and_shape(backend, loss, dtype, rng):
