@@ -41,12 +41,16 @@ def test_matches_independent_reference(backend, loss, dtype, weighted, intercept
 @pytest.mark.parametrize("k", [2, 5, 7, 10])
 @pytest.mark.parametrize("n,d", [(1, 1), (5, 3), (35, 9), (18, 70)], ids=lambda v: str(v))
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
-def test_softmax_tile_edges(backend, n, d, k, dtype, rng):
+def test_softmax_tile_edges(backend, n, d, k, dtype, rng, monkeypatch):
     """The CPU softmax kernels work in tiles of four rows by four classes: class counts with
     one to three left over (5, 7, 10), row counts with one to three left over, several
-    blocks of rows, and widths below and above a vector; all against the reference."""
+    blocks of rows (16 rows a block here), and widths below and above a vector; all against
+    the reference."""
     if backend == "cuda" and (k, n) != (10, 35):
         pytest.skip("the simulator runs one shape here; the CUDA kernel has no tiles")
+    from fastgd import _config
+
+    monkeypatch.setattr(_config, "CPU_SOFTMAX_BLOCK_ROWS", 16)
     X, y, w, b, sw = make_problem(rng, n, d, "softmax", dtype, k=k, weighted=True)
     result = fastgd.loss_grad(X, y, w, b, loss="softmax", sample_weight=sw, backend=backend)
     assert_matches_naive(result, X, y, w, b, "softmax", sw, RTOL[dtype])

@@ -69,7 +69,7 @@ def loss_grad(X, y, w, b, loss, sample_weight):
         k = w.shape[1]
         grads = _sums.thread_rows(n_threads, k * d)
         r_sums = _sums.thread_rows(n_threads, k)
-        block = _config.cpu_block_rows(d, dtype.itemsize, by_columns=False)
+        block = _config.cpu_block_rows(d, dtype.itemsize, by_columns=False, softmax=True)
         Wt = np.ascontiguousarray(w.T)  # (k, d): small
         _k.softmax_loss_grad(X, y, Wt, b.astype(np.float64), sw, block, grads, r_sums, losses)
         grad = grads[:, : k * d].sum(axis=0).reshape(k, d).T

@@ -714,7 +714,7 @@ def _loss_grad(X, y, w, b, loss, sample_weight):
     n, d = X.shape
     sw, total = _sums.weights(sample_weight, n, dtype)
     if loss == "softmax":
-        block = _config.cpu_block_rows(d, dtype.itemsize, by_columns=False)
+        block = _config.cpu_block_rows(d, dtype.itemsize, by_columns=False, softmax=True)
         Wt = np.ascontiguousarray(w.T)  # (k, d): small
         value, grad_t, grad_b = _softmax_loss_grad(
             X, y, Wt, b.astype(np.float64), sw, dtype.type(0), n_chunks, block, AHEAD_LINES
