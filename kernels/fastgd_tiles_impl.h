@@ -1,5 +1,12 @@
 /* One dtype's tiled block products; see fastgd_tiles.h. Needs FGD_T and FGD_NAME. */
 
+#if FGD_VEC_BYTES
+typedef FGD_T FGD_NAME(fgd_svec) __attribute__((vector_size(FGD_SCORES_VEC_BYTES)));
+#endif
+#if FGD_ACCUMULATE_VEC_BYTES
+typedef FGD_T FGD_NAME(fgd_vec) __attribute__((vector_size(FGD_ACCUMULATE_VEC_BYTES)));
+#endif
+
 /* ZT[q * ldz + i] = X[i] . Wt[q] + b[q] for i < m, q < k; X (m, d) and Wt (k, d) row-major.
  * The dot products are summed in FGD_T, the scores stored as double. */
 FGD_SCORES_ATTR static void FGD_NAME(fgd_class_scores)(
@@ -13,7 +20,35 @@ FGD_SCORES_ATTR static void FGD_NAME(fgd_class_scores)(
             const FGD_T *w0 = Wt + q * d, *w1 = w0 + d, *w2 = w1 + d, *w3 = w2 + d;
             FGD_T a00 = 0, a01 = 0, a02 = 0, a03 = 0, a10 = 0, a11 = 0, a12 = 0, a13 = 0;
             FGD_T a20 = 0, a21 = 0, a22 = 0, a23 = 0, a30 = 0, a31 = 0, a32 = 0, a33 = 0;
-            for (j = 0; j < d; j++) {
+            j = 0;
+#if FGD_VEC_BYTES
+            {
+                typedef FGD_NAME(fgd_svec) V;
+                enum { L = sizeof(V) / sizeof(FGD_T) };
+                V s00 = {0}, s01 = {0}, s02 = {0}, s03 = {0}, s10 = {0}, s11 = {0}, s12 = {0}, s13 = {0};
+                V s20 = {0}, s21 = {0}, s22 = {0}, s23 = {0}, s30 = {0}, s31 = {0}, s32 = {0}, s33 = {0};
+                for (; j + L <= d; j += L) {
+                    V u0, u1, u2, u3, v0, v1, v2, v3;
+                    memcpy(&u0, w0 + j, sizeof(V)); memcpy(&u1, w1 + j, sizeof(V));
+                    memcpy(&u2, w2 + j, sizeof(V)); memcpy(&u3, w3 + j, sizeof(V));
+                    memcpy(&v0, x0 + j, sizeof(V)); memcpy(&v1, x1 + j, sizeof(V));
+                    memcpy(&v2, x2 + j, sizeof(V)); memcpy(&v3, x3 + j, sizeof(V));
+                    FGD_IN_REGISTER(u0); FGD_IN_REGISTER(u1); FGD_IN_REGISTER(u2); FGD_IN_REGISTER(u3);
+                    FGD_IN_REGISTER(v0); FGD_IN_REGISTER(v1); FGD_IN_REGISTER(v2); FGD_IN_REGISTER(v3);
+                    s00 += v0 * u0; s01 += v0 * u1; s02 += v0 * u2; s03 += v0 * u3;
+                    s10 += v1 * u0; s11 += v1 * u1; s12 += v1 * u2; s13 += v1 * u3;
+                    s20 += v2 * u0; s21 += v2 * u1; s22 += v2 * u2; s23 += v2 * u3;
+                    s30 += v3 * u0; s31 += v3 * u1; s32 += v3 * u2; s33 += v3 * u3;
+                }
+                for (int l = 0; l < L; l++) {
+                    a00 += s00[l]; a01 += s01[l]; a02 += s02[l]; a03 += s03[l];
+                    a10 += s10[l]; a11 += s11[l]; a12 += s12[l]; a13 += s13[l];
+                    a20 += s20[l]; a21 += s21[l]; a22 += s22[l]; a23 += s23[l];
+                    a30 += s30[l]; a31 += s31[l]; a32 += s32[l]; a33 += s33[l];
+                }
+            }
+#endif
+            for (; j < d; j++) {
                 FGD_T u0 = w0[j], u1 = w1[j], u2 = w2[j], u3 = w3[j];
                 FGD_T v0 = x0[j], v1 = x1[j], v2 = x2[j], v3 = x3[j];
                 a00 += v0 * u0; a01 += v0 * u1; a02 += v0 * u2; a03 += v0 * u3;
@@ -50,9 +85,6 @@ FGD_SCORES_ATTR static void FGD_NAME(fgd_class_scores)(
     }
 }
 
-/* Gb[q] += sum_i RT[q * ldr + i] X[i] for i < m, q < k; X (m, d), Gb (k, d) row-major.
- * Meanwhile the cache lines of [ahead, ahead + ahead_bytes) (the next block of rows) are
- * asked for, FGD_AHEAD_LINES per tile (see fastgd_tiles.h). */
 static inline void FGD_NAME(fgd_class_accumulate)(
     const FGD_T *restrict X, const FGD_T *restrict RT, ptrdiff_t m, ptrdiff_t d, ptrdiff_t k,
     ptrdiff_t ldr, FGD_T *restrict Gb, const void *ahead, ptrdiff_t ahead_bytes)
@@ -75,7 +107,24 @@ static inline void FGD_NAME(fgd_class_accumulate)(
             FGD_T *restrict g1 = g0 + d;
             FGD_T *restrict g2 = g1 + d;
             FGD_T *restrict g3 = g2 + d;
-            for (j = 0; j < d; j++) {
+            j = 0;
+#if FGD_ACCUMULATE_VEC_BYTES
+            {
+                typedef FGD_NAME(fgd_vec) V;
+                enum { L = sizeof(V) / sizeof(FGD_T) };
+                for (; j + L <= d; j += L) {
+                    V v0, v1, v2, v3, a;
+                    memcpy(&v0, x0 + j, sizeof(V)); memcpy(&v1, x1 + j, sizeof(V));
+                    memcpy(&v2, x2 + j, sizeof(V)); memcpy(&v3, x3 + j, sizeof(V));
+                    FGD_IN_REGISTER(v0); FGD_IN_REGISTER(v1); FGD_IN_REGISTER(v2); FGD_IN_REGISTER(v3);
+                    memcpy(&a, g0 + j, sizeof(V)); a += (c00 * v0 + c01 * v1) + (c02 * v2 + c03 * v3); memcpy(g0 + j, &a, sizeof(V));
+                    memcpy(&a, g1 + j, sizeof(V)); a += (c10 * v0 + c11 * v1) + (c12 * v2 + c13 * v3); memcpy(g1 + j, &a, sizeof(V));
+                    memcpy(&a, g2 + j, sizeof(V)); a += (c20 * v0 + c21 * v1) + (c22 * v2 + c23 * v3); memcpy(g2 + j, &a, sizeof(V));
+                    memcpy(&a, g3 + j, sizeof(V)); a += (c30 * v0 + c31 * v1) + (c32 * v2 + c33 * v3); memcpy(g3 + j, &a, sizeof(V));
+                }
+            }
+#endif
+            for (; j < d; j++) {
                 FGD_T v0 = x0[j], v1 = x1[j], v2 = x2[j], v3 = x3[j];
                 g0[j] += (c00 * v0 + c01 * v1) + (c02 * v2 + c03 * v3);
                 g1[j] += (c10 * v0 + c11 * v1) + (c12 * v2 + c13 * v3);
