@@ -44,6 +44,16 @@ cdef enum:
     # Below this many features, scores and gradients run down the columns (vectorised
     # over rows) instead of along each row.
     SMALL_D = 4
+    # Rows longer than this (bytes) take the four-row dot products of fastgd_tiles.h: w no
+    # longer stays in the 32 KB L1 cache beside the rows, and one load of w serves four
+    # rows (20,000 x 5,000 float64 logistic 0.78 -> 0.88 of the read, float32 0.77 -> 0.84;
+    # with shorter rows the one-row loop below is as fast or faster: 2M x 64 0.91 -> 0.47).
+    WIDE_ROW_BYTES = 16384
+
+
+cdef extern from "fastgd_tiles.h" nogil:
+    void fgd_row_scores4_d(const double* X, const double* w, double b, Py_ssize_t m, Py_ssize_t d, double* z)
+    void fgd_row_scores4_f(const float* X, const float* w, double b, Py_ssize_t m, Py_ssize_t d, double* z)
 
 
 cdef void _block_scores(
@@ -58,6 +68,12 @@ cdef void _block_scores(
         wj = w[0]
         for i in range(m):
             z[i] = X[start + i] * wj + b
+        return
+    if d * <Py_ssize_t>sizeof(floating) > WIDE_ROW_BYTES:
+        if floating is double:
+            fgd_row_scores4_d(X + start * d, w, b, m, d, z)
+        else:
+            fgd_row_scores4_f(X + start * d, w, b, m, d, z)
         return
     if d < SMALL_D:
         for i in range(m):

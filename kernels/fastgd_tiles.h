@@ -1,4 +1,5 @@
-/* Register-tiled block products of the softmax kernels (kernels/cython_kernels.pyx).
+/* Register-tiled block products of the softmax kernels (kernels/cython_kernels.pyx), and
+ * the four-row dot products of the mse/logistic kernels for wide rows.
  *
  * The softmax loss needs two products per block of m rows: the class scores
  * Z = X_b Wt^T (m x k) and the gradient update Gb += R^T X_b (k x d), 2 m d k multiply-

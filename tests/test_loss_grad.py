@@ -58,6 +58,20 @@ def test_softmax_tile_edges(backend, n, d, k, dtype, rng, monkeypatch):
     assert_matches_naive(unweighted, X, y, w, b, "softmax", None, RTOL[dtype])
 
 
+@pytest.mark.parametrize("dtype,d", [(np.float64, 2_051), (np.float32, 4_103)], ids=["f64", "f32"])
+@pytest.mark.parametrize("loss", ["mse", "logistic"])
+def test_wide_rows(backend, loss, dtype, d, rng):
+    """Rows over 16 KB take the Cython kernel's four-row dot products: 11 rows (two tiles
+    of four and three left over) with a width that leaves a partial vector, weighted and
+    not, against the reference."""
+    if backend == "cuda":
+        pytest.skip("wide rows are a CPU kernel path")
+    X, y, w, b, sw = make_problem(rng, 11, d, loss, dtype, weighted=True)
+    for weights in (sw, None):
+        result = fastgd.loss_grad(X, y, w, b, loss=loss, sample_weight=weights, backend=backend)
+        assert_matches_naive(result, X, y, w, b, loss, weights, RTOL[dtype])
+
+
 @pytest.mark.parametrize("max_bytes", [1, 3 * 8 * 70, 1 << 20], ids=["one-row", "three-rows", "default-rows"])
 @pytest.mark.parametrize("loss", LOSSES)
 def test_block_sizes_from_the_bytes_cap(backend, loss, max_bytes, monkeypatch, rng):
