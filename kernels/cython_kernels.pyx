@@ -52,8 +52,10 @@ cdef enum:
 
 
 cdef extern from "fastgd_tiles.h" nogil:
-    void fgd_row_scores4_d(const double* X, const double* w, double b, Py_ssize_t m, Py_ssize_t d, double* z)
-    void fgd_row_scores4_f(const float* X, const float* w, double b, Py_ssize_t m, Py_ssize_t d, double* z)
+    Py_ssize_t fgd_row_scores4_d(const double* X, const double* w, double b, Py_ssize_t m, Py_ssize_t d,
+                                 double* z)
+    Py_ssize_t fgd_row_scores4_f(const float* X, const float* w, double b, Py_ssize_t m, Py_ssize_t d,
+                                 double* z)
 
 
 cdef void _block_scores(
@@ -61,7 +63,7 @@ cdef void _block_scores(
     double* z,
 ) noexcept nogil:
     """z[i] = X[start + i] . w + b for i < m; the dot product in X's dtype."""
-    cdef Py_ssize_t i, j
+    cdef Py_ssize_t i, j, done = 0
     cdef const floating* x
     cdef floating acc, wj
     if d == 1:  # unit stride: vectorised loads, not the strided ones of a runtime d
@@ -69,13 +71,12 @@ cdef void _block_scores(
         for i in range(m):
             z[i] = X[start + i] * wj + b
         return
-    if d * <Py_ssize_t>sizeof(floating) > WIDE_ROW_BYTES:
+    if d * <Py_ssize_t>sizeof(floating) > WIDE_ROW_BYTES:  # four rows at a time, then below
         if floating is double:
-            fgd_row_scores4_d(X + start * d, w, b, m, d, z)
+            done = fgd_row_scores4_d(X + start * d, w, b, m, d, z)
         else:
-            fgd_row_scores4_f(X + start * d, w, b, m, d, z)
-        return
-    if d < SMALL_D:
+            done = fgd_row_scores4_f(X + start * d, w, b, m, d, z)
+    elif d < SMALL_D:
         for i in range(m):
             z[i] = b
         for j in range(d):
@@ -83,7 +84,7 @@ cdef void _block_scores(
             for i in range(m):
                 z[i] += X[(start + i) * d + j] * wj
         return
-    for i in range(m):
+    for i in range(done, m):
         x = X + (start + i) * d
         acc = 0
         for j in range(d):

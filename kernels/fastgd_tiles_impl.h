@@ -151,10 +151,11 @@ static inline void FGD_NAME(fgd_class_accumulate)(
     }
 }
 
-/* z[i] = X[i] . w + b for i < m, four rows at a time: each vector of w is loaded once
- * (and pinned to a register) for four rows. For rows whose w does not stay in the L1
- * cache beside them (see the caller); with short rows the one-row loop is faster. */
-static void FGD_NAME(fgd_row_scores4)(const FGD_T *restrict X, const FGD_T *restrict w, double b,
+/* z[i] = X[i] . w + b for the rows i < m that come in groups of four, each vector of w
+ * loaded once (and pinned to a register) for four rows. Returns the rows done (0 without
+ * the explicit vectors); the caller's one-row loop takes the rest. For rows whose w does
+ * not stay in the L1 cache beside them (see the caller). */
+static ptrdiff_t FGD_NAME(fgd_row_scores4)(const FGD_T *restrict X, const FGD_T *restrict w, double b,
                                       ptrdiff_t m, ptrdiff_t d, double *restrict z)
 {
     ptrdiff_t i = 0, j;
@@ -181,12 +182,8 @@ static void FGD_NAME(fgd_row_scores4)(const FGD_T *restrict X, const FGD_T *rest
         }
         z[i] = (double)a0 + b; z[i + 1] = (double)a1 + b; z[i + 2] = (double)a2 + b; z[i + 3] = (double)a3 + b;
     }
+#else
+    (void)X; (void)w; (void)b; (void)m; (void)d; (void)z; (void)j;
 #endif
-    for (; i < m; i++) {
-        const FGD_T *x = X + i * d;
-        FGD_T a = 0;
-        for (j = 0; j < d; j++)
-            a += x[j] * w[j];
-        z[i] = (double)a + b;
-    }
+    return i;
 }
