@@ -66,11 +66,6 @@ cdef void _block_scores(
     cdef Py_ssize_t i, j, done = 0
     cdef const floating* x
     cdef floating acc, wj
-    if d == 1:  # unit stride: vectorised loads, not the strided ones of a runtime d
-        wj = w[0]
-        for i in range(m):
-            z[i] = X[start + i] * wj + b
-        return
     if d * <Py_ssize_t>sizeof(floating) > WIDE_ROW_BYTES:  # four rows at a time, then below
         if floating is double:
             done = fgd_row_scores4_d(X + start * d, w, b, m, d, z)
@@ -113,12 +108,6 @@ cdef void _block_accumulate(
     cdef const floating* x7
     cdef floating r0, r1, r2, r3, r4, r5, r6, r7
     cdef floating acc
-    if d == 1:  # unit stride, as in _block_scores
-        acc = 0
-        for i in range(m):
-            acc = acc + r[i] * X[start + i]
-        gb[0] += acc
-        return
     if d < SMALL_D:
         for j in range(d):
             acc = 0
@@ -167,13 +156,21 @@ cdef void _block_accumulate(
         i += 1
 
 
+cdef inline void _fold_product(double p, double* prod, double* acc_loss) noexcept nogil:
+    """prod *= p for a product of log1p factors, moved into acc_loss as its logarithm
+    whenever it passes 1e150 (p <= 2**PRODUCT_ROWS, so prod never overflows)."""
+    prod[0] *= p
+    if prod[0] > 1e150:
+        acc_loss[0] += log(prod[0])
+        prod[0] = 1.0
+
 cdef void _scalar_chunk(
     const floating* X, const floating* y, const floating* w, double b,
     const floating* sw, bint has_sw, int loss, Py_ssize_t lo, Py_ssize_t hi,
     Py_ssize_t d, Py_ssize_t block, double* g, double* dz_sum, double* loss_sum,
 ) noexcept nogil:
-    """Rows lo..hi in blocks of ``block`` rows: scores, losses and residuals (vectorised
-    over the block), then the residuals times the block's rows added into g."""
+    """Rows lo..hi (d >= 2) in blocks of ``block`` rows: scores, losses and residuals
+    (vectorised over the block), then the residuals times the block's rows added into g."""
     cdef Py_ssize_t start, m, i, part, part_end
     cdef double s, zi, yi, ei, res, p
     cdef double acc_loss = 0.0, acc_dz = 0.0, prod = 1.0
@@ -220,10 +217,7 @@ cdef void _scalar_chunk(
                         z[i] = (1.0 if zi >= 0.0 else ei) / (1.0 + ei) - yi  # sigmoid(z) - y
                         e[i] = (zi if zi > 0.0 else 0.0) - yi * zi
                         p *= 1.0 + ei
-                    prod *= p
-                    if prod > 1e150:
-                        acc_loss += log(prod)
-                        prod = 1.0
+                    _fold_product(p, &prod, &acc_loss)
                     part = part_end
         if has_sw:
             for i in range(m):
@@ -278,6 +272,50 @@ cdef void _mse_one_feature(
     dz_sum[0] = 2.0 * acc_dz
 
 
+cdef void _logistic_one_feature(
+    const floating* x, const floating* y, const floating* sw, bint has_sw, double w0, double b,
+    Py_ssize_t lo, Py_ssize_t hi, double* g, double* dz_sum, double* loss_sum,
+) noexcept nogil:
+    """logistic for d = 1, rows lo..hi: one vectorised loop that reads x and y once and
+    keeps every per-row value in registers (the per-block arrays of _scalar_chunk cost
+    more than the exponential at d = 1: 10M rows float64 12.7 -> 6.4 ms)."""
+    cdef Py_ssize_t i, part, part_end
+    cdef double z, e, r, xi, yi, s, p, prod = 1.0
+    cdef double acc_loss = 0.0, acc_g = 0.0, acc_dz = 0.0
+    if has_sw:
+        for i in range(lo, hi):
+            xi = x[i]
+            yi = y[i]
+            s = sw[i]
+            z = xi * w0 + b
+            e = fgd_exp_nonpositive(-fabs(z))
+            r = s * ((1.0 if z >= 0.0 else e) / (1.0 + e) - yi)  # s (sigmoid(z) - y)
+            acc_dz += r
+            acc_g += r * xi
+            acc_loss += s * ((z if z > 0.0 else 0.0) + fgd_log1p_unit(e) - yi * z)
+    else:
+        # The log1p terms as the logarithm of products, as in _scalar_chunk.
+        part = lo
+        while part < hi:
+            part_end = min(hi, part + PRODUCT_ROWS)
+            p = 1.0
+            for i in range(part, part_end):
+                xi = x[i]
+                yi = y[i]
+                z = xi * w0 + b
+                e = fgd_exp_nonpositive(-fabs(z))
+                r = (1.0 if z >= 0.0 else e) / (1.0 + e) - yi
+                acc_dz += r
+                acc_g += r * xi
+                acc_loss += (z if z > 0.0 else 0.0) - yi * z
+                p *= 1.0 + e
+            _fold_product(p, &prod, &acc_loss)
+            part = part_end
+    loss_sum[0] = acc_loss + log(prod)
+    g[0] = acc_g
+    dz_sum[0] = acc_dz
+
+
 def scalar_loss_grad(
     const floating[:, ::1] X, const floating[::1] y, const floating[::1] w, double b,
     const floating[::1] sw, int loss, Py_ssize_t block, double[:, ::1] grads, double[::1] dz_sums,
@@ -301,6 +339,9 @@ def scalar_loss_grad(
             if start < stop and d == 1 and loss == MSE:
                 _mse_one_feature(&X[0, 0], &y[0], sw_ptr, has_sw, w[0], b, start, stop,
                                  &grads[c, 0], &dz_sums[c], &losses[c])
+            elif start < stop and d == 1:
+                _logistic_one_feature(&X[0, 0], &y[0], sw_ptr, has_sw, w[0], b, start, stop,
+                                      &grads[c, 0], &dz_sums[c], &losses[c])
             elif start < stop:
                 _scalar_chunk(&X[0, 0], &y[0], &w[0], b, sw_ptr, has_sw, loss, start, stop, d, block,
                               &grads[c, 0], &dz_sums[c], &losses[c])

@@ -8,7 +8,8 @@ samples into SIMD code. They cover exactly the ranges the kernels need and are a
 to a few units in the last place of float64 there (``tests/test_vecmath.py``):
 
 - :func:`exp_nonpositive` -- ``exp(x)`` for ``x <= 0`` (arguments are ``-|z|`` or
-  ``z - max(z)``, so results lie in ``(0, 1]`` and never overflow);
+  ``z - max(z)``, so results lie in ``(0, 1]`` and never overflow), in place over an
+  array, and :func:`exp_nonpositive1`, the same for one value inside a kernel's loop;
 - :func:`log1p_unit` -- ``log(1 + e)`` for ``0 <= e <= 1``.
 
 The Cython kernels implement the same formulas in C (``kernels/fastgd_vecmath.h``).
@@ -22,6 +23,9 @@ import math
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba.core import types
+from numba.extending import intrinsic
 
 #: ln 2 split in a high part with trailing zero bits (k * LN2_HI is exact for |k| < 2**11)
 #: and the rest.
@@ -52,6 +56,27 @@ def _exp_reduced(r):
     return p * r + 1.0
 
 
+@numba.njit(cache=True, fastmath=_MATH, inline="always")
+def _reduce(v):
+    """(k, r) with exp(v) = 2**k exp(r), |r| <= ln(2)/2, for v <= 0; v below EXP_MIN is
+    clamped to it, and NaN stays NaN."""
+    v = v if v > EXP_MIN else (v if v != v else EXP_MIN)
+    k = math.floor(v * INV_LN2 + 0.5)
+    return k, (v - k * LN2_HI) - k * LN2_LO
+
+
+@intrinsic
+def _float64_from_bits(typingctx, bits):
+    """The float64 whose IEEE bits are the int64 ``bits`` (a register move, no memory)."""
+    if bits != types.int64:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return types.float64(types.int64), codegen
+
+
 @numba.njit(cache=True, fastmath=_MATH)
 def exp_nonpositive(x, bits, m):
     """In place, ``x[i] = exp(x[i])`` for ``i < m``; every ``x[i]`` must be ``<= 0``.
@@ -61,15 +86,24 @@ def exp_nonpositive(x, bits, m):
     read back through a float64 view of the same memory. NaN stays NaN.
     """
     for i in range(m):
-        v = x[i]
-        v = v if v > EXP_MIN else (v if v != v else EXP_MIN)  # keep NaN, clamp the rest
-        k = math.floor(v * INV_LN2 + 0.5)
-        r = (v - k * LN2_HI) - k * LN2_LO
+        k, r = _reduce(x[i])
         x[i] = _exp_reduced(r)
         bits[i] = (np.int64(k) + 1023) << 52
     scale = bits.view(np.float64)
     for i in range(m):
         x[i] *= scale[i]
+
+
+@numba.njit(cache=True, fastmath=_MATH)
+def exp_nonpositive1(v):
+    """``exp(v)`` for one ``v <= 0``, as :func:`exp_nonpositive`: for a loop that keeps
+    every per-row value in registers (the d = 1 logistic kernel).
+
+    Not ``inline="always"``: that would compile it with the caller's reassociating flags.
+    LLVM still inlines it (and the loop vectorises), keeping these contract-only flags.
+    """
+    k, r = _reduce(v)
+    return _exp_reduced(r) * _float64_from_bits((np.int64(k) + 1023) << 52)
 
 
 @numba.njit(cache=True, fastmath=_MATH, inline="always")

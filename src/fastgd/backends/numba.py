@@ -21,7 +21,7 @@ from .. import _config
 from .._config import LOSSES, MSE, NUMBA_FASTMATH
 from . import _csr, _sums
 from ._rowmath import scalar_loss_dz
-from ._vecmath import exp_nonpositive, log1p_unit
+from ._vecmath import exp_nonpositive, exp_nonpositive1, log1p_unit
 
 # Row length of the per-thread float64 sum buffers: padded so that two threads' rows never
 # share a cache line (_sums.padded_width).
@@ -234,6 +234,49 @@ def _mse_one_feature(x, y, sw, w0, b, has_sw):
     return loss_sum, 2.0 * g, 2.0 * dz_sum
 
 
+@numba.njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
+def _logistic_one_feature(x, y, sw, w0, b, has_sw):
+    """(sum s l, sum s (sigmoid(z) - y) x, sum s (sigmoid(z) - y)) with z = x w0 + b, for
+    d = 1: one vectorised loop that reads x and y once and keeps every per-row value in
+    registers (the per-block arrays cost more than the exponential at d = 1). The numpy
+    error model drops the zero-division check (1 + e >= 1) that stops vectorisation."""
+    loss_sum = 0.0
+    g = 0.0
+    dz_sum = 0.0
+    if has_sw:
+        for i in range(x.shape[0]):
+            xi = np.float64(x[i])
+            yi = np.float64(y[i])
+            s = np.float64(sw[i])
+            z = xi * w0 + b
+            e = exp_nonpositive1(-abs(z))
+            r = s * ((1.0 if z >= 0.0 else e) / (1.0 + e) - yi)  # s (sigmoid(z) - y)
+            dz_sum += r
+            g += r * xi
+            loss_sum += s * (max(z, 0.0) + log1p_unit(e) - yi * z)
+        return loss_sum, g, dz_sum
+    prod = 1.0  # the log1p terms as the logarithm of products, as in _scalar_loss_grad
+    for lo in range(0, x.shape[0], PRODUCT_ROWS):
+        xs = x[lo : lo + PRODUCT_ROWS]
+        ys = y[lo : lo + PRODUCT_ROWS]
+        p = 1.0
+        for i in range(xs.shape[0]):
+            xi = np.float64(xs[i])
+            yi = np.float64(ys[i])
+            z = xi * w0 + b
+            e = exp_nonpositive1(-abs(z))
+            r = (1.0 if z >= 0.0 else e) / (1.0 + e) - yi
+            dz_sum += r
+            g += r * xi
+            loss_sum += max(z, 0.0) - yi * z
+            p *= 1.0 + e
+        prod *= p
+        if prod > 1e150:
+            loss_sum += math.log(prod)
+            prod = 1.0
+    return loss_sum + math.log(prod), g, dz_sum
+
+
 @numba.njit(parallel=True, cache=True, fastmath=_FASTMATH)
 def _scalar_loss_grad(X, y, w, b, sw, loss_code, zero, n_chunks, block, four_rows, narrow_sums):
     """Loss and gradient sums for mse/logistic.
@@ -255,12 +298,17 @@ def _scalar_loss_grad(X, y, w, b, sw, loss_code, zero, n_chunks, block, four_row
     losses = np.zeros(n_chunks)
     dz_sums = np.zeros(n_chunks)
     for c in numba.prange(n_chunks):
-        if d == 1 and loss_code == MSE:  # the textbook case: one fused pass, no blocks
+        if d == 1:  # the textbook case: one fused pass, no blocks
             lo = min(n, c * chunk)
             hi = min(n, lo + chunk)
-            losses[c], grads[c, 0], dz_sums[c] = _mse_one_feature(
-                X.reshape(n)[lo:hi], y[lo:hi], sw[lo:hi] if has_sw else sw, w[0], b, has_sw
-            )
+            xc = X.reshape(n)[lo:hi]
+            sc = sw[lo:hi] if has_sw else sw
+            if loss_code == MSE:
+                losses[c], grads[c, 0], dz_sums[c] = _mse_one_feature(xc, y[lo:hi], sc, w[0], b, has_sw)
+            else:
+                losses[c], grads[c, 0], dz_sums[c] = _logistic_one_feature(
+                    xc, y[lo:hi], sc, np.float64(w[0]), b, has_sw
+                )
             continue
         g = grads[c, :d]
         gb = np.zeros(d, X.dtype)
