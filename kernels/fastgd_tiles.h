@@ -28,7 +28,8 @@
  * the same values per step, and the tiles were bound by loads. On the 2-core AMD EPYC test
  * machine (gcc 12, -march=native, one core, rows in cache), float64: scores 13.4 -> 18.5
  * and gradient tiles 17.5 -> 25.6 billion multiply-adds a second (the peak is 27); float32
- * scores 29 -> 32.5. */
+ * scores 29 -> 32.5, and float32 gradient tiles 21 -> 33 with d known only at run time, as
+ * in the kernels (gcc's own vectorisation reached 52 only with d a compile-time constant). */
 #if defined(__GNUC__) && defined(__x86_64__) && defined(__AVX512F__)
 #define FGD_VEC_BYTES 64
 #define FGD_SCORES_VEC_BYTES 32
@@ -52,6 +53,15 @@
 #define FGD_SCORES_ATTR
 #endif
 
+/* Inlined into the caller's large OpenMP function, the gradient tiles ran out of registers:
+ * gcc spilled the pinned vectors of X and the row pointers to the stack and reloaded them
+ * at every step (2M x 64 float64, k = 10, A/B in one process: 110 -> 101 ms). */
+#if defined(__GNUC__)
+#define FGD_ACCUMULATE_ATTR __attribute__((noinline))
+#else
+#define FGD_ACCUMULATE_ATTR
+#endif
+
 /* Ask for the cache lines of [p, p + bytes) ahead of use (a hint; no effect on results).
  * The gradient tiles ask for the next block of rows, FGD_AHEAD_LINES lines per tile, so
  * that its reads from memory overlap their arithmetic; asking for a whole block at once
@@ -72,20 +82,14 @@ static inline void fgd_prefetch(const void *p, ptrdiff_t bytes)
 
 #define FGD_T double
 #define FGD_NAME(name) name##_d
-#define FGD_ACCUMULATE_VEC_BYTES FGD_VEC_BYTES
 #include "fastgd_tiles_impl.h"
 #undef FGD_T
 #undef FGD_NAME
-#undef FGD_ACCUMULATE_VEC_BYTES
 
-/* float32: gcc's own vectorisation of the gradient tiles already runs at the CPU's peak
- * (52 of 54 billion multiply-adds a second); the explicit vectors ran at 42. */
 #define FGD_T float
 #define FGD_NAME(name) name##_f
-#define FGD_ACCUMULATE_VEC_BYTES 0
 #include "fastgd_tiles_impl.h"
 #undef FGD_T
 #undef FGD_NAME
-#undef FGD_ACCUMULATE_VEC_BYTES
 
 #endif

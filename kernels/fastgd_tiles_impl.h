@@ -2,9 +2,7 @@
 
 #if FGD_VEC_BYTES
 typedef FGD_T FGD_NAME(fgd_svec) __attribute__((vector_size(FGD_SCORES_VEC_BYTES)));
-#endif
-#if FGD_ACCUMULATE_VEC_BYTES
-typedef FGD_T FGD_NAME(fgd_vec) __attribute__((vector_size(FGD_ACCUMULATE_VEC_BYTES)));
+typedef FGD_T FGD_NAME(fgd_vec) __attribute__((vector_size(FGD_VEC_BYTES)));
 #endif
 
 /* ZT[q * ldz + i] = X[i] . Wt[q] + b[q] for i < m, q < k; X (m, d) and Wt (k, d) row-major.
@@ -85,7 +83,7 @@ FGD_SCORES_ATTR static void FGD_NAME(fgd_class_scores)(
     }
 }
 
-static inline void FGD_NAME(fgd_class_accumulate)(
+FGD_ACCUMULATE_ATTR static void FGD_NAME(fgd_class_accumulate)(
     const FGD_T *restrict X, const FGD_T *restrict RT, ptrdiff_t m, ptrdiff_t d, ptrdiff_t k,
     ptrdiff_t ldr, FGD_T *restrict Gb, const void *ahead, ptrdiff_t ahead_bytes)
 {
@@ -108,7 +106,7 @@ static inline void FGD_NAME(fgd_class_accumulate)(
             FGD_T *restrict g2 = g1 + d;
             FGD_T *restrict g3 = g2 + d;
             j = 0;
-#if FGD_ACCUMULATE_VEC_BYTES
+#if FGD_VEC_BYTES
             {
                 typedef FGD_NAME(fgd_vec) V;
                 enum { L = sizeof(V) / sizeof(FGD_T) };
