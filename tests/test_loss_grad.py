@@ -177,14 +177,15 @@ def test_logistic_loss_over_many_rows_in_closed_form(backend, n, d, rng):
     assert_matches_naive(result, X, y, w, 0.5, "logistic", None, RTOL[np.float64])
 
 
+@pytest.mark.parametrize("weighted", [True, False], ids=["weighted", "unweighted"])
 @pytest.mark.parametrize("d", [1, 4])
 @pytest.mark.parametrize("loss", LOSSES)
-def test_float32_accumulates_like_float64(backend, loss, d, rng):
+def test_float32_accumulates_like_float64(backend, loss, d, weighted, rng):
     """float32 data: loss and gradient within 1e-5 of the float64 computation on the same
     values. n is large enough that float32 accumulators would miss this; d = 1 takes the
-    CPU kernels' one-loop path."""
+    CPU kernels' one-loop paths (unweighted logistic: float32 arithmetic, float64 sums)."""
     n = 600 if backend == "cuda" else 300_000
-    X32, y, w32, b, sw = make_problem(rng, n, d, loss, np.float32, k=3, weighted=True)
+    X32, y, w32, b, sw = make_problem(rng, n, d, loss, np.float32, k=3, weighted=weighted)
     X32 += np.float32(0.5)  # a common offset makes the sums large and cancellation-free
     v32, g32, gb32 = fastgd.loss_grad(X32, y, w32, b, loss=loss, sample_weight=sw, backend=backend)
     v64, g64, gb64 = fastgd.loss_grad(
@@ -193,6 +194,26 @@ def test_float32_accumulates_like_float64(backend, loss, d, rng):
     assert v32 == pytest.approx(v64, rel=1e-5)
     np.testing.assert_allclose(g32, g64, rtol=1e-5, atol=1e-5 * np.abs(g64).max())
     np.testing.assert_allclose(gb32, gb64, rtol=1e-5, atol=1e-5 * np.abs(gb64).max())
+
+
+def test_float32_logistic_one_feature_is_float32_exact(backend, rng):
+    """The CPU kernels' float32 arithmetic for unweighted d = 1 logistic (a float32
+    exponential, float32 sums over short runs of rows): within a few float32 roundings
+    (5e-7) of float64 arithmetic on the same float32 values, over scores from -60 to 60."""
+    if backend == "cuda":
+        pytest.skip("too many rows for the simulator; the CUDA kernel has no float32 path")
+    n = 200_001
+    X = rng.uniform(-3.0, 3.0, size=(n, 1)).astype(np.float32)
+    y = (rng.random(n) < 0.5).astype(np.float32)
+    for w0, b in [(0.7, 0.3), (20.0, -1.0)]:
+        w = np.array([w0], np.float32)
+        v32, g32, gb32 = fastgd.loss_grad(X, y, w, b, loss="logistic", backend=backend)
+        v64, g64, gb64 = naive_loss_grad(
+            X.astype(np.float64), y.astype(np.float64), w.astype(np.float64), float(np.float32(b)), "logistic"
+        )[:3]
+        assert v32 == pytest.approx(v64, rel=5e-7)
+        np.testing.assert_allclose(g32, g64, rtol=5e-7)
+        assert gb32 == pytest.approx(gb64, rel=5e-7)
 
 
 def test_readonly_memmap_used_in_place(backend, rng, tmp_path):

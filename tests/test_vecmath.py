@@ -7,7 +7,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fastgd._config import NUMBA_FASTMATH
-from fastgd.backends._vecmath import EXP_MIN, exp_nonpositive, exp_nonpositive1, log1p_unit
+from fastgd.backends._vecmath import (
+    EXP_MIN,
+    EXP_MIN_F32,
+    exp_nonpositive,
+    exp_nonpositive1,
+    exp_nonpositive1_f32,
+    log1p_unit,
+)
 
 _log1p_array = numba.njit(lambda e: np.array([log1p_unit(v) for v in e]))
 # Called from a loop compiled with the kernels' reassociating flags, as the d = 1 logistic
@@ -28,6 +35,25 @@ def test_exp_nonpositive_is_accurate_over_its_whole_range(exp):
     want = np.exp(x.astype(np.longdouble))
     assert np.max(np.abs(got - want) / want) < 1e-15
     assert got[-2] == 1.0  # exp(0) exactly
+
+
+_expf_array = numba.njit(fastmath=set(NUMBA_FASTMATH))(
+    lambda x: np.array([exp_nonpositive1_f32(v) for v in x])
+)
+
+
+def test_exp_nonpositive_float32_is_accurate_over_its_whole_range():
+    """Every float32 in [-87, 0] within 1.5 units in the last place (2**-24 relative), in
+    float32 arithmetic from end to end; below -87 it is exp(-87), NaN stays NaN."""
+    x = -np.arange(0, 0x42AE0000 + 1, 997, dtype=np.uint32).view(np.float32)  # bits of 0 .. 87
+    got = _expf_array(x)
+    assert got.dtype == np.float32
+    want = np.exp(x.astype(np.longdouble))
+    assert np.max(np.abs(got - want) / want) < 1.5 * 2.0**-24
+    assert got[0] == 1.0
+    tail = _expf_array(np.array([-87.5, -1e30, -np.inf, np.nan], np.float32))
+    np.testing.assert_allclose(tail[:3], np.exp(np.float64(EXP_MIN_F32)), rtol=2.0**-23)
+    assert np.isnan(tail[3])
 
 
 def test_exp_nonpositive_scalar_is_the_array_form():

@@ -21,7 +21,7 @@ from .. import _config
 from .._config import LOSSES, MSE, NUMBA_FASTMATH
 from . import _csr, _sums
 from ._rowmath import scalar_loss_dz
-from ._vecmath import exp_nonpositive, exp_nonpositive1, log1p_unit
+from ._vecmath import exp_nonpositive, exp_nonpositive1, exp_nonpositive1_f32, log1p_unit
 
 # Row length of the per-thread float64 sum buffers: padded so that two threads' rows never
 # share a cache line (_sums.padded_width).
@@ -44,6 +44,11 @@ AHEAD_LINES = 4
 #: Rows whose log1p terms the unweighted logistic kernel multiplies before taking a
 #: logarithm (factors in [1, 2]: a product of 512 is at most 2**512 = 1.3e154).
 PRODUCT_ROWS = 512
+#: The same for the float32 d = 1 logistic loop, whose product is a float32 (at most
+#: 2**96 < 3.4e38; 96 rows vectorise best); its float32 sums span as many rows.
+PRODUCT_ROWS_F32 = 96
+_ZERO_F32 = np.float32(0.0)
+_ONE_F32 = np.float32(1.0)
 
 
 @intrinsic
@@ -235,6 +240,42 @@ def _mse_one_feature(x, y, sw, w0, b, has_sw):
 
 
 @numba.njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
+def _logistic_one_feature_f32(x, y, w0, b):
+    """Unweighted float32 logistic for d = 1, as _logistic_one_feature but in float32
+    arithmetic (twice the lanes, an exponential of half the terms; w0, b float32): float32
+    sums over PRODUCT_ROWS_F32 rows, then float64."""
+    loss_sum = 0.0
+    g = 0.0
+    dz_sum = 0.0
+    prod = 1.0
+    for lo in range(0, x.shape[0], PRODUCT_ROWS_F32):
+        xs = x[lo : lo + PRODUCT_ROWS_F32]
+        ys = y[lo : lo + PRODUCT_ROWS_F32]
+        p = _ONE_F32
+        part_loss = _ZERO_F32
+        part_g = _ZERO_F32
+        part_dz = _ZERO_F32
+        for i in range(xs.shape[0]):
+            xi = xs[i]
+            yi = ys[i]
+            z = xi * w0 + b
+            e = exp_nonpositive1_f32(-abs(z))
+            r = (_ONE_F32 if z >= _ZERO_F32 else e) / (_ONE_F32 + e) - yi
+            part_dz += r
+            part_g += r * xi
+            part_loss += max(z, _ZERO_F32) - yi * z
+            p *= _ONE_F32 + e
+        loss_sum += np.float64(part_loss)
+        g += np.float64(part_g)
+        dz_sum += np.float64(part_dz)
+        prod *= np.float64(p)
+        if prod > 1e150:
+            loss_sum += math.log(prod)
+            prod = 1.0
+    return loss_sum + math.log(prod), g, dz_sum
+
+
+@numba.njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
 def _logistic_one_feature(x, y, sw, w0, b, has_sw):
     """(sum s l, sum s (sigmoid(z) - y) x, sum s (sigmoid(z) - y)) with z = x w0 + b, for
     d = 1: one vectorised loop that reads x and y once and keeps every per-row value in
@@ -305,6 +346,10 @@ def _scalar_loss_grad(X, y, w, b, sw, loss_code, zero, n_chunks, block, four_row
             sc = sw[lo:hi] if has_sw else sw
             if loss_code == MSE:
                 losses[c], grads[c, 0], dz_sums[c] = _mse_one_feature(xc, y[lo:hi], sc, w[0], b, has_sw)
+            elif X.itemsize == 4 and not has_sw:
+                losses[c], grads[c, 0], dz_sums[c] = _logistic_one_feature_f32(
+                    xc, y[lo:hi], np.float32(w[0]), np.float32(b)
+                )
             else:
                 losses[c], grads[c, 0], dz_sums[c] = _logistic_one_feature(
                     xc, y[lo:hi], sc, np.float64(w[0]), b, has_sw
