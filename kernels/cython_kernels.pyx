@@ -60,6 +60,8 @@ cdef extern from "fastgd_tiles.h" nogil:
                                  double* z)
     Py_ssize_t fgd_row_scores4_f(const float* X, const float* w, double b, Py_ssize_t m, Py_ssize_t d,
                                  double* z)
+    void fgd_row_accumulate_d(const double* X, const double* r, Py_ssize_t m, Py_ssize_t d, double* gb)
+    void fgd_row_accumulate_f(const float* X, const float* r, Py_ssize_t m, Py_ssize_t d, float* gb)
 
 
 cdef void _block_scores(
@@ -95,22 +97,10 @@ cdef void _block_accumulate(
     const floating* X, const floating* r, Py_ssize_t start, Py_ssize_t m, Py_ssize_t d,
     floating* gb,
 ) noexcept nogil:
-    """gb += X[start:start + m].T @ r[:m] while the block's rows are in cache.
-
-    r and gb (d,) are in X's dtype. Eight rows per pass over gb where the block has them,
-    then four, then one: for wide rows (d = 5,000) gb does not stay in the L1 cache, and
-    each pass loads and stores all of it.
-    """
-    cdef Py_ssize_t i = 0, j
-    cdef const floating* x0
-    cdef const floating* x1
-    cdef const floating* x2
-    cdef const floating* x3
-    cdef const floating* x4
-    cdef const floating* x5
-    cdef const floating* x6
-    cdef const floating* x7
-    cdef floating r0, r1, r2, r3, r4, r5, r6, r7
+    """gb += X[start:start + m].T @ r[:m] while the block's rows are in cache; r and gb (d,)
+    are in X's dtype. Down the columns for small d, else eight rows per pass over gb
+    (fgd_row_accumulate in fastgd_tiles.h)."""
+    cdef Py_ssize_t i, j
     cdef floating acc
     if d < SMALL_D:
         for j in range(d):
@@ -118,46 +108,10 @@ cdef void _block_accumulate(
             for i in range(m):
                 acc = acc + r[i] * X[(start + i) * d + j]
             gb[j] += acc
-        return
-    while i + 8 <= m:
-        x0 = X + (start + i) * d
-        x1 = x0 + d
-        x2 = x1 + d
-        x3 = x2 + d
-        x4 = x3 + d
-        x5 = x4 + d
-        x6 = x5 + d
-        x7 = x6 + d
-        r0 = r[i]
-        r1 = r[i + 1]
-        r2 = r[i + 2]
-        r3 = r[i + 3]
-        r4 = r[i + 4]
-        r5 = r[i + 5]
-        r6 = r[i + 6]
-        r7 = r[i + 7]
-        for j in range(d):
-            gb[j] += ((r0 * x0[j] + r1 * x1[j]) + (r2 * x2[j] + r3 * x3[j])) + (
-                (r4 * x4[j] + r5 * x5[j]) + (r6 * x6[j] + r7 * x7[j]))
-        i += 8
-    while i + 4 <= m:
-        x0 = X + (start + i) * d
-        x1 = x0 + d
-        x2 = x1 + d
-        x3 = x2 + d
-        r0 = r[i]
-        r1 = r[i + 1]
-        r2 = r[i + 2]
-        r3 = r[i + 3]
-        for j in range(d):
-            gb[j] += (r0 * x0[j] + r1 * x1[j]) + (r2 * x2[j] + r3 * x3[j])
-        i += 4
-    while i < m:
-        x0 = X + (start + i) * d
-        r0 = r[i]
-        for j in range(d):
-            gb[j] += r0 * x0[j]
-        i += 1
+    elif floating is double:
+        fgd_row_accumulate_d(X + start * d, r, m, d, gb)
+    else:
+        fgd_row_accumulate_f(X + start * d, r, m, d, gb)
 
 
 cdef inline void _fold_product(double p, double* prod, double* acc_loss) noexcept nogil:

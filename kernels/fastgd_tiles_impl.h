@@ -185,3 +185,33 @@ static ptrdiff_t FGD_NAME(fgd_row_scores4)(const FGD_T *restrict X, const FGD_T 
 #endif
     return i;
 }
+
+/* gb += X[:m].T @ r[:m] for the mse/logistic kernels, X (m, d) row-major: eight rows per
+ * pass over gb where the block has them, then four, then one (for wide rows, d = 5,000, gb
+ * does not stay in the L1 cache, and each pass loads and stores all of it). */
+FGD_ACCUMULATE_ATTR static void FGD_NAME(fgd_row_accumulate)(
+    const FGD_T *restrict X, const FGD_T *restrict r, ptrdiff_t m, ptrdiff_t d, FGD_T *restrict gb)
+{
+    ptrdiff_t i = 0, j;
+    for (; i + 8 <= m; i += 8) {
+        const FGD_T *x0 = X + i * d, *x1 = x0 + d, *x2 = x1 + d, *x3 = x2 + d;
+        const FGD_T *x4 = x3 + d, *x5 = x4 + d, *x6 = x5 + d, *x7 = x6 + d;
+        FGD_T r0 = r[i], r1 = r[i + 1], r2 = r[i + 2], r3 = r[i + 3];
+        FGD_T r4 = r[i + 4], r5 = r[i + 5], r6 = r[i + 6], r7 = r[i + 7];
+        for (j = 0; j < d; j++)
+            gb[j] += ((r0 * x0[j] + r1 * x1[j]) + (r2 * x2[j] + r3 * x3[j]))
+                     + ((r4 * x4[j] + r5 * x5[j]) + (r6 * x6[j] + r7 * x7[j]));
+    }
+    for (; i + 4 <= m; i += 4) {
+        const FGD_T *x0 = X + i * d, *x1 = x0 + d, *x2 = x1 + d, *x3 = x2 + d;
+        FGD_T r0 = r[i], r1 = r[i + 1], r2 = r[i + 2], r3 = r[i + 3];
+        for (j = 0; j < d; j++)
+            gb[j] += (r0 * x0[j] + r1 * x1[j]) + (r2 * x2[j] + r3 * x3[j]);
+    }
+    for (; i < m; i++) {
+        const FGD_T *x0 = X + i * d;
+        FGD_T r0 = r[i];
+        for (j = 0; j < d; j++)
+            gb[j] += r0 * x0[j];
+    }
+}
