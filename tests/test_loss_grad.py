@@ -184,6 +184,8 @@ def test_float32_accumulates_like_float64(backend, loss, d, weighted, rng):
     """float32 data: loss and gradient within 1e-5 of the float64 computation on the same
     values. n is large enough that float32 accumulators would miss this; d = 1 takes the
     CPU kernels' one-loop paths (unweighted logistic: float32 arithmetic, float64 sums)."""
+    if d == 1 and backend == "numpy":
+        pytest.skip("d = 1 is for the CPU kernels' one-loop paths; numpy sums float32 in BLAS")
     n = 600 if backend == "cuda" else 300_000
     X32, y, w32, b, sw = make_problem(rng, n, d, loss, np.float32, k=3, weighted=weighted)
     X32 += np.float32(0.5)  # a common offset makes the sums large and cancellation-free

@@ -1,9 +1,15 @@
-"""Bad input gets a clear error naming the problem, before any kernel runs."""
+"""Bad input gets a clear error naming the problem, before any kernel runs (NaN/inf in X:
+for the numba and cython kernels, which carry them into the result, right after it)."""
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from scipy import sparse
 
 import fastgd
+
+from naive import make_problem
 
 
 def good(loss="mse", n=6, d=3, k=3):
@@ -80,3 +86,41 @@ def test_check_input_false_skips_value_scans_only():
         fastgd.loss_grad(X, y[:3], w, check_input=False)
     value, _, _ = fastgd.loss_grad(X, y, w, check_input=False)
     assert value == pytest.approx(np.mean(y**2))
+
+
+@st.composite
+def bad_X_problems(draw):
+    """A valid problem, then one NaN/inf anywhere in X, with every way the kernels could
+    lose it: a zero weight on its row, a zero coefficient (or all zero) on its column, a
+    score of +-inf that makes the residual exactly 0, float32, d = 1, CSR."""
+    loss = draw(st.sampled_from(["mse", "logistic", "softmax"]))
+    n = draw(st.integers(1, 70))
+    d = draw(st.one_of(st.just(1), st.integers(1, 9)))
+    dtype = draw(st.sampled_from([np.float64, np.float32]))
+    weighted = draw(st.booleans())
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    X, y, w, b, sw = make_problem(rng, n, d, loss, dtype, k=3, weighted=weighted)
+    i, j = draw(st.integers(0, n - 1)), draw(st.integers(0, d - 1))
+    X[i, j] = draw(st.sampled_from([np.nan, np.inf, -np.inf]))
+    zero_w = draw(st.sampled_from(["none", "column", "all"]))
+    if zero_w == "column":
+        w[j] = 0
+    elif zero_w == "all":
+        w[...] = 0
+    if weighted and n > 1 and draw(st.booleans()):  # the other weights stay positive
+        sw[i] = 0
+    if draw(st.booleans()):
+        X = sparse.csr_matrix(X)
+    return X, y, w, b, sw, loss, (i, j)
+
+
+@given(problem=bad_X_problems())
+def test_nan_or_inf_anywhere_in_X_is_named_on_every_cpu_backend(problem):
+    X, y, w, b, sw, loss, (i, j) = problem
+    message = rf"X contains NaN or infinity \(first at index \({i}, {j}\)\)"
+    if sparse.issparse(X):  # CSR: the index into X.data
+        message = r"X contains NaN or infinity \(first at index \d+\)"
+    for name in ("numpy", "numba", "cython"):
+        if name in fastgd.available_backends():
+            with pytest.raises(ValueError, match=message):
+                fastgd.loss_grad(X, y, w, b, loss=loss, sample_weight=sw, backend=name)

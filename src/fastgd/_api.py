@@ -44,8 +44,10 @@ def loss_grad(X, y, w, b=0.0, *, loss="mse", sample_weight=None, backend=None, c
     backend : str, optional
         Backend for this call; the current one (:func:`get_backend`) by default.
     check_input : bool, default True
-        False skips the scans of the values (NaN/inf, labels, weight signs), which read
-        X once more; shapes and dtypes are still checked. Only for inputs known valid.
+        False skips the scans of the values (NaN/inf, labels, weight signs); shapes and
+        dtypes are still checked. Only for inputs known valid. With the numba and cython
+        backends X itself is scanned only when the result is not finite (NaN/inf in X
+        always make it so), so a valid X is read once per call either way.
 
     Returns
     -------
@@ -55,14 +57,23 @@ def loss_grad(X, y, w, b=0.0, *, loss="mse", sample_weight=None, backend=None, c
     """
     module = _registry.resolve(backend)
     is_device = _device_check(module)
+    # Kernels that carry NaN/inf from X into their result let X's values be scanned only
+    # when the result is not finite, not on every call.
+    scan_after = check_input and getattr(module, "PROPAGATES_NONFINITE", False)
     if any(is_device(a) for a in (X, y, w, b, sample_weight) if a is not None):
         args = _validate.device_loss_grad_args(X, y, w, b, loss, sample_weight, is_device)
+        scan_after = False
     else:
         _reject_device_arrays(module, X, y, w, sample_weight)
-        args = _validate.loss_grad_args(X, y, w, b, loss, sample_weight, check_values=check_input)
+        args = _validate.loss_grad_args(
+            X, y, w, b, loss, sample_weight, check_values=check_input, scan_X=not scan_after
+        )
     X, y, w, b, sample_weight = args
     _validate.check_backend_takes(module, X)
-    return module.loss_grad(X, y, w, b, loss, sample_weight)
+    result = module.loss_grad(X, y, w, b, loss, sample_weight)
+    if scan_after and not _validate.all_finite(result):
+        _validate.check_X_values(X)  # names the first NaN/inf; a finite X overflowed
+    return result
 
 
 def gd_step(w, grad_w, lr, l1=0.0, l2=0.0, *, out=None, backend=None):

@@ -117,6 +117,16 @@ def _check_csr(X, *, check_values=True):
     return X
 
 
+def check_X_values(X):
+    """ValueError naming the first NaN or infinity in X (dense, or a CSR matrix's values)."""
+    check_finite(X.data if sparse.issparse(X) else X, "X")
+
+
+def all_finite(result):
+    """True if every number in a ``loss_grad`` result (loss, grad_w, grad_b) is finite."""
+    return all(bool(np.isfinite(part).all()) for part in result)
+
+
 def check_backend_takes(module, X):
     """TypeError if X is sparse and the backend has no CSR kernels (``SUPPORTS_CSR``)."""
     if sparse.issparse(X) and not getattr(module, "SUPPORTS_CSR", False):
@@ -212,10 +222,13 @@ def check_sample_weight(sample_weight, n, dtype, *, check_values=True):
     return sw
 
 
-def loss_grad_args(X, y, w, b, loss, sample_weight, *, check_values=True):
-    """Validate the arguments of ``loss_grad`` and return them ready for any backend."""
+def loss_grad_args(X, y, w, b, loss, sample_weight, *, check_values=True, scan_X=True):
+    """Validate the arguments of ``loss_grad`` and return them ready for any backend.
+
+    scan_X=False leaves X's values (NaN/inf) unread, for a caller that checks them after the
+    kernel with :func:`check_X_values` when its result is not finite."""
     loss = check_loss(loss)
-    X = check_X(X, check_values=check_values)
+    X = check_X(X, check_values=check_values and scan_X)
     n, d = X.shape
     w = check_coef(w, loss, d, X.dtype, check_values=check_values)
     k = w.shape[1] if loss == "softmax" else None

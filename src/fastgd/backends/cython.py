@@ -25,6 +25,10 @@ except ImportError as exc:  # pragma: no cover - depends on how fastgd was insta
 NAME = "cython"
 #: loss_grad also takes X as a scipy CSR matrix/array (not densified).
 SUPPORTS_CSR = True
+#: Every stored value of X enters the gradient as a product r * x, compiled without
+#: -ffinite-math-only, so NaN or infinity in X always makes the result
+#: non-finite: fastgd.loss_grad scans X for them only then, not before every call.
+PROPAGATES_NONFINITE = True
 
 
 def _n_threads():

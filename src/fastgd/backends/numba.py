@@ -30,6 +30,10 @@ _padded_width = numba.njit(cache=True)(_sums.padded_width)
 NAME = "numba"
 #: loss_grad also takes X as a scipy CSR matrix/array (not densified).
 SUPPORTS_CSR = True
+#: Every stored value of X enters the gradient as a product r * x, compiled without
+#: LLVM's nnan/ninf flags, so NaN or infinity in X always makes the result
+#: non-finite: fastgd.loss_grad scans X for them only then, not before every call.
+PROPAGATES_NONFINITE = True
 
 _FASTMATH = set(NUMBA_FASTMATH)
 
