@@ -531,11 +531,12 @@ def _block_class_scores(X, Wt, b, zero, start, m, ZT):
 @numba.njit(cache=True, fastmath=_FASTMATH)
 def _block_class_accumulate(X, RT, start, m, G, Gb, ahead, ahead_lines):
     """G[q] += sum_i RT[q, i] X[start + i] for i < m; Gb (k, d) in X's dtype, as in
-    _block_accumulate: four rows per pass over Gb[q], then Gb is added into G and zeroed.
+    _block_accumulate: four rows per pass, then Gb is added into G and zeroed.
 
-    One class per pass: a pass that updates four classes' rows of Gb at once (as the
-    Cython kernel does) has sixteen pairs of arrays that might overlap, too many for
-    LLVM to check at run time, and it stays scalar.
+    Two classes per pass over Gb (each loaded value of X feeds two rows of Gb): 2M x 64
+    and 20k x 5000, k = 10, 7-15% faster than one class per pass, in one process. A pass
+    over four classes (as the Cython kernel does) has sixteen pairs of arrays that might
+    overlap, too many for LLVM to check at run time; it was no faster.
     """
     d = X.shape[1]
     k = G.shape[0]
@@ -549,19 +550,37 @@ def _block_class_accumulate(X, RT, start, m, G, Gb, ahead, ahead_lines):
         x1 = Xb[i + 1]
         x2 = Xb[i + 2]
         x3 = Xb[i + 3]
-        for q in range(k):
+        q = 0
+        while q < k:
             for _ in range(ahead_lines):
                 if at < end:
                     _prefetch(X, at)
                     at += per_line
-            rq = RT[q]
-            c0 = rq[i]
-            c1 = rq[i + 1]
-            c2 = rq[i + 2]
-            c3 = rq[i + 3]
-            gq = Gb[q]
-            for j in range(d):
-                gq[j] += (c0 * x0[j] + c1 * x1[j]) + (c2 * x2[j] + c3 * x3[j])
+            ra = RT[q]
+            a0 = ra[i]
+            a1 = ra[i + 1]
+            a2 = ra[i + 2]
+            a3 = ra[i + 3]
+            ga = Gb[q]
+            if q + 1 < k:
+                rb = RT[q + 1]
+                c0 = rb[i]
+                c1 = rb[i + 1]
+                c2 = rb[i + 2]
+                c3 = rb[i + 3]
+                gc = Gb[q + 1]
+                for j in range(d):
+                    v0 = x0[j]
+                    v1 = x1[j]
+                    v2 = x2[j]
+                    v3 = x3[j]
+                    ga[j] += (a0 * v0 + a1 * v1) + (a2 * v2 + a3 * v3)
+                    gc[j] += (c0 * v0 + c1 * v1) + (c2 * v2 + c3 * v3)
+                q += 2
+            else:
+                for j in range(d):
+                    ga[j] += (a0 * x0[j] + a1 * x1[j]) + (a2 * x2[j] + a3 * x3[j])
+                q += 1
         i += 4
     while i < m:
         x0 = Xb[i]
