@@ -86,12 +86,7 @@ def _block_scores(X, w, b, zero, start, m, z):
     """
     d = X.shape[1]
     Xb = X[start : start + m]  # loops index from 0: Numba then skips wraparound checks
-    if d == 1:  # a flat view: unit-stride loads, not the gathers of Xb[i, j] with runtime d
-        x = Xb.reshape(m)
-        w0 = w[0]
-        for i in range(m):
-            z[i] = x[i] * w0 + b
-    elif d < SMALL_D:
+    if d < SMALL_D:
         for i in range(m):
             z[i] = b
         for j in range(d):
@@ -158,13 +153,6 @@ def _block_accumulate(X, r, start, m, g, gb, flush):
     """
     d = X.shape[1]
     Xb = X[start : start + m]
-    if d == 1:
-        x = Xb.reshape(m)
-        acc = 0.0
-        for i in range(m):
-            acc += r[i] * x[i]
-        g[0] += acc
-        return
     if d < SMALL_D:
         for j in range(d):
             acc = 0.0
@@ -364,7 +352,6 @@ def _scalar_loss_grad(X, y, w, b, sw, loss_code, zero, n_chunks, block, four_row
         z = np.empty(block)
         r = np.empty(block, X.dtype)
         e = np.empty(block)
-        bits = np.empty(block, np.int64)
         loss_sum = 0.0
         dz_sum = 0.0
         prod = 1.0
@@ -386,8 +373,7 @@ def _scalar_loss_grad(X, y, w, b, sw, loss_code, zero, n_chunks, block, four_row
             else:
                 # log(1 + e^z) - y z = max(z, 0) + log1p(e^-|z|) - y z, never overflowing.
                 for i in range(m):
-                    e[i] = -abs(z[i])
-                exp_nonpositive(e, bits, m)
+                    e[i] = exp_nonpositive1(-abs(z[i]))
                 if has_sw:
                     for i in range(m):
                         zi = z[i]
