@@ -8,9 +8,8 @@ samples into SIMD code. They cover exactly the ranges the kernels need and are a
 to a few units in the last place of float64 there (``tests/test_vecmath.py``):
 
 - :func:`exp_nonpositive` -- ``exp(x)`` for ``x <= 0`` (arguments are ``-|z|`` or
-  ``z - max(z)``, so results lie in ``(0, 1]`` and never overflow), in place over an
-  array, and :func:`exp_nonpositive1`, the same for one value inside a kernel's loop
-  (:func:`exp_nonpositive1_f32` in float32 arithmetic);
+  ``z - max(z)``, so results lie in ``(0, 1]`` and never overflow), one value at a time
+  inside a kernel's loop; :func:`exp_nonpositive_f32` the same in float32 arithmetic;
 - :func:`log1p_unit` -- ``log(1 + e)`` for ``0 <= e <= 1``.
 
 The Cython kernels implement the same formulas in C (``kernels/fastgd_vecmath.h``).
@@ -93,38 +92,23 @@ def _float_from_bits(typingctx, bits):
 
 
 @numba.njit(cache=True, fastmath=_MATH)
-def exp_nonpositive(x, bits, m):
-    """In place, ``x[i] = exp(x[i])`` for ``i < m``; every ``x[i]`` must be ``<= 0``.
-
-    ``bits`` is int64 scratch of length ``>= m``. ``exp(x) = 2**k exp(r)`` with
-    ``k = round(x / ln 2)``; ``2**k`` is assembled from its exponent bits in ``bits`` and
-    read back through a float64 view of the same memory. NaN stays NaN.
-    """
-    for i in range(m):
-        k, r = _reduce(x[i])
-        x[i] = _exp_reduced(r)
-        bits[i] = (np.int64(k) + 1023) << 52
-    scale = bits.view(np.float64)
-    for i in range(m):
-        x[i] *= scale[i]
-
-
-@numba.njit(cache=True, fastmath=_MATH)
-def exp_nonpositive1(v):
-    """``exp(v)`` for one ``v <= 0``, as :func:`exp_nonpositive`: for a loop that keeps
-    every per-row value in registers (the d = 1 logistic kernel).
+def exp_nonpositive(v):
+    """``exp(v)`` for one ``v <= 0``: ``2**k exp(r)`` with ``k = round(v / ln 2)``, ``2**k``
+    assembled from its exponent bits. NaN stays NaN; below EXP_MIN it gives exp(EXP_MIN).
 
     Not ``inline="always"``: that would compile it with the caller's reassociating flags.
-    LLVM still inlines it (and the loop vectorises), keeping these contract-only flags.
+    LLVM still inlines it (and the caller's loop vectorises), keeping these contract-only
+    flags. A loop that calls it keeps each value in registers: one pass, no scratch array
+    (this replaced an in-place array form that took two passes and int64 scratch).
     """
     k, r = _reduce(v)
     return _exp_reduced(r) * _float_from_bits((np.int64(k) + 1023) << 52)
 
 
 @numba.njit(cache=True, fastmath=_MATH)
-def exp_nonpositive1_f32(v):
+def exp_nonpositive_f32(v):
     """``exp(v)`` for one float32 ``v <= 0`` in float32 arithmetic: the steps of
-    :func:`exp_nonpositive1` with float32 constants and a Taylor polynomial of degree 7
+    :func:`exp_nonpositive` with float32 constants and a Taylor polynomial of degree 7
     (error < 6e-9 for |r| <= ln(2)/2); within 1.5 units in the last place of float32.
     Below EXP_MIN_F32 it gives exp(-87); NaN stays NaN."""
     v = v if v > EXP_MIN_F32 else (v if v != v else EXP_MIN_F32)

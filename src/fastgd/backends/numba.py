@@ -21,7 +21,7 @@ from .. import _config
 from .._config import LOSSES, MSE, NUMBA_FASTMATH
 from . import _csr, _sums
 from ._rowmath import scalar_loss_dz
-from ._vecmath import exp_nonpositive, exp_nonpositive1, exp_nonpositive1_f32, log1p_unit
+from ._vecmath import exp_nonpositive, exp_nonpositive_f32, log1p_unit
 
 # Row length of the per-thread float64 sum buffers: padded so that two threads' rows never
 # share a cache line (_sums.padded_width).
@@ -251,7 +251,7 @@ def _logistic_one_feature_f32(x, y, w0, b):
             xi = xs[i]
             yi = ys[i]
             z = xi * w0 + b
-            e = exp_nonpositive1_f32(-abs(z))
+            e = exp_nonpositive_f32(-abs(z))
             r = (_ONE_F32 if z >= _ZERO_F32 else e) / (_ONE_F32 + e) - yi
             part_dz += r
             part_g += r * xi
@@ -282,7 +282,7 @@ def _logistic_one_feature(x, y, sw, w0, b, has_sw):
             yi = np.float64(y[i])
             s = np.float64(sw[i])
             z = xi * w0 + b
-            e = exp_nonpositive1(-abs(z))
+            e = exp_nonpositive(-abs(z))
             r = s * ((1.0 if z >= 0.0 else e) / (1.0 + e) - yi)  # s (sigmoid(z) - y)
             dz_sum += r
             g += r * xi
@@ -297,7 +297,7 @@ def _logistic_one_feature(x, y, sw, w0, b, has_sw):
             xi = np.float64(xs[i])
             yi = np.float64(ys[i])
             z = xi * w0 + b
-            e = exp_nonpositive1(-abs(z))
+            e = exp_nonpositive(-abs(z))
             r = (1.0 if z >= 0.0 else e) / (1.0 + e) - yi
             dz_sum += r
             g += r * xi
@@ -373,7 +373,7 @@ def _scalar_loss_grad(X, y, w, b, sw, loss_code, zero, n_chunks, block, four_row
             else:
                 # log(1 + e^z) - y z = max(z, 0) + log1p(e^-|z|) - y z, never overflowing.
                 for i in range(m):
-                    e[i] = exp_nonpositive1(-abs(z[i]))
+                    e[i] = exp_nonpositive(-abs(z[i]))
                 if has_sw:
                     for i in range(m):
                         zi = z[i]
@@ -607,11 +607,9 @@ def _softmax_loss_grad(X, y, Wt, b, sw, zero, n_chunks, block, ahead_lines):
         Gb = np.zeros((k, d), X.dtype)
         ZT = np.empty((k, block))
         RT = np.empty((k, block), X.dtype)
-        ZT[:] = 0.0  # columns past a short last block stay finite for the exp
         top = np.empty(block)
         sum_e = np.empty(block)
         wt = np.ones(block)
-        bits = np.empty(k * block, np.int64)
         rs = np.zeros(k)
         loss_sum = 0.0
         stop = min(n, (c + 1) * chunk)
@@ -635,11 +633,9 @@ def _softmax_loss_grad(X, y, Wt, b, sw, zero, n_chunks, block, ahead_lines):
                 loss_sum -= wt[i] * (ZT[yb[i], i] - top[i])
             for q in range(k):
                 for i in range(m):
-                    ZT[q, i] -= top[i]
-            exp_nonpositive(ZT.reshape(k * block), bits, k * block)
-            for q in range(k):
-                for i in range(m):
-                    sum_e[i] += ZT[q, i]
+                    e = exp_nonpositive(ZT[q, i] - top[i])
+                    ZT[q, i] = e
+                    sum_e[i] += e
             if has_sw:
                 for i in range(m):
                     loss_sum += wt[i] * math.log(sum_e[i])
