@@ -207,6 +207,16 @@ def _block_accumulate(X, r, start, m, g, gb, flush):
             gb[j] = 0
 
 
+@numba.njit(cache=True, inline="always")
+def _fold_product(p, prod, loss_sum):
+    """(prod * p, loss_sum) for a product of log1p factors, its logarithm moved into
+    loss_sum whenever it passes 1e150 (p <= 2**PRODUCT_ROWS, so prod never overflows)."""
+    prod *= p
+    if prod > 1e150:
+        return 1.0, loss_sum + math.log(prod)
+    return prod, loss_sum
+
+
 @numba.njit(cache=True, fastmath=_FASTMATH)
 def _mse_one_feature(x, y, sw, w0, b, has_sw):
     """(sum s r^2, sum 2 s r x, sum 2 s r) with r = x w0 + b - y, for d = 1: one loop that
@@ -260,10 +270,7 @@ def _logistic_one_feature_f32(x, y, w0, b):
         loss_sum += np.float64(part_loss)
         g += np.float64(part_g)
         dz_sum += np.float64(part_dz)
-        prod *= np.float64(p)
-        if prod > 1e150:
-            loss_sum += math.log(prod)
-            prod = 1.0
+        prod, loss_sum = _fold_product(np.float64(p), prod, loss_sum)
     return loss_sum + math.log(prod), g, dz_sum
 
 
@@ -303,10 +310,7 @@ def _logistic_one_feature(x, y, sw, w0, b, has_sw):
             g += r * xi
             loss_sum += max(z, 0.0) - yi * z
             p *= 1.0 + e
-        prod *= p
-        if prod > 1e150:
-            loss_sum += math.log(prod)
-            prod = 1.0
+        prod, loss_sum = _fold_product(p, prod, loss_sum)
     return loss_sum + math.log(prod), g, dz_sum
 
 
@@ -398,10 +402,7 @@ def _scalar_loss_grad(X, y, w, b, sw, loss_code, zero, n_chunks, block, four_row
                             zs[i] = (1.0 if zi >= 0.0 else ei) / (1.0 + ei) - yi  # sigmoid(z) - y
                             es[i] = max(zi, 0.0) - yi * zi
                             p *= 1.0 + ei
-                        prod *= p
-                        if prod > 1e150:
-                            loss_sum += math.log(prod)
-                            prod = 1.0
+                        prod, loss_sum = _fold_product(p, prod, loss_sum)
             if has_sw:
                 sb = sw[start : start + m]
                 for i in range(m):
