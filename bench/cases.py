@@ -5,7 +5,7 @@ import pytest
 from fastgd import _registry
 
 
-def _real_gpu():
+def real_gpu():
     import numba
 
     return not numba.config.ENABLE_CUDASIM and _registry.is_available("cuda")
@@ -16,7 +16,7 @@ BACKENDS = [
         name,
         id=name,
         marks=pytest.mark.skipif(
-            not _registry.is_available(name) or (name == "cuda" and not _real_gpu()),
+            not _registry.is_available(name) or (name == "cuda" and not real_gpu()),
             reason="needs a real GPU" if name == "cuda" else "backend unavailable",
         ),
     )

@@ -10,16 +10,29 @@ import pytest
 
 from fastgd import _bench, _registry
 
-from cases import BACKENDS
+from cases import BACKENDS, real_gpu
+
+YARDSTICKS = [
+    pytest.param("stream-read", id="stream-read"),
+    pytest.param(
+        "gpu-read", id="gpu-read", marks=pytest.mark.skipif(not real_gpu(), reason="needs a real GPU")
+    ),
+]
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("loss", ["mse", "logistic", "softmax"])
-@pytest.mark.parametrize("backend", BACKENDS + [pytest.param("stream-read", id="stream-read")])
+@pytest.mark.parametrize("backend", BACKENDS + YARDSTICKS)
 def test_loss_grad(benchmark, data_cache, backend, loss, dtype, shape):
     X, y, w, b = data_cache(shape, dtype, loss)
     if backend == "stream-read":
         case = lambda: _bench.stream_read(X)
+    elif backend == "gpu-read":  # the yardstick of the cuda backend: X read from GPU memory
+        cuda_backend = _registry.load("cuda")
+        X_device = cuda_backend.device_copy(X)
+        case = lambda: cuda_backend.stream_read(X_device)
+    elif backend == "cuda":  # X, y, w copied to the GPU once, untimed
+        case, _ = _bench.device_case(_registry.load("cuda"), loss, X, y, w, b)
     else:
         module = _registry.load(backend)
         case = lambda: module.loss_grad(X, y, w, b, loss, None)
@@ -27,5 +40,6 @@ def test_loss_grad(benchmark, data_cache, backend, loss, dtype, shape):
     time.sleep(_bench.BLAS_SETTLE_S)  # let the previous case's BLAS threads go idle
     benchmark.group = f"loss_grad|{loss}|{shape[0]}x{shape[1]}|{dtype}"
     benchmark.extra_info["bytes_of_X"] = X.nbytes
+    benchmark.extra_info["yardstick"] = _bench.yardstick(backend)
     result = benchmark(case)
     assert np.all(np.isfinite(result[0] if isinstance(result, tuple) else result))

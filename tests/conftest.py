@@ -30,6 +30,9 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fastgd"))
 # grid-stride passes, and the simulator (one Python thread per CUDA thread) stays quick.
 _config.CUDA_THREADS_PER_BLOCK = 16
 _config.CUDA_MAX_BLOCKS = 3
+# One lane per row: the simulator adds a row's lanes through block barriers, which cost it
+# milliseconds each. The tests of the lanes' sums (test_backend_cuda.py) set more.
+_config.CUDA_MAX_LANES_PER_ROW = 1
 
 
 def backend_params():

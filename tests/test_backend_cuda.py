@@ -47,6 +47,12 @@ def cuda_sizes(threads, blocks):
         _config.CUDA_THREADS_PER_BLOCK, _config.CUDA_MAX_BLOCKS = old
 
 
+@pytest.fixture(autouse=True)
+def lanes_share_rows(monkeypatch):
+    """Up to a warp of lanes per row here (conftest keeps one elsewhere, for speed)."""
+    monkeypatch.setattr(_config, "CUDA_MAX_LANES_PER_ROW", 32)
+
+
 @pytest.fixture
 def small_blocks(monkeypatch):
     monkeypatch.setattr(_config, "CUDA_THREADS_PER_BLOCK", TPB)
@@ -190,6 +196,87 @@ def test_scratch_cap_reduces_blocks(small_blocks, rng, monkeypatch):
     assert_matches_reference(cuda_backend.loss_grad(X, y, w, b, "softmax", sw), X, y, w, b, "softmax", sw)
 
 
+# The kernel paths of loss_grad, each forced through the sizes in fastgd._config:
+# tiles of several rows; tiles of one row (rows as wide as a tile); the row-group kernels
+# (rows wider than a tile) with their accumulators in shared memory or in global scratch.
+PATHS = {
+    "tiles": {},
+    "one-row-tiles": {},  # CUDA_TILE_BYTES: one row's bytes, set in the test
+    "groups-shared-acc": {"CUDA_TILE_BYTES": 0},
+    "groups-global-acc": {"CUDA_TILE_BYTES": 0, "CUDA_SHARED_MAX_BYTES": 0},
+}
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize(("threads", "d"), [(64, 40), (32, 70), (48, 9), (12, 2), (8, 1)])
+def test_every_kernel_path(rng, loss, path, threads, d, monkeypatch):
+    """Each path against the reference, with groups of up to 32 lanes (a warp) per row,
+    several groups per block, gradient entries fewer or more than the threads (kept in
+    registers or added to the block's partial sums per tile) and a partial last tile."""
+    k = 3 if loss == "softmax" else 1
+    for name, value in PATHS[path].items():
+        monkeypatch.setattr(_config, name, value)
+    if path == "one-row-tiles":
+        monkeypatch.setattr(_config, "CUDA_TILE_BYTES", 8 * (d + k) + 7)
+    group = cuda_backend._group_size(d, threads)
+    assert group == {40: 32, 70: 32, 9: 16, 2: 2, 1: 1}[d]
+    tile_rows = cuda_backend._tile_rows(23, d, k, threads)
+    assert (tile_rows > 1) if path == "tiles" else tile_rows == {"one-row-tiles": 1}.get(path, 0)
+    X, y, w, b, sw = make_problem(rng, loss, 23, d, np.float64, k=k, weighted=True)
+    with cuda_sizes(threads, 2):
+        result = cuda_backend.loss_grad(X, y, w, b, loss, sw)
+    assert_matches_reference(result, X, y, w, b, loss, sw)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_strided_device_X_takes_the_row_group_kernels(small_blocks, rng, loss):
+    """A device X that is not C-contiguous cannot be read as one flat run of memory."""
+    X, y, w, b, sw = make_problem(rng, loss, 20, 6, np.float64, weighted=True)
+    wide = cuda.to_device(np.repeat(X, 2, axis=1))
+    strided = wide[:, ::2]
+    assert not strided.is_c_contiguous()
+    b_arg = cuda.to_device(b) if loss == "softmax" else b
+    result = cuda_backend.loss_grad(strided, y, w, b_arg, loss, sw)
+    assert_matches_reference((result[0], to_host(result[1]), to_host(result[2])), X, y, w, b, loss, sw)
+
+
+@pytest.mark.skipif(cuda_backend._ON_SIMULATOR, reason="register limits exist on a GPU only")
+@pytest.mark.parametrize("loss", LOSSES)
+def test_blocks_larger_than_the_registers_allow_are_capped(rng, loss):
+    """1024 threads per block exceed the registers of the kernels: they still launch."""
+    X, y, w, b, sw = make_problem(rng, loss, 3000, 40, np.float64, k=4, weighted=True)
+    with cuda_sizes(1024, 8):
+        for _ in range(2):  # before and after the kernel was compiled
+            result = cuda_backend.loss_grad(X, y, w, b, loss, sw)
+            assert_matches_reference(result, X, y, w, b, loss, sw)
+
+
+def test_scratch_is_reused_and_resized(small_blocks, rng):
+    """Scratch buffers kept between calls: a call with other sizes in between, or on
+    another thread, leaves the next result unchanged."""
+    import threading
+
+    first = make_problem(rng, "softmax", 31, 6, np.float64, k=4, weighted=True)
+    other = make_problem(rng, "logistic", 50, 2, np.float32)
+    want = cuda_backend.loss_grad(*first[:4], "softmax", first[4])
+    cuda_backend.loss_grad(*other[:4], "logistic", other[4])
+    again = cuda_backend.loss_grad(*first[:4], "softmax", first[4])
+    assert again[0] == want[0]
+    np.testing.assert_array_equal(again[1], want[1])
+    np.testing.assert_array_equal(again[2], want[2])
+    assert_matches_reference(
+        cuda_backend.loss_grad(*other[:4], "logistic", other[4]), *other[:4], "logistic", other[4]
+    )
+    results = []
+    worker = threading.Thread(
+        target=lambda: results.append(cuda_backend.loss_grad(*first[:4], "softmax", first[4]))
+    )
+    worker.start()
+    worker.join()
+    np.testing.assert_array_equal(results[0][1], want[1])
+
+
 @settings(max_examples=15)
 @given(
     loss=st.sampled_from(LOSSES),
@@ -273,8 +360,8 @@ def test_device_inputs_are_not_copied_from_the_host(small_blocks, rng, monkeypat
 
     monkeypatch.setattr(cuda_backend.cuda, "to_device", spy)
     cuda_backend.loss_grad(d_args[0], d_args[1], d_args[2], b_arg, loss, d_args[3])
-    # At most the scalar intercept of mse/logistic is sent, as a (1,) float64 array.
-    assert copied == ([] if loss == "softmax" else [(1,)])
+    # Nothing: the scalar intercept of mse/logistic is a kernel argument.
+    assert copied == []
 
 
 # ---------------------------------------------------------------- gd_step and penalty

@@ -42,3 +42,19 @@ def test_bench_without_numpy_leaves_the_speedup_column_empty(capsys):
     main(["bench", "--n", "5000", "--d", "4", "--backends", backend, "--repeat", "1", "--loss", "logistic"])
     row = next(r.split() for r in capsys.readouterr().out.splitlines() if r.startswith(backend))
     assert row[-1] == "-"
+
+
+@pytest.mark.skipif("cuda" in _registry.unavailable_reasons(), reason="numba-cuda is not installed")
+def test_bench_compares_cuda_with_a_read_of_X_on_the_gpu(capsys):
+    """On the simulator here, on a GPU where there is one: the cuda row is divided into the
+    GPU read of X (gpu-read), not the CPU read."""
+    main(
+        ["bench", "--n", "300", "--d", "4", "--backends", "numpy,cuda", "--repeat", "1", "--loss", "logistic"]
+    )
+    out = capsys.readouterr().out
+    rows = {row.split()[0]: row.split()[1:] for row in out.splitlines() if row.split()}
+    assert rows["gpu-read"][2] == "1.00" and rows["stream-read"][2] == "1.00"
+    ms_cuda, ms_read = float(rows["cuda"][0]), float(rows["gpu-read"][0])
+    if ms_cuda >= 1.0:  # printed to 0.01 ms: on a real GPU these few rows take microseconds
+        assert float(rows["cuda"][2]) == pytest.approx(ms_read / ms_cuda, rel=0.05, abs=0.01)
+    assert "gpu-read" in out.split("of read:")[-1]

@@ -97,6 +97,34 @@ def test_solver_speedups(bench_json):
     assert solver.row("fastgd-cython").of_read is None
 
 
+def test_gpu_cases_are_divided_into_the_gpu_read(tmp_path):
+    """The cuda backend's fraction of the read uses the GPU read of X, which it recorded as
+    its yardstick; the CPU cases keep the CPU read."""
+    group = "loss_grad|logistic|1000x64|float32"
+
+    def case(name, median, yardstick):
+        return _bench(group, "test_loss_grad", "backend", name, median, "1000x64", {"yardstick": yardstick})
+
+    data = {
+        "benchmarks": [
+            case("numpy", 8e-3, "stream-read"),
+            case("numba", 2e-3, "stream-read"),
+            case("stream-read", 1e-3, "stream-read"),
+            case("cuda", 4e-5, "gpu-read"),
+            case("gpu-read", 2e-5, "gpu-read"),
+        ]
+    }
+    path = tmp_path / "gpu.json"
+    path.write_text(json.dumps(data))
+    (kernel,) = _report.summarize(_report.load(path))
+    assert kernel.row("cuda").of_read == pytest.approx(0.5)
+    assert kernel.row("gpu-read").of_read == pytest.approx(1.0)
+    assert kernel.row("numba").of_read == pytest.approx(0.5)
+    assert kernel.row("cuda").vs_numpy == pytest.approx(200.0)
+    text = _report.markdown([kernel])
+    assert "| case | median [ms] | read (gpu-read, stream-read) / case | numpy / case |" in text
+
+
 def test_missing_baselines_and_other_groups(bench_json):
     groups = {g.name: g for g in _report.summarize(_report.load(bench_json))}
     lonely = groups["loss_grad|mse|10x1|float64"].row("numba")

@@ -121,6 +121,41 @@ def test_cuda_follows_the_reference_path(case, solver):
     np.testing.assert_allclose(cuda.intercept, reference.intercept, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.skipif("cuda" in fastgd.unavailable_reasons(), reason="numba-cuda is not installed")
+@pytest.mark.parametrize("solver", ["lbfgs", "fista", "sgd"])
+def test_cuda_fit_copies_the_data_to_the_device_once(solver, monkeypatch):
+    """Every full pass of a cuda fit reads X from GPU memory: X, y and the weights cross
+    over once, at the start, not at every evaluation."""
+    from fastgd.backends import cuda as cuda_backend
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(40, 3))
+    y = (rng.random(40) < 0.5).astype(float)
+    sw = rng.uniform(0.5, 1.5, 40)
+    sent, full_passes = [], []
+    real_to_device, real_loss_grad = cuda_backend.cuda.to_device, cuda_backend.loss_grad
+
+    def to_device(a, *args, **kwargs):
+        sent.append(np.shape(a))
+        return real_to_device(a, *args, **kwargs)
+
+    def loss_grad(X_arg, *args):
+        if X_arg.shape[0] == 40:
+            full_passes.append(cuda_backend.is_device_array(X_arg))
+        return real_loss_grad(X_arg, *args)
+
+    monkeypatch.setattr(cuda_backend.cuda, "to_device", to_device)
+    monkeypatch.setattr(cuda_backend, "loss_grad", loss_grad)
+    result = minimize(X, y, loss="logistic", l2=0.1, solver=solver, sample_weight=sw, batch_size=16,
+                      max_iter=3, tol=0.0, random_state=0, backend="cuda")  # fmt: skip
+    reference = minimize(X, y, loss="logistic", l2=0.1, solver=solver, sample_weight=sw, batch_size=16,
+                         max_iter=3, tol=0.0, random_state=0, backend="numpy")  # fmt: skip
+    np.testing.assert_allclose(result.history, reference.history, rtol=1e-11)
+    assert len(full_passes) >= 3 and all(full_passes)
+    assert sent.count(X.shape) == 1
+    assert sent.count((40,)) == 3  # y, the weights, the zero targets of the Lipschitz estimate
+
+
 def _grid_cheapest_first():
     cost = {"gd": 4, "momentum": 2, "sgd": 3, "nesterov": 1, "fista": 1, "lbfgs": 0}
     data_cost = {"lasso": 0, "elasticnet": 0, "ridge": 0, "softmax-l2": 1, "logistic-l2": 2}

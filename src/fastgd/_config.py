@@ -59,6 +59,18 @@ CUDA_MAX_BLOCKS = 1024
 #: gradients and per-thread residuals); with a large d*k fewer blocks are launched.
 CUDA_SCRATCH_MAX_BYTES = 1 << 28
 
+#: Shared memory a CUDA block may take (the most a block gets without opting in).
+CUDA_SHARED_MAX_BYTES = 48 * 1024
+
+#: Most CUDA lanes that share the reading of one row (at most 32, a warp). The tests on the
+#: CUDA simulator use 1 except where they test the lanes' sums: the simulator adds them
+#: through block barriers, which it runs slowly.
+CUDA_MAX_LANES_PER_ROW = 32
+
+#: Bytes of one tile of X's rows (held as float64, with their residuals) that a CUDA block
+#: copies into shared memory at a time; rows wider than this take the row-group kernels.
+CUDA_TILE_BYTES = 32 * 1024
+
 #: LLVM fast-math flags for Numba kernels: reassociation lets reductions vectorise.
 #: 'nnan'/'ninf' are left out on purpose: non-finite results must stay detectable.
 NUMBA_FASTMATH = frozenset({"reassoc", "nsz", "contract"})

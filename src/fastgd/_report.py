@@ -7,8 +7,9 @@ Cases are named by their ``backend`` parameter (kernel suites) or their ``case``
 
 - kernel groups (``loss_grad|...``): the median, the GB/s of X when the benchmark recorded
   ``bytes_of_X``, the fraction of the streaming-read yardstick a case reaches
-  (stream-read median / case median: 1.0 runs at the speed of a plain read of X) and the
-  speedup over the NumPy reference (numpy median / case median);
+  (stream-read median / case median: 1.0 runs at the speed of a plain read of X; a case
+  that recorded another ``yardstick``, such as the cuda backend's ``gpu-read``, is
+  divided into that one's median) and the speedup over the NumPy reference (numpy median / case median);
 - solver groups (``solver|...``): the median, the speedup over scikit-learn
   (sklearn-lbfgs median / case median) and the relative objective gap to the reference
   when the benchmark recorded it;
@@ -38,10 +39,11 @@ class Row:
     case: str
     median: float  # seconds
     gb_per_s: float | None = None
-    of_read: float | None = None  # kernel groups: stream-read median / this median
+    of_read: float | None = None  # kernel groups: yardstick median / this median
     vs_numpy: float | None = None  # kernel groups: numpy median / this median
     speedup: float | None = None  # solver groups: sklearn-lbfgs median / this median
     relative_gap: float | None = None  # solver groups: (objective - reference) / |reference|
+    yardstick: str = READ_CASE  # kernel groups: the read this case is compared with
 
 
 @dataclass
@@ -104,6 +106,8 @@ def summarize(data):
         row = Row(case_name(bench), median)
         if isinstance(extra.get("bytes_of_X"), (int, float)) and median > 0:
             row.gb_per_s = extra["bytes_of_X"] / median / 1e9
+        if isinstance(extra.get("yardstick"), str):
+            row.yardstick = extra["yardstick"]
         if isinstance(extra.get("relative_gap"), (int, float)):
             row.relative_gap = float(extra["relative_gap"])
         group.rows.append(row)
@@ -114,7 +118,7 @@ def summarize(data):
             medians.setdefault(row.case, row.median)  # the first (fastest) one per case name
         for row in group.rows:
             if group.kind == "kernel":
-                row.of_read = _ratio(medians.get(READ_CASE), row.median)
+                row.of_read = _ratio(medians.get(row.yardstick), row.median)
                 row.vs_numpy = _ratio(medians.get(NUMPY_CASE), row.median)
             elif group.kind == "solver":
                 row.speedup = _ratio(medians.get(SOLVER_BASELINE), row.median)
@@ -134,13 +138,19 @@ def _gap(value):
     return "n/a" if value is None else f"{value:.1e}"
 
 
+def _read_label(group):
+    """The read-fraction column's name: "stream-read" unless some case has its own yardstick."""
+    sticks = sorted({r.yardstick for r in group.rows if r.case != r.yardstick} | {READ_CASE})
+    return READ_CASE if sticks == [READ_CASE] else "read (" + ", ".join(sticks) + ")"
+
+
 def _columns(group):
     """(header, alignment, cell function) per column of the group's table."""
     columns = [("case", ":--", lambda r: r.case), ("median [ms]", "--:", lambda r: _ms(r.median))]
     if group.kind == "kernel":
         if any(r.gb_per_s is not None for r in group.rows):
             columns.append(("GB/s of X", "--:", lambda r: _fixed(r.gb_per_s)))
-        columns.append((f"{READ_CASE} / case", "--:", lambda r: _fixed(r.of_read)))
+        columns.append((f"{_read_label(group)} / case", "--:", lambda r: _fixed(r.of_read)))
         columns.append((f"{NUMPY_CASE} / case", "--:", lambda r: _fixed(r.vs_numpy, "x")))
     elif group.kind == "solver":
         columns.append((f"{SOLVER_BASELINE} / case", "--:", lambda r: _fixed(r.speedup, "x")))
@@ -188,7 +198,8 @@ def markdown(groups, header=""):
 def _bar_values(group):
     """(x-axis label, values, reference line at x or None) for the group's subplot."""
     if group.kind == "kernel":
-        return f"fraction of {READ_CASE} ({READ_CASE} / case)", [r.of_read for r in group.rows], 1.0
+        label = _read_label(group)
+        return f"fraction of {label} ({label} / case)", [r.of_read for r in group.rows], 1.0
     if group.kind == "solver":
         return f"speedup over {SOLVER_BASELINE}", [r.speedup for r in group.rows], 1.0
     return "median [ms]", [r.median * 1e3 for r in group.rows], None

@@ -34,6 +34,9 @@ def _bench(args):
     for name, sec, gbs, frac, speedup in rows:
         versus = f"{speedup:>8.2f}x" if speedup == speedup else f"{'-':>9}"  # NaN: numpy not run
         print(f"{name:<12} {sec * 1e3:>10.2f} {gbs:>8.2f} {frac:>8.2f} {versus}")
+    if "cuda" in names:
+        print("of read: cuda and gpu-read against a read of X in GPU memory (gpu-read, X copied there")
+        print("once, untimed); the CPU backends against a read of X in host memory (stream-read)")
     return 0
 
 

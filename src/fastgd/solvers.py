@@ -85,6 +85,17 @@ class Problem:
         self.n_classes = n_classes
         self.n_passes = 0
         self._last = None  # (w, b, result) of the last loss_grad
+        # A backend with its own device memory (cuda) gets the data there once, for every
+        # full pass of the fit; the host arrays stay for what runs on the host (row norms,
+        # mini-batch gathers).
+        to_device = getattr(module, "device_copy", None)
+        if to_device is not None and not sparse.issparse(X):
+            sw = None if sample_weight is None else to_device(sample_weight)
+            self._data = (to_device(X), to_device(y), sw)
+            self._zeros_y = to_device(np.zeros(self.n_samples, self.dtype))
+        else:
+            self._data = (X, y, sample_weight)
+            self._zeros_y = None
 
     @classmethod
     def from_user(cls, X, y, *, loss, l1, l2, sample_weight, fit_intercept, backend, n_classes=None):
@@ -132,7 +143,8 @@ class Problem:
             value, gw, gb = last[2]
             return value, gw.copy(), gb.copy() if np.ndim(gb) else gb
         self.n_passes += 1
-        value, gw, gb = self.module.loss_grad(self.X, self.y, w, b, self.loss, self.sample_weight)
+        X, y, sample_weight = self._data
+        value, gw, gb = self.module.loss_grad(X, y, w, b, self.loss, sample_weight)
         if not self.fit_intercept:
             gb = gb * 0
         self._last = (np.array(w, copy=True), np.array(b, copy=True), (value, gw, gb))
@@ -157,7 +169,8 @@ class Problem:
         fastgd's own kernel. logistic curvature is at most 1/8 of it, softmax at most 1/4.
         """
         rng = np.random.default_rng(seed)
-        zeros_y = np.zeros(self.n_samples, self.dtype)
+        X, _, sample_weight = self._data
+        zeros_y = np.zeros(self.n_samples, self.dtype) if self._zeros_y is None else self._zeros_y
         v = rng.standard_normal(self.n_features)
         vb = 1.0 if self.fit_intercept else 0.0
         lam = 0.0
@@ -166,9 +179,7 @@ class Problem:
             norm = math.sqrt(float(v @ v) + vb * vb)
             v, vb = v / norm, vb / norm
             self.n_passes += 1
-            _, hv, hb = self.module.loss_grad(
-                self.X, zeros_y, v.astype(self.dtype), vb, "mse", self.sample_weight
-            )
+            _, hv, hb = self.module.loss_grad(X, zeros_y, v.astype(self.dtype), vb, "mse", sample_weight)
             v = hv.astype(np.float64)
             vb = float(hb) if self.fit_intercept else 0.0
             lam_new = math.sqrt(float(v @ v) + vb * vb)
@@ -445,6 +456,8 @@ def _sgd(p, w, b, lr, max_iter, tol, mon, opts):
         batch_w = float(np.sum(swm, dtype=np.float64)) if swm is not None else float(m)
         if batch_w == 0.0:  # every row of this batch has weight 0: it adds nothing
             return np.zeros_like(w), b * 0
+        if m == n:  # the whole data in order: the kernel's copy of it (on the device for cuda)
+            Xm, ym, swm = p._data
         _, gw, gb = p.module.loss_grad(Xm, ym, w, b, p.loss, swm)
         if not p.fit_intercept:
             gb = gb * 0

@@ -6,28 +6,32 @@ may be a CUDA device array (a Numba device array, or any object with
 When ``w`` is a device array, ``loss_grad`` returns ``grad_w`` (and, for ``softmax``,
 ``grad_b``) as Numba device arrays, and ``gd_step`` updates ``w`` on the device.
 
-How ``loss_grad`` makes one pass over X without atomics (B blocks of T threads):
+How ``loss_grad`` makes one pass over X, without atomics (B blocks of T threads):
 
-1. Blocks walk the rows grid-stride, one tile of T rows at a time. Thread t of a block
-   computes the score(s) of row t of the tile, its weighted loss (kept in a register)
-   and its weighted residual ``s_i dloss/dz_i`` (k values), which it stores in its own
-   row of a global scratch buffer ``R`` of shape (B*T, k).
-2. After ``syncthreads`` the same threads turn to the columns: thread t owns features
-   j = t, t+T, ... and adds ``sum over the tile's rows of R[row] * X[row, j]`` into
-   ``part_g[block, j]``, which only this block (and within it only this thread)
-   writes. The tile's rows were read in step 1, so this re-read is served by the
-   cache, and neighbouring threads read neighbouring addresses. The intercept is a
-   last "feature" that is always 1.
-3. Each block tree-reduces its threads' losses and weights in shared memory and writes
-   one pair per block; a one-block kernel adds the pairs over blocks, and a last kernel
-   adds ``part_g`` over blocks, divides by the sum of the weights and casts to X's dtype.
+1. A main kernel leaves per-block sums: ``part_g[block]`` (d + 1, k) of s_i dloss/dz_i x_i
+   (row d: the intercept) and ``part_lw[block]`` = (sum s_i l_i, sum s_i).
+   - The tile kernels (:func:`_loss_grad_tiles`, :func:`_softmax_tiles`), used when a
+     tile of at least one row fits in shared memory (``CUDA_TILE_BYTES``) and X is
+     C-contiguous: each block copies tiles of consecutive rows (one contiguous run of
+     memory) into shared memory, then computes their scores, losses and gradient there.
+   - The row-group kernels (:func:`_loss_grad_groups`, :func:`_softmax_groups`) for
+     wider rows or a strided device X: groups of up to 32 lanes read a row together.
+   The comments above each pair give their plan.
+2. :func:`_finish` adds the blocks' sums, divides by the total weight and writes the
+   gradient in X's dtype; the loss, the weight and the intercept's gradient come back to
+   the host in one small copy.
+
+Scratch buffers are kept between calls (per Python thread), so a call allocates only
+the gradient it returns. Threads per block are capped at what each kernel's registers
+allow (:func:`_threads_for`).
 
 Everything is accumulated in float64, for float32 X too: every array element is read
-through ``float()`` before any arithmetic. On the GPU mixing float32 and float64 would
-promote anyway, but the simulator runs the kernels as Python with NumPy scalars, where a
-Python float times a float32 scalar stays float32 (NEP 50). Sizes are read from
-:mod:`fastgd._config` at every call (``CUDA_THREADS_PER_BLOCK``, ``CUDA_MAX_BLOCKS``,
-``CUDA_SCRATCH_MAX_BYTES``).
+through ``_f64()`` (``numba.float64``) before any arithmetic. Not through ``float()``:
+compiled by Numba, ``float()`` of a float32 stays float32, so x * w would be rounded to
+float32 before being added (seen on an H200; the simulator, which runs the kernels as
+Python, hides it). Sizes are read from :mod:`fastgd._config` at every call
+(``CUDA_THREADS_PER_BLOCK``, ``CUDA_MAX_BLOCKS``, ``CUDA_SCRATCH_MAX_BYTES``,
+``CUDA_SHARED_MAX_BYTES``, ``CUDA_TILE_BYTES``).
 """
 
 import functools
@@ -66,6 +70,7 @@ from . import _rowmath  # noqa: E402  (only once the backend is known to be usab
 NAME = "cuda"
 
 _SOFTMAX = _config.SOFTMAX  # an integer constant; safe to freeze into the kernels
+_f64 = numba.float64  # the cast every array element goes through in the kernels
 
 # The per-sample maths of the CPU kernels, compiled from the same Python source as CUDA
 # device functions (see the docstring of _rowmath for why not the njit ones directly).
@@ -123,6 +128,55 @@ def _threads():
     return tpb
 
 
+_LOCAL = threading.local()
+
+
+def _scratch(name, shape, dtype=np.float64):
+    """A device array for this thread's launches, kept and reused while its shape holds.
+
+    Every entry point ends by copying a result to the host, which waits for its kernels,
+    so the next call may overwrite the scratch; each Python thread has its own (kernels of
+    two threads on one stream would otherwise interleave over it). Each kernel writes all
+    of a scratch array before it reads any of it.
+    """
+    cache = getattr(_LOCAL, "scratch", None)
+    if cache is None:
+        cache = _LOCAL.scratch = {}
+    a = cache.get(name)
+    shape = tuple(np.atleast_1d(shape))
+    if a is None or tuple(a.shape) != shape or np.dtype(a.dtype) != np.dtype(dtype):
+        a = cache[name] = cuda.device_array(shape, dtype)
+    return a
+
+
+#: Threads per block that any kernel can launch with: 256 threads at 255 registers each
+#: (the most a thread may have) fit the 64K registers of every NVIDIA multiprocessor.
+_SAFE_THREADS = 256
+
+
+def _threads_for(kernel):
+    """The configured threads per block, capped at what ``kernel``'s registers allow.
+
+    A block larger than the registers allow fails to launch. The cap is known once the
+    kernel has been compiled for this device; until then no more than _SAFE_THREADS.
+    """
+    tpb = _threads()
+    if _ON_SIMULATOR or tpb <= _SAFE_THREADS:
+        return tpb
+    caps = [overload.max_threads_per_block for overload in getattr(kernel, "overloads", {}).values()]
+    return min(tpb, *caps) if caps else _SAFE_THREADS
+
+
+def _group_size(d, tpb):
+    """Lanes that share one row in the kernels: the smallest power of two >= d, at most 32
+    (a warp) and CUDA_MAX_LANES_PER_ROW, and dividing ``tpb`` so that groups never
+    straddle warps."""
+    group = 1
+    while group < min(d, 32, int(_config.CUDA_MAX_LANES_PER_ROW)) and tpb % (2 * group) == 0:
+        group *= 2
+    return group
+
+
 def _blocks(work_items, tpb, bytes_per_block=0):
     """Blocks for ``work_items`` items at ``tpb`` per block, capped by the configuration
     and by the scratch memory each block needs."""
@@ -157,22 +211,14 @@ def _block_tree_sum(sm, columns, t, tpb):
 
 
 @cuda.jit(device=True)
-def _softmax_row_loss_dz(X, row, W, b, label, r):
-    """Loss of one sample under softmax, and its dloss/dz written into ``r``.
+def _softmax_loss_dz(r, label):
+    """Loss of one sample under softmax from its scores ``r`` (k,), which become dloss/dz.
 
-    X (n, d), W (d, k), b (k,); ``r`` (k,) float64 is this thread's scratch row (it
-    holds the scores first, then p - onehot(label)). Returns the loss
-    ``logsumexp(z) - z[label]``, computed after subtracting max(z) so exp never
-    overflows.
+    ``r`` (float64, this thread's scratch row) holds the scores z on entry and
+    p - onehot(label) on return. Returns ``logsumexp(z) - z[label]``, computed after
+    subtracting max(z) so exp never overflows.
     """
-    d = X.shape[1]
-    k = W.shape[1]
-    for c in range(k):
-        r[c] = float(b[c])
-    for j in range(d):
-        x = float(X[row, j])
-        for c in range(k):
-            r[c] += x * float(W[j, c])
+    k = r.shape[0]
     z_label = r[label]
     z_max = r[0]
     for c in range(1, k):
@@ -190,67 +236,476 @@ def _softmax_row_loss_dz(X, row, W, b, label, r):
 
 # cache=True keeps compiled kernels on disk. As with any Numba cache, only edits to this
 # file invalidate it, not edits to _rowmath.py: clear __pycache__ after changing those.
-@cuda.jit(cache=True)
-def _loss_grad_partials(X, y, W, b, sw, has_sw, loss_code, R, part_g, part_lw):
-    """Per-block sums of the weighted loss, weights and gradient (one pass over X).
 
-    X (n, d); y (n,); W (d, k) (k = 1 and W = w[:, None] for mse/logistic); b (k,);
-    sw (n,) sample weights, read only if ``has_sw``; R (blocks*tpb, k) float64 scratch;
-    part_g (blocks, d + 1, k) float64 out: sum of s_i dloss/dz_i x_i (row d: the
-    intercept, x = 1); part_lw (blocks, 2) float64 out: sum of s_i l_i and of s_i.
+
+if _ON_SIMULATOR:
+    # The simulator has no warp shuffles: a group's lanes add their values through shared
+    # memory, in lane order, between block barriers. Every thread of the block calls this
+    # the same number of times (the row loops are block-uniform), so all reach them.
+    @cuda.jit(device=True)
+    def _group_sum(v, group, mask, sm, first, lane):
+        """The sum of ``v`` over the ``group`` lanes of this thread's group, on every lane."""
+        cuda.syncthreads()
+        sm[first + lane] = v
+        cuda.syncthreads()
+        total = 0.0
+        for i in range(group):
+            total += sm[first + i]
+        return total
+
+else:
+
+    @cuda.jit(device=True)
+    def _group_sum(v, group, mask, sm, first, lane):
+        """The sum of ``v`` over the ``group`` lanes of this thread's group, on every lane.
+
+        A butterfly of xor shuffles: lanes a and b add the same two values in either order,
+        so every lane ends with the same bits. ``group`` is a power of two <= 32, and the
+        groups tile the warp, so every partner exists. ``sm``, ``first`` and ``lane`` serve
+        the simulator's version only.
+        """
+        offset = group // 2
+        while offset > 0:
+            v += cuda.shfl_xor_sync(mask, v, offset)
+            offset //= 2
+        return v
+
+
+@cuda.jit(device=True)
+def _lane_geometry(group):
+    """(slots, slot, lane, mask) of this thread in the row-group kernels.
+
+    The block's threads form ``slots = tpb // group`` groups of ``group`` consecutive
+    lanes; this thread is lane ``lane`` of group ``slot``. ``mask`` names the lanes of its
+    warp (the block's last warp may be partial), for the shuffles of :func:`_group_sum`.
+    """
+    t = cuda.threadIdx.x
+    tpb = cuda.blockDim.x
+    slots = tpb // group
+    slot = t // group
+    in_warp = min(32, tpb - (t - t % 32))
+    mask = numba.uint32(0xFFFFFFFF) if in_warp == 32 else numba.uint32((1 << in_warp) - 1)
+    return slots, slot, t - slot * group, mask
+
+
+@cuda.jit(device=True)
+def _store_pair_sums(sums, first, second, part):
+    """part[block] = (sum of ``first``, sum of ``second``) over the block's threads, added
+    in ``sums`` (2 * tpb float64 of shared memory). Every thread of the block calls this."""
+    t = cuda.threadIdx.x
+    tpb = cuda.blockDim.x
+    sums[t] = first
+    sums[tpb + t] = second
+    _block_tree_sum(sums, 2, t, tpb)
+    if t == 0:
+        part[cuda.blockIdx.x, 0] = sums[0]
+        part[cuda.blockIdx.x, 1] = sums[tpb]
+
+
+@cuda.jit(device=True)
+def _group_accumulators(shared_acc, acc_global, size):
+    """(acc, tail): the block's ``size`` group accumulators, zeroed (in shared memory with
+    ``shared_acc``, else ``acc_global[block]``), and where the 2 * tpb reduction slots
+    start in shared memory. Every thread of the block calls this."""
+    t = cuda.threadIdx.x
+    sm = cuda.shared.array(0, numba.float64)
+    if shared_acc:
+        acc = sm
+        tail = size
+    else:
+        acc = acc_global[cuda.blockIdx.x]
+        tail = 0
+    for e in range(t, size, cuda.blockDim.x):
+        acc[e] = 0.0
+    cuda.syncthreads()
+    return acc, tail
+
+
+@cuda.jit(device=True)
+def _finish_groups(acc, sums, slots, width, part_g, part_lw, loss_sum, weight_sum):
+    """The block's totals from its groups' accumulators: part_g[block] and part_lw[block].
+
+    ``acc`` holds ``slots`` runs of ``width = k * (d + 1)`` sums, entry c * (d + 1) + j of
+    each; ``sums`` is 2 * tpb float64 of shared memory. Every thread of the block calls this.
+    """
+    t = cuda.threadIdx.x
+    tpb = cuda.blockDim.x
+    blk = cuda.blockIdx.x
+    d1 = part_g.shape[1]
+    cuda.syncthreads()  # every group's accumulators are complete
+    for e in range(t, width, tpb):
+        total = 0.0
+        for other in range(slots):
+            total += acc[other * width + e]
+        c = e // d1
+        part_g[blk, e - c * d1, c] = total
+    _store_pair_sums(sums, loss_sum, weight_sum, part_lw)
+
+
+# How the row-group kernels make one pass over X (B blocks of T threads):
+#
+# The block's threads form T // group groups of ``group`` consecutive lanes (a power of
+# two dividing T, at most a warp); each group takes one row at a time, its lanes reading
+# neighbouring columns, so a warp's loads are contiguous: one row of d >= 32, or 32 //
+# group whole neighbouring rows. The lanes' partial scores are added by _group_sum; every
+# lane then holds the score, computes the sample's loss and residual r, and adds r * x for
+# the columns it read (now in the L1 cache) into its group's own accumulators. Those live
+# in shared memory when they fit (``shared_acc``), else in ``acc_global[block]``; each
+# entry has one writer, so no atomics. The row loop is block-uniform: the simulator's
+# _group_sum has block barriers. Softmax has its own kernel: its class loops would
+# double the registers of the one-output kernel, and with them halve its occupancy.
+
+
+@cuda.jit(cache=True)
+def _loss_grad_groups(X, y, w, b, sw, has_sw, loss_code, group, shared_acc, acc_global, part_g, part_lw):
+    """Per-block sums of the weighted loss, weights and gradient of mse or logistic.
+
+    X (n, d); y (n,); w (d,); b float; sw (n,) read only if ``has_sw``; acc_global
+    (blocks, slots * (d + 1)) float64, used only without ``shared_acc``; part_g (blocks,
+    d + 1, 1) float64 out (row d: the intercept); part_lw (blocks, 2) float64 out: sum of
+    s_i l_i and of s_i. Dynamic shared memory: 2 * tpb float64, after slots * (d + 1) of
+    accumulators with ``shared_acc``.
+    """
+    n, d = X.shape
+    blk = cuda.blockIdx.x
+    slots, slot, lane, mask = _lane_geometry(group)
+    width = d + 1
+    sm = cuda.shared.array(0, numba.float64)
+    acc, tail = _group_accumulators(shared_acc, acc_global, slots * width)
+    mine = slot * width
+    first = tail + slot * group  # this group's shared scratch (simulator only)
+    loss_sum = 0.0
+    weight_sum = 0.0
+    for base in range(blk * slots, n, cuda.gridDim.x * slots):
+        row = base + slot
+        valid = row < n
+        z = 0.0
+        if valid:
+            for j in range(lane, d, group):
+                z += _f64(X[row, j]) * _f64(w[j])
+        z = _group_sum(z, group, mask, sm, first, lane) + b
+        if valid:
+            s = _f64(sw[row]) if has_sw else 1.0
+            loss_i, dz = _scalar_loss_dz(loss_code, z, _f64(y[row]))
+            r = s * dz
+            for j in range(lane, d, group):
+                acc[mine + j] += r * _f64(X[row, j])
+            if lane == 0:
+                acc[mine + d] += r
+                loss_sum += s * loss_i
+                weight_sum += s
+    _finish_groups(acc, sm[tail:], slots, width, part_g, part_lw, loss_sum, weight_sum)
+
+
+@cuda.jit(cache=True)
+def _softmax_groups(X, y, W, b, sw, has_sw, group, shared_acc, acc_global, R, part_g, part_lw):
+    """Per-block sums of the weighted loss, weights and gradient of softmax.
+
+    As :func:`_loss_grad_groups`, with W (d, k), b (k,) and integer labels y; R (blocks *
+    tpb, k) float64 holds each thread's scores, then its p - onehot(label); accumulators
+    of width k * (d + 1), entry c * (d + 1) + j.
     """
     n, d = X.shape
     k = W.shape[1]
     t = cuda.threadIdx.x
     tpb = cuda.blockDim.x
     blk = cuda.blockIdx.x
-    base = blk * tpb  # this block's rows of R
-    # The columns each thread owns are fixed for the whole kernel, so each thread zeroes
-    # its own entries of part_g and no synchronisation is needed before adding to them.
-    for j in range(t, d + 1, tpb):
-        for c in range(k):
-            part_g[blk, j, c] = 0.0
+    slots, slot, lane, mask = _lane_geometry(group)
+    width = k * (d + 1)
+    sm = cuda.shared.array(0, numba.float64)
+    acc, tail = _group_accumulators(shared_acc, acc_global, slots * width)
+    mine = slot * width
+    first = tail + slot * group
+    r = R[blk * tpb + t]
     loss_sum = 0.0
     weight_sum = 0.0
-    # tile0 is the same for every thread of the block, so all reach each syncthreads.
-    for tile0 in range(base, n, cuda.gridDim.x * tpb):
-        # Rows: thread t handles row tile0 + t.
-        row = tile0 + t
-        if row < n:
-            s = float(sw[row]) if has_sw else 1.0
-            if loss_code == _SOFTMAX:
-                loss_i = _softmax_row_loss_dz(X, row, W, b, int(y[row]), R[base + t])
-            else:
-                z = float(b[0])
-                for j in range(d):
-                    z += float(X[row, j]) * float(W[j, 0])
-                loss_i, dz = _scalar_loss_dz(loss_code, z, float(y[row]))
-                R[base + t, 0] = dz
-            for c in range(k):
-                R[base + t, c] *= s
+    for base in range(blk * slots, n, cuda.gridDim.x * slots):
+        row = base + slot
+        valid = row < n
+        for c in range(k):
+            z = 0.0
+            if valid:
+                for j in range(lane, d, group):
+                    z += _f64(X[row, j]) * _f64(W[j, c])
+            r[c] = _group_sum(z, group, mask, sm, first, lane) + _f64(b[c])
+        if valid:
+            s = _f64(sw[row]) if has_sw else 1.0
+            loss_i = _softmax_loss_dz(r, int(y[row]))
+            for j in range(lane, d, group):
+                x = s * _f64(X[row, j])
+                for c in range(k):
+                    acc[mine + c * (d + 1) + j] += r[c] * x
+            if lane == 0:
+                for c in range(k):
+                    acc[mine + c * (d + 1) + d] += s * r[c]
+                loss_sum += s * loss_i
+                weight_sum += s
+    _finish_groups(acc, sm[tail:], slots, width, part_g, part_lw, loss_sum, weight_sum)
+
+
+# How the tile kernels make one pass over X (B blocks of T threads), when a tile of at
+# least one row fits in shared memory and X is C-contiguous:
+#
+# 1. Blocks walk X grid-stride, a tile of ``tile_rows`` consecutive rows at a time. A tile
+#    is one contiguous run of X's memory, which the block's threads copy into shared
+#    memory, each thread four loads ahead of its stores: coalesced, and enough bytes in
+#    flight to keep the memory busy while other blocks on the multiprocessor compute.
+# 2. Groups of ``group`` lanes (as in the row-group kernels) compute the tile's scores from
+#    shared memory, adding their partial sums with _group_sum, into ``rs``; then every
+#    thread takes a row and turns its score(s) into the sample's loss and its weighted
+#    residual(s), in place: the tile's losses are computed side by side, not one per group
+#    after the other.
+# 3. The threads turn to the gradient: thread t owns entry e = t mod width of the
+#    width = k * (d + 1) gradient entries (intercept last) and one of tpb // width
+#    interleaved shares of the tile's rows, summing rs * x over them into a register.
+#    Past width > tpb each thread loops over its entries and adds each tile's sum into
+#    part_g[block] directly (one read-modify-write per entry and tile).
+# 4. At the end each block adds its threads' registers per entry into part_g[block], and
+#    tree-sums its losses and weights into part_lw[block]; _finish adds over blocks.
+#
+# Shared memory (float64): the tile (tile_rows * d), the residuals (tile_rows * k), w
+# (d * k) and 2 * tpb for the reductions (and the simulator's _group_sum).
+
+
+@cuda.jit(device=True)
+def _load_tile(Xf, start, count, tile):
+    """tile[:count] = Xf[start : start + count] as float64, by all threads of the block."""
+    t = cuda.threadIdx.x
+    tpb = cuda.blockDim.x
+    e = t
+    while e + 3 * tpb < count:  # four independent loads before the first store
+        v0 = _f64(Xf[start + e])
+        v1 = _f64(Xf[start + e + tpb])
+        v2 = _f64(Xf[start + e + 2 * tpb])
+        v3 = _f64(Xf[start + e + 3 * tpb])
+        tile[e] = v0
+        tile[e + tpb] = v1
+        tile[e + 2 * tpb] = v2
+        tile[e + 3 * tpb] = v3
+        e += 4 * tpb
+    while e < count:
+        tile[e] = _f64(Xf[start + e])
+        e += tpb
+
+
+@cuda.jit(device=True)
+def _tile_gradient(tile, rs, rows, d, k, e, share, shares):
+    """Sum over the tile's rows i = share, share + shares, ... < rows of rs[i, c] * x[i, j],
+    for gradient entry e = c * (d + 1) + j (j = d: the intercept, x = 1)."""
+    c = e // (d + 1)
+    j = e - c * (d + 1)
+    acc = 0.0
+    i = share
+    if j < d:
+        while i < rows:
+            acc += rs[i * k + c] * tile[i * d + j]
+            i += shares
+    else:
+        while i < rows:
+            acc += rs[i * k + c]
+            i += shares
+    return acc
+
+
+@cuda.jit(device=True)
+def _tiles_begin(d, width, part_g):
+    """(shares, share, entry, in_regs) of this thread; zeroes part_g[block] when the
+    gradient is accumulated there (width > tpb)."""
+    t = cuda.threadIdx.x
+    tpb = cuda.blockDim.x
+    shares = tpb // width
+    if shares < 1:
+        blk = cuda.blockIdx.x
+        for e in range(t, width, tpb):
+            c = e // (d + 1)
+            part_g[blk, e - c * (d + 1), c] = 0.0
+        return 1, 0, t, False
+    share = t // width
+    return shares, share, t - share * width, True
+
+
+@cuda.jit(device=True)
+def _tiles_finish(red, width, in_regs, reg, part_g, part_lw, loss_sum, weight_sum):
+    """The block's totals into part_g[block] (from the threads' registers, ``in_regs``) and
+    part_lw[block]; ``red`` is 2 * tpb float64 of shared memory. Every thread calls this
+    after a barrier."""
+    t = cuda.threadIdx.x
+    tpb = cuda.blockDim.x
+    blk = cuda.blockIdx.x
+    d1 = part_g.shape[1]
+    if in_regs:
+        shares = tpb // width
+        red[t] = reg if t < shares * width else 0.0
+        cuda.syncthreads()
+        if t < width:
+            total = 0.0
+            for share in range(shares):
+                total += red[share * width + t]
+            c = t // d1
+            part_g[blk, t - c * d1, c] = total
+        cuda.syncthreads()  # red is written again below
+    _store_pair_sums(red, loss_sum, weight_sum, part_lw)
+
+
+@cuda.jit(cache=True)
+def _loss_grad_tiles(Xf, d, y, w, b, sw, has_sw, loss_code, group, tile_rows, part_g, part_lw):
+    """Per-block sums of the weighted loss, weights and gradient of mse or logistic.
+
+    Xf (n * d,) is X, C-ordered, flattened; y (n,); w (d,); b float; sw (n,) read only if
+    ``has_sw``; part_g (blocks, d + 1, 1) float64 out (row d: the intercept); part_lw
+    (blocks, 2) float64 out: sum of s_i l_i and of s_i. The plan is in the comment above.
+    """
+    n = y.shape[0]
+    t = cuda.threadIdx.x
+    tpb = cuda.blockDim.x
+    blk = cuda.blockIdx.x
+    slots, slot, lane, mask = _lane_geometry(group)
+    width = d + 1
+    sm = cuda.shared.array(0, numba.float64)
+    tile = sm[: tile_rows * d]
+    rs = sm[tile_rows * d : tile_rows * width]
+    wsh = sm[tile_rows * width : tile_rows * width + d]
+    red = sm[tile_rows * width + d :]
+    for j in range(t, d, tpb):
+        wsh[j] = _f64(w[j])
+    shares, share, entry, in_regs = _tiles_begin(d, width, part_g)
+    reg = 0.0
+    loss_sum = 0.0
+    weight_sum = 0.0
+    for r0 in range(blk * tile_rows, n, cuda.gridDim.x * tile_rows):
+        rows = min(tile_rows, n - r0)
+        cuda.syncthreads()  # the previous tile is used up (and wsh is written)
+        _load_tile(Xf, r0 * d, rows * d, tile)
+        cuda.syncthreads()
+        for i0 in range(0, tile_rows, slots):  # the same trip count on every lane
+            i = i0 + slot
+            z = 0.0
+            if i < rows:
+                j = lane
+                while j < d:
+                    z += tile[i * d + j] * wsh[j]
+                    j += group
+            z = _group_sum(z, group, mask, red, slot * group, lane)
+            if i < rows and lane == 0:
+                rs[i] = z + b
+        cuda.syncthreads()  # the tile's scores are complete
+        for i in range(t, rows, tpb):  # every thread a row: the rows' losses side by side
+            s = _f64(sw[r0 + i]) if has_sw else 1.0
+            loss_i, dz = _scalar_loss_dz(loss_code, rs[i], _f64(y[r0 + i]))
+            rs[i] = s * dz
             loss_sum += s * loss_i
             weight_sum += s
         cuda.syncthreads()  # the tile's residuals are complete
-        # Columns: thread t adds the tile's contribution to features t, t + tpb, ...
-        rows = min(tpb, n - tile0)
-        for j in range(t, d + 1, tpb):
+        if in_regs:
+            if share < shares:
+                reg += _tile_gradient(tile, rs, rows, d, 1, entry, share, shares)
+        else:
+            for e in range(t, width, tpb):
+                part_g[blk, e, 0] += _tile_gradient(tile, rs, rows, d, 1, e, 0, 1)
+    cuda.syncthreads()
+    _tiles_finish(red, width, in_regs, reg, part_g, part_lw, loss_sum, weight_sum)
+
+
+@cuda.jit(cache=True)
+def _softmax_tiles(Xf, d, y, W, b, sw, has_sw, group, tile_rows, part_g, part_lw):
+    """Per-block sums of the weighted loss, weights and gradient of softmax.
+
+    As :func:`_loss_grad_tiles`, with W (d, k), b (k,), integer labels y, residuals
+    rs[i * k + c] = s_i (p_ic - onehot) and part_g (blocks, d + 1, k).
+    """
+    n = y.shape[0]
+    k = W.shape[1]
+    t = cuda.threadIdx.x
+    tpb = cuda.blockDim.x
+    blk = cuda.blockIdx.x
+    slots, slot, lane, mask = _lane_geometry(group)
+    width = k * (d + 1)
+    sm = cuda.shared.array(0, numba.float64)
+    tile = sm[: tile_rows * d]
+    rs = sm[tile_rows * d : tile_rows * (d + k)]
+    wsh = sm[tile_rows * (d + k) : tile_rows * (d + k) + d * k]
+    red = sm[tile_rows * (d + k) + d * k :]
+    for j in range(t, d, tpb):
+        for c in range(k):
+            wsh[j * k + c] = _f64(W[j, c])
+    shares, share, entry, in_regs = _tiles_begin(d, width, part_g)
+    reg = 0.0
+    loss_sum = 0.0
+    weight_sum = 0.0
+    for r0 in range(blk * tile_rows, n, cuda.gridDim.x * tile_rows):
+        rows = min(tile_rows, n - r0)
+        cuda.syncthreads()
+        _load_tile(Xf, r0 * d, rows * d, tile)
+        cuda.syncthreads()
+        for i0 in range(0, tile_rows, slots):
+            i = i0 + slot
             for c in range(k):
-                acc = 0.0
-                if j < d:
-                    for i in range(rows):
-                        acc += R[base + i, c] * float(X[tile0 + i, j])
-                else:
-                    for i in range(rows):
-                        acc += R[base + i, c]
-                part_g[blk, j, c] += acc
-        cuda.syncthreads()  # R is overwritten by the next tile
-    sm = cuda.shared.array(0, numba.float64)  # 2 * tpb, sized at launch
-    sm[t] = loss_sum
-    sm[tpb + t] = weight_sum
+                z = 0.0
+                if i < rows:
+                    j = lane
+                    while j < d:
+                        z += tile[i * d + j] * wsh[j * k + c]
+                        j += group
+                z = _group_sum(z, group, mask, red, slot * group, lane)
+                if i < rows and lane == 0:
+                    rs[i * k + c] = z + _f64(b[c])
+        cuda.syncthreads()  # the tile's scores are complete
+        for i in range(t, rows, tpb):  # every thread a row: the rows' losses side by side
+            s = _f64(sw[r0 + i]) if has_sw else 1.0
+            r = rs[i * k : (i + 1) * k]
+            loss_sum += s * _softmax_loss_dz(r, int(y[r0 + i]))
+            weight_sum += s
+            for c in range(k):
+                r[c] *= s
+        cuda.syncthreads()  # the tile's residuals are complete
+        if in_regs:
+            if share < shares:
+                reg += _tile_gradient(tile, rs, rows, d, k, entry, share, shares)
+        else:
+            for e in range(t, width, tpb):
+                c = e // (d + 1)
+                part_g[blk, e - c * (d + 1), c] += _tile_gradient(tile, rs, rows, d, k, e, 0, 1)
+    cuda.syncthreads()
+    _tiles_finish(red, width, in_regs, reg, part_g, part_lw, loss_sum, weight_sum)
+
+
+@cuda.jit(cache=True)
+def _finish(part_g, part_lw, grad_w, grad_b, small):
+    """grad_w (d, k) and grad_b (k,) in X's dtype from the per-block sums, and ``small``
+    (2 + k,) float64: the sums of s_i l_i and of s_i, then grad_b in float64.
+
+    Every block tree-sums part_lw over blocks itself (the same sums in the same order, so
+    the same bits), then divides its share of the (j, c) entries of part_g, summed over
+    blocks, by the total weight. Launched with 2 * tpb float64 of shared memory.
+    """
+    t = cuda.threadIdx.x
+    tpb = cuda.blockDim.x
+    blocks, d1, k = part_g.shape
+    sm = cuda.shared.array(0, numba.float64)
+    loss_acc = 0.0
+    weight_acc = 0.0
+    for i in range(t, blocks, tpb):
+        loss_acc += part_lw[i, 0]
+        weight_acc += part_lw[i, 1]
+    sm[t] = loss_acc
+    sm[tpb + t] = weight_acc
     _block_tree_sum(sm, 2, t, tpb)
-    if t == 0:
-        part_lw[blk, 0] = sm[0]
-        part_lw[blk, 1] = sm[tpb]
+    if cuda.grid(1) == 0:
+        small[0] = sm[0]
+        small[1] = sm[tpb]
+    inv_weight = 1.0 / sm[tpb]
+    # Consecutive threads take consecutive (j, c) entries: coalesced reads of part_g.
+    for e in range(cuda.grid(1), d1 * k, cuda.gridsize(1)):
+        j = e // k
+        c = e - j * k
+        acc = 0.0
+        for blk in range(blocks):
+            acc += part_g[blk, j, c]
+        if j < d1 - 1:
+            grad_w[j, c] = acc * inv_weight
+        else:
+            grad_b[c] = acc * inv_weight
+            small[2 + c] = acc * inv_weight
 
 
 @cuda.jit(cache=True)
@@ -275,31 +730,12 @@ def _sum_blocks(part, totals):
 
 
 @cuda.jit(cache=True)
-def _finish_grad(part_g, totals, grad_w, grad_b):
-    """grad_w (d, k) and grad_b (k,), in X's dtype: part_g (blocks, d + 1, k) summed over
-    blocks and divided by the total weight totals[1]."""
-    blocks, d1, k = part_g.shape
-    inv_weight = 1.0 / totals[1]
-    # Consecutive threads take consecutive (j, c) entries: coalesced reads of part_g.
-    for e in range(cuda.grid(1), d1 * k, cuda.gridsize(1)):
-        j = e // k
-        c = e - j * k
-        acc = 0.0
-        for blk in range(blocks):
-            acc += part_g[blk, j, c]
-        if j < d1 - 1:
-            grad_w[j, c] = acc * inv_weight
-        else:
-            grad_b[c] = acc * inv_weight
-
-
-@cuda.jit(cache=True)
 def _gd_step_kernel(w, g, lr, l1, l2):
     """w <- soft_threshold(w - lr (g + 2 l2 w), lr l1), elementwise on 1-D w and g."""
     thresh = lr * l1
     for i in range(cuda.grid(1), w.shape[0], cuda.gridsize(1)):
-        wi = float(w[i])
-        v = wi - lr * (float(g[i]) + 2.0 * l2 * wi)
+        wi = _f64(w[i])
+        v = wi - lr * (_f64(g[i]) + 2.0 * l2 * wi)
         if v > thresh:
             v -= thresh
         elif v < -thresh:
@@ -313,21 +749,46 @@ def _gd_step_kernel(w, g, lr, l1, l2):
 @cuda.jit(cache=True)
 def _penalty_partials(w, part):
     """part[block] = (sum |w_i|, sum w_i**2) over the block's grid-stride share of 1-D w."""
-    t = cuda.threadIdx.x
-    tpb = cuda.blockDim.x
     abs_sum = 0.0
     sq_sum = 0.0
     for i in range(cuda.grid(1), w.shape[0], cuda.gridsize(1)):
-        v = float(w[i])
+        v = _f64(w[i])
         abs_sum += abs(v)
         sq_sum += v * v
     sm = cuda.shared.array(0, numba.float64)  # 2 * tpb, sized at launch
-    sm[t] = abs_sum
-    sm[tpb + t] = sq_sum
-    _block_tree_sum(sm, 2, t, tpb)
+    _store_pair_sums(sm, abs_sum, sq_sum, part)
+
+
+@cuda.jit(cache=True)
+def _read_partials(flat, part):
+    """part[block, 0] = the sum of the block's grid-stride share of 1-D ``flat``.
+
+    The streaming-read yardstick of the benchmarks: each thread keeps four loads in
+    flight (four independent sums), so the read is bound by memory, not by latency.
+    """
+    t = cuda.threadIdx.x
+    tpb = cuda.blockDim.x
+    size = flat.shape[0]
+    stride = cuda.gridsize(1)
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    i = cuda.grid(1)
+    while i + 3 * stride < size:
+        s0 += _f64(flat[i])
+        s1 += _f64(flat[i + stride])
+        s2 += _f64(flat[i + 2 * stride])
+        s3 += _f64(flat[i + 3 * stride])
+        i += 4 * stride
+    while i < size:
+        s0 += _f64(flat[i])
+        i += stride
+    sm = cuda.shared.array(0, numba.float64)  # tpb, sized at launch
+    sm[t] = (s0 + s1) + (s2 + s3)
+    _block_tree_sum(sm, 1, t, tpb)
     if t == 0:
         part[cuda.blockIdx.x, 0] = sm[0]
-        part[cuda.blockIdx.x, 1] = sm[tpb]
 
 
 _F64_BYTES = 8
@@ -336,7 +797,7 @@ _F64_BYTES = 8
 def _sum_over_blocks(part, tpb):
     """The column sums of ``part`` (blocks, m) float64, as a device array of shape (m,)."""
     m = part.shape[1]
-    totals = cuda.device_array(m, np.float64)
+    totals = _scratch("totals", m)
     _sum_blocks[1, tpb, 0, m * tpb * _F64_BYTES](part, totals)
     return totals
 
@@ -374,40 +835,88 @@ def loss_grad(X, y, w, b, loss, sample_weight):
     dtype = np.dtype(X_d.dtype)
     n, d = X_d.shape
     w_d = _to_device(w, dtype)
-    W = w_d if softmax else w_d.reshape(d, 1)  # one code path: k = 1 for mse/logistic
-    k = W.shape[1]
+    k = w_d.shape[1] if softmax else 1
     y_d = _to_device(y)
-    if is_device_array(b):
-        b_d = _to_device(b)
-    else:
-        b_d = cuda.to_device(np.atleast_1d(np.asarray(b, dtype=np.float64)))
+    if softmax:
+        b_arg = _to_device(b) if is_device_array(b) else cuda.to_device(np.asarray(b, np.float64))
+    else:  # a one-output loss takes its intercept as a kernel argument: nothing to copy over
+        b_arg = float(np.asarray(b.copy_to_host() if is_device_array(b) else b, np.float64).reshape(-1)[0])
     has_sw = sample_weight is not None
-    sw_d = _to_device(sample_weight, dtype) if has_sw else cuda.device_array(1, dtype)
-
-    tpb = _threads()
-    per_block = _F64_BYTES * ((d + 1) * k + tpb * k + 2)
-    blocks = _blocks(n, tpb, per_block)
-    R = cuda.device_array((blocks * tpb, k), np.float64)
-    part_g = cuda.device_array((blocks, d + 1, k), np.float64)
-    part_lw = cuda.device_array((blocks, 2), np.float64)
-    _loss_grad_partials[blocks, tpb, 0, 2 * tpb * _F64_BYTES](
-        X_d, y_d, W, b_d, sw_d, has_sw, loss_code, R, part_g, part_lw
-    )
-    totals = _sum_over_blocks(part_lw, tpb)
+    sw_d = _to_device(sample_weight, dtype) if has_sw else _scratch("no_weights", 1, dtype)
+    kernel = _tiles_kernel(softmax) if X_d.is_c_contiguous() else None
+    tpb = _threads_for(kernel) if kernel is not None else _threads()
+    tile_rows = _tile_rows(n, d, k, tpb) if kernel is not None else 0
+    if tile_rows:
+        group = _group_size(d, tpb)
+        blocks = _blocks(n, tile_rows, _F64_BYTES * ((d + 1) * k + 2))
+        part_g = _scratch("part_g", (blocks, d + 1, k))
+        part_lw = _scratch("part_lw", (blocks, 2))
+        shared_bytes = _F64_BYTES * (tile_rows * (d + k) + d * k + 2 * tpb)
+        kernel[blocks, tpb, 0, shared_bytes](
+            X_d.reshape(n * d), d, y_d, w_d, b_arg, sw_d, has_sw, *([] if softmax else [loss_code]),
+            group, tile_rows, part_g, part_lw,
+        )  # fmt: skip
+    else:
+        part_g, part_lw = _launch_groups(X_d, y_d, w_d, b_arg, sw_d, has_sw, loss_code, softmax, k)
     grad_w = cuda.device_array((d, k), dtype)
     grad_b = cuda.device_array(k, dtype)
-    _finish_grad[_blocks((d + 1) * k, tpb), tpb](part_g, totals, grad_w, grad_b)
-
-    loss_sum, weight_sum = totals.copy_to_host()
-    value = float(loss_sum / weight_sum)
-    if not softmax:
-        grad_w = grad_w.reshape(d)
+    small = _scratch("small", 2 + k)
+    tpb = _threads()
+    _finish[_blocks((d + 1) * k, tpb), tpb, 0, 2 * tpb * _F64_BYTES](part_g, part_lw, grad_w, grad_b, small)
+    small = small.copy_to_host()
+    value = float(small[0] / small[1])
+    grad_w = grad_w if softmax else grad_w.reshape(d)
+    if not softmax:  # grad_b rounded to X's dtype as the kernel rounds grad_w
+        grad_b = dtype.type(small[2])
+    elif not w_on_device:
+        grad_b = small[2:].astype(dtype)
     if w_on_device:
-        if not softmax:
-            grad_b = dtype.type(grad_b.copy_to_host()[0])
         return value, grad_w, grad_b
-    grad_b = grad_b.copy_to_host()
-    return value, grad_w.copy_to_host(), grad_b if softmax else dtype.type(grad_b[0])
+    return value, grad_w.copy_to_host(), grad_b
+
+
+def _tiles_kernel(softmax):
+    return _softmax_tiles if softmax else _loss_grad_tiles
+
+
+def _tile_rows(n, d, k, tpb):
+    """Rows per tile of the tile kernels: as many as fit in CUDA_TILE_BYTES of shared
+    memory (X as float64 and the residuals), at most n, with the whole block's shared
+    memory within CUDA_SHARED_MAX_BYTES; 0 if not even one row fits."""
+    rows = min(n, int(_config.CUDA_TILE_BYTES) // (_F64_BYTES * (d + k)))
+    while rows >= 1 and _F64_BYTES * (rows * (d + k) + d * k + 2 * tpb) > int(_config.CUDA_SHARED_MAX_BYTES):
+        rows //= 2
+    return max(0, rows)
+
+
+def _launch_groups(X_d, y_d, w_d, b_arg, sw_d, has_sw, loss_code, softmax, k):
+    """The row-group kernels, for rows too wide for a tile or X not C-contiguous: returns
+    (part_g, part_lw)."""
+    n, d = X_d.shape
+    tpb = _threads_for(_softmax_groups if softmax else _loss_grad_groups)
+    group = _group_size(d, tpb)
+    slots = tpb // group
+    width = k * (d + 1)
+    shared_bytes = _F64_BYTES * (slots * width + 2 * tpb)
+    shared_acc = shared_bytes <= int(_config.CUDA_SHARED_MAX_BYTES)
+    if not shared_acc:
+        shared_bytes = _F64_BYTES * 2 * tpb
+    scratch = width + (tpb * k if softmax else 0) + (0 if shared_acc else slots * width) + 2
+    blocks = _blocks(n, slots, _F64_BYTES * scratch)
+    acc_global = _scratch("acc", (1, 1) if shared_acc else (blocks, slots * width))
+    part_g = _scratch("part_g", (blocks, d + 1, k))
+    part_lw = _scratch("part_lw", (blocks, 2))
+    launch = (blocks, tpb, 0, shared_bytes)
+    if softmax:
+        R = _scratch("R", (blocks * tpb, k))
+        _softmax_groups[launch](
+            X_d, y_d, w_d, b_arg, sw_d, has_sw, group, shared_acc, acc_global, R, part_g, part_lw
+        )
+    else:
+        _loss_grad_groups[launch](
+            X_d, y_d, w_d, b_arg, sw_d, has_sw, loss_code, group, shared_acc, acc_global, part_g, part_lw
+        )
+    return part_g, part_lw
 
 
 @_one_launch_at_a_time_on_the_simulator
@@ -469,7 +978,23 @@ def penalty(w, l1, l2):
     size = int(np.prod(w_d.shape))
     tpb = _threads()
     blocks = _blocks(size, tpb)
-    part = cuda.device_array((blocks, 2), np.float64)
+    part = _scratch("penalty_part", (blocks, 2))
     _penalty_partials[blocks, tpb, 0, 2 * tpb * _F64_BYTES](w_d.reshape(size), part)
     abs_sum, sq_sum = _sum_over_blocks(part, tpb).copy_to_host()
     return float(l1 * abs_sum + l2 * sq_sum)
+
+
+@_one_launch_at_a_time_on_the_simulator
+def stream_read(X):
+    """Read every element of X once on the GPU and return their sum (a float).
+
+    The yardstick of the GPU benchmarks: the time of one plain streaming read of X from
+    GPU memory, which a fused ``loss_grad`` can at best approach. X (any shape, C-ordered)
+    is a device array, or a host array that is copied over first.
+    """
+    flat = _to_device(X).reshape(-1)
+    tpb = _threads()
+    blocks = _blocks(flat.shape[0], 4 * tpb)
+    part = _scratch("read_part", (blocks, 1))
+    _read_partials[blocks, tpb, 0, tpb * _F64_BYTES](flat, part)
+    return float(_sum_over_blocks(part, tpb).copy_to_host()[0])
