@@ -260,6 +260,7 @@ def test_scratch_is_reused_and_resized(small_blocks, rng):
     first = make_problem(rng, "softmax", 31, 6, np.float64, k=4, weighted=True)
     other = make_problem(rng, "logistic", 50, 2, np.float32)
     want = cuda_backend.loss_grad(*first[:4], "softmax", first[4])
+    assert_matches_reference(want, *first[:4], "softmax", first[4])
     cuda_backend.loss_grad(*other[:4], "logistic", other[4])
     again = cuda_backend.loss_grad(*first[:4], "softmax", first[4])
     assert again[0] == want[0]

@@ -83,8 +83,8 @@ def device_case(module, loss, X, y, w, b):
     return lambda: module.loss_grad(*on_device, b_arg, loss, None), on_device[0]
 
 
-#: The yardstick each backend is compared with: a read of X where that backend reads it.
 def yardstick(backend):
+    """The yardstick ``backend`` is compared with: a read of X where that backend reads it."""
     return "gpu-read" if backend in ("cuda", "gpu-read") else "stream-read"
 
 

@@ -508,6 +508,22 @@ def _tile_gradient(tile, rs, rows, d, k, e, share, shares):
 
 
 @cuda.jit(device=True)
+def _tile_gradients(tile, rs, rows, d, k, in_regs, entry, share, shares, part_g):
+    """This thread's part of the tile's gradient (step 3 of the plan): returned for its
+    register (``in_regs``), else added into part_g[block] for each of its entries (and 0.0
+    returned)."""
+    if in_regs:
+        if share < shares:
+            return _tile_gradient(tile, rs, rows, d, k, entry, share, shares)
+        return 0.0
+    blk = cuda.blockIdx.x
+    for e in range(cuda.threadIdx.x, k * (d + 1), cuda.blockDim.x):
+        c = e // (d + 1)
+        part_g[blk, e - c * (d + 1), c] += _tile_gradient(tile, rs, rows, d, k, e, 0, 1)
+    return 0.0
+
+
+@cuda.jit(device=True)
 def _tiles_begin(d, width, part_g):
     """(shares, share, entry, in_regs) of this thread; zeroes part_g[block] when the
     gradient is accumulated there (width > tpb)."""
@@ -596,12 +612,7 @@ def _loss_grad_tiles(Xf, d, y, w, b, sw, has_sw, loss_code, group, tile_rows, pa
             loss_sum += s * loss_i
             weight_sum += s
         cuda.syncthreads()  # the tile's residuals are complete
-        if in_regs:
-            if share < shares:
-                reg += _tile_gradient(tile, rs, rows, d, 1, entry, share, shares)
-        else:
-            for e in range(t, width, tpb):
-                part_g[blk, e, 0] += _tile_gradient(tile, rs, rows, d, 1, e, 0, 1)
+        reg += _tile_gradients(tile, rs, rows, d, 1, in_regs, entry, share, shares, part_g)
     cuda.syncthreads()
     _tiles_finish(red, width, in_regs, reg, part_g, part_lw, loss_sum, weight_sum)
 
@@ -658,13 +669,7 @@ def _softmax_tiles(Xf, d, y, W, b, sw, has_sw, group, tile_rows, part_g, part_lw
             for c in range(k):
                 r[c] *= s
         cuda.syncthreads()  # the tile's residuals are complete
-        if in_regs:
-            if share < shares:
-                reg += _tile_gradient(tile, rs, rows, d, k, entry, share, shares)
-        else:
-            for e in range(t, width, tpb):
-                c = e // (d + 1)
-                part_g[blk, e - c * (d + 1), c] += _tile_gradient(tile, rs, rows, d, k, e, 0, 1)
+        reg += _tile_gradients(tile, rs, rows, d, k, in_regs, entry, share, shares, part_g)
     cuda.syncthreads()
     _tiles_finish(red, width, in_regs, reg, part_g, part_lw, loss_sum, weight_sum)
 
