@@ -64,18 +64,24 @@
 #define FGD_ACCUMULATE_ATTR
 #endif
 
-/* Ask for the cache lines of [p, p + bytes) ahead of use (a hint; no effect on results).
- * The gradient tiles ask for the next block of rows, FGD_AHEAD_LINES lines per tile, so
- * that its reads from memory overlap their arithmetic; asking for a whole block at once
- * stalled on the CPU's miss buffers. 16 lines measured best (1M x 64 float64, k = 10:
- * 83 ms without, 68 ms with 16, 70-77 ms with 4, 8, 24, 32 or 64, in one process). */
+/* Ask for the cache lines of [p, p + bytes) ahead of use, into the L2 cache (a hint; no
+ * effect on results). The gradient tiles ask for the next block of rows, FGD_AHEAD_LINES
+ * lines per tile, so that its reads from memory overlap their arithmetic; asking for a
+ * whole block at once stalled on the CPU's miss buffers. Locality 2 (prefetcht1), not 3;
+ * the likely cause: lines asked into L1 hold the core's few L1 miss buffers until they
+ * arrive from memory, and the tiles' own loads from L2 wait behind them. 2M x 64 float64, k = 10: 116/115 ->
+ * 100/101 ms (float32 82/83 -> 71/73 ms), alternating builds; the products alone (a C
+ * harness of the two tile functions, two threads) 74 -> 60 ms, while asking for the lines
+ * during the score tiles instead made it slower (94-101 ms). 16 lines measured best in both
+ * (1M x 64 float64, k = 10, into L1: 83 ms without, 68 ms with 16, 70-77 ms with 4, 8, 24,
+ * 32 or 64; into L2 at 2M x 64: 60 ms with 16, 62 with 32, 74-83 with 4 or 8, 81 with 64). */
 #define FGD_AHEAD_LINES 16
 static inline void fgd_prefetch(const void *p, ptrdiff_t bytes)
 {
     const char *c = (const char *)p;
 #if defined(__GNUC__)
     for (ptrdiff_t off = 0; off < bytes; off += 64)
-        __builtin_prefetch(c + off, 0, 3);
+        __builtin_prefetch(c + off, 0, 2);
 #else
     (void)c;
     (void)bytes;

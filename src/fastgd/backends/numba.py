@@ -43,8 +43,11 @@ SMALL_D = _config.CPU_SMALL_D
 #: Cache lines of the next block of rows the softmax kernel asks for per class while it
 #: adds up the current block's gradient, so that reading X from memory overlaps that
 #: arithmetic (1M x 64 float64, k = 10: 85 ms with none, 69 ms with 4; 73-80 with 1, 2
-#: or 8, measured in one process). The Cython kernel has its own (kernels/fastgd_tiles.h).
-AHEAD_LINES = 4
+#: or 8, measured in one process, when the lines were asked into the L1 cache). Since they
+#: are asked into L2 (see _prefetch), 8 measured best (2M x 64, k = 10, in one process:
+#: float64 111-114 ms against 120-125 with 4, 119-138 with 2, 16 or 32). The Cython
+#: kernel has its own (kernels/fastgd_tiles.h).
+AHEAD_LINES = 8
 #: Rows whose log1p terms the unweighted logistic kernel multiplies before taking a
 #: logarithm (factors in [1, 2]: a product of 512 is at most 2**512 = 1.3e154).
 PRODUCT_ROWS = 512
@@ -57,8 +60,14 @@ _ONE_F32 = np.float32(1.0)
 
 @intrinsic
 def _prefetch(typingctx, arr, offset):
-    """Hint: fetch the cache line holding ``arr.flat[offset]`` (LLVM's prefetch; it never
-    faults and changes no result)."""
+    """Hint: fetch the cache line holding ``arr.flat[offset]`` into the L2 cache (LLVM's
+    prefetch with locality 2, x86 ``prefetcht1``; it never faults and changes no result).
+
+    Into L2, not L1 (the likely cause: lines asked into L1 hold the core's few L1 miss
+    buffers until they arrive from memory, and the gradient tiles' own loads wait behind
+    them); the score tiles read the block from L2 a moment later. 2M x 64, k = 10, the kernels'
+    prefetch into L2 against L1, alternating processes: numba float64 111-114 against
+    117-121 ms, float32 78-79 against 84-86 ms."""
     if not isinstance(arr, types.Array) or not isinstance(offset, types.Integer):
         return None
 
@@ -71,7 +80,7 @@ def _prefetch(typingctx, arr, offset):
         ptr = builder.gep(builder.bitcast(data, i8p), [builder.mul(offset, offset.type(itemsize))])
         fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
         fn = builder.module.declare_intrinsic("llvm.prefetch", [i8p], fnty=fnty)
-        builder.call(fn, [ptr, i32(0), i32(3), i32(1)])  # read, keep in all caches, data
+        builder.call(fn, [ptr, i32(0), i32(2), i32(1)])  # read, locality 2 (L2), data
         return context.get_dummy_value()
 
     return types.void(arr, offset), codegen
