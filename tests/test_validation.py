@@ -124,3 +124,57 @@ def test_nan_or_inf_anywhere_in_X_is_named_on_every_cpu_backend(problem):
         if name in fastgd.available_backends():
             with pytest.raises(ValueError, match=message):
                 fastgd.loss_grad(X, y, w, b, loss=loss, sample_weight=sw, backend=name)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint16, np.int32, np.int64, np.uint64, np.float32, np.float64])
+def test_softmax_labels_of_any_integral_dtype(dtype):
+    X, y, w = good("softmax", n=7)
+    expected = fastgd.loss_grad(X, y.astype(np.intp), w + 0.1, np.zeros(3), loss="softmax", backend="numpy")
+    got = fastgd.loss_grad(X, y.astype(dtype), w + 0.1, np.zeros(3), loss="softmax", backend="numpy")
+    assert got[0] == expected[0]
+    np.testing.assert_array_equal(got[1], expected[1])
+
+
+def test_softmax_intp_labels_are_not_copied():
+    from fastgd import _validate
+
+    y = np.arange(10) % 3
+    labels = _validate.check_targets(y, "softmax", 10, np.float64, 3)
+    assert labels.dtype == np.intp and np.shares_memory(labels, y)
+    strided = _validate.check_targets(np.repeat(y, 2)[::2], "softmax", 10, np.float64, 3)
+    assert strided.flags.c_contiguous
+    np.testing.assert_array_equal(strided, y)
+
+
+@pytest.mark.parametrize(
+    "y, message",
+    [
+        (np.array([0, 1, 2**63 + 5, 0], dtype=np.uint64), r"found labels from 0 to 9223372036854775813"),
+        (np.array([0, 1, -3, 2], dtype=np.int8), "found label -3"),
+        (np.array([0, 1, np.inf, 2]), "y contains NaN or infinity"),
+    ],
+)
+def test_softmax_labels_out_of_range(y, message):
+    X = np.ones((4, 2))
+    with pytest.raises(ValueError, match=message):
+        fastgd.loss_grad(X, y, np.zeros((2, 3)), np.zeros(3), loss="softmax", backend="numpy")
+
+
+def test_softmax_huge_labels_without_known_classes():
+    from fastgd import _validate
+
+    y = np.array([0, 2**63 + 5], dtype=np.uint64)
+    with pytest.raises(ValueError, match="found label 9223372036854775813"):
+        _validate.check_targets(y, "softmax", 2, np.float64)
+
+
+@pytest.mark.parametrize("bad", [0.5, np.nan, np.inf, -1.0, 2.0])
+def test_logistic_target_error_names_value_and_index_past_first_chunk(bad):
+    from fastgd import _validate
+
+    n = 2 * _validate._BINARY_CHUNK + 7
+    y = (np.arange(n) % 2).astype(float)
+    at = _validate._BINARY_CHUNK + 3
+    y[at] = bad
+    with pytest.raises(ValueError, match=rf"needs y in \{{0, 1\}}, found {float(bad)!r} at index {at}$"):
+        fastgd.loss_grad(np.ones((n, 1)), y, np.zeros(1), loss="logistic", backend="numpy")
