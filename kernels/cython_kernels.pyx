@@ -353,7 +353,7 @@ cdef extern from "fastgd_tiles.h" nogil:
     void fgd_class_scores_d(const double* X, const double* Wt, const double* b, Py_ssize_t m,
                             Py_ssize_t d, Py_ssize_t k, Py_ssize_t ldz, double* ZT)
     void fgd_class_scores_f(const float* X, const float* Wt, const double* b, Py_ssize_t m,
-                            Py_ssize_t d, Py_ssize_t k, Py_ssize_t ldz, double* ZT)
+                            Py_ssize_t d, Py_ssize_t k, Py_ssize_t ldz, float* ZT)
     void fgd_class_accumulate_d(const double* X, const double* RT, Py_ssize_t m, Py_ssize_t d,
                                 Py_ssize_t k, Py_ssize_t ldr, double* Gb, const void* ahead,
                                 Py_ssize_t ahead_bytes)
@@ -369,22 +369,22 @@ cdef void _softmax_chunk(
 ) noexcept nogil:
     """Rows lo..hi in blocks: class scores (fastgd_tiles.h), then the softmax steps with
     the scores stored class-major (ZT[q * block + i]) so that each loop runs over the
-    block's rows and vectorises: row maxima, exponentials, sums, residuals p - onehot;
-    then the residuals times the block's rows into G (k, d). Without sample weights a
-    block's log-sum-exps are one logarithm of a product."""
+    block's rows and vectorises: row maxima, exponentials, sums, residuals p - onehot, in
+    place; then the residuals times the block's rows into G (k, d). The steps run in X's
+    dtype (float32 data: a float32 exponential, sixteen lanes; the loss and the sums of
+    residuals are added up in float64). Without sample weights a block's log-sum-exps are
+    one logarithm of a product."""
     cdef Py_ssize_t start, m, i, q, j, ahead
     cdef double s, prod
     cdef double acc_loss = 0.0
     # Separate allocations: gcc then knows that they do not overlap, and vectorises.
-    cdef double* ZT = <double*> malloc(block * k * sizeof(double))
-    cdef double* top = <double*> malloc(block * sizeof(double))
-    cdef double* sum_e = <double*> malloc(block * sizeof(double))
-    cdef double* scale = <double*> malloc(block * sizeof(double))
-    cdef double* wt = <double*> malloc(block * sizeof(double))
-    cdef double* zq
-    cdef floating* RT = <floating*> malloc((block + d) * k * sizeof(floating))
-    cdef floating* Gb = RT + block * k  # float32 only
-    cdef floating* rq
+    cdef floating* ZT = <floating*> malloc(block * k * sizeof(floating))
+    cdef floating* top = <floating*> malloc(block * sizeof(floating))
+    cdef floating* sum_e = <floating*> malloc(block * sizeof(floating))
+    cdef floating* scale = <floating*> malloc(block * sizeof(floating))
+    cdef floating* wt = <floating*> malloc(block * sizeof(floating))
+    cdef floating* zq
+    cdef floating* Gb = <floating*> malloc(k * d * sizeof(floating))  # float32 only
     for i in range(k * d):
         Gb[i] = 0
     start = lo
@@ -402,16 +402,21 @@ cdef void _softmax_chunk(
             for i in range(m):
                 top[i] = zq[i] if zq[i] > top[i] else top[i]
         for i in range(m):
-            acc_loss -= wt[i] * (ZT[y[start + i] * block + i] - top[i])
+            acc_loss -= <double>wt[i] * <double>(ZT[y[start + i] * block + i] - top[i])
             sum_e[i] = 0.0
         for q in range(k):
             zq = ZT + q * block
-            for i in range(m):
-                zq[i] = fgd_exp_nonpositive(zq[i] - top[i])
-                sum_e[i] += zq[i]
+            if floating is double:
+                for i in range(m):
+                    zq[i] = fgd_exp_nonpositive(zq[i] - top[i])
+                    sum_e[i] += zq[i]
+            else:
+                for i in range(m):
+                    zq[i] = fgd_expf_nonpositive(zq[i] - top[i])
+                    sum_e[i] += zq[i]
         if has_sw:
             for i in range(m):
-                acc_loss += wt[i] * log(sum_e[i])
+                acc_loss += <double>wt[i] * log(<double>sum_e[i])
         else:
             prod = 1.0
             for i in range(m):
@@ -430,17 +435,15 @@ cdef void _softmax_chunk(
             ZT[y[start + i] * block + i] -= wt[i]
         for q in range(k):
             zq = ZT + q * block
-            rq = RT + q * block
             s = 0.0
             for i in range(m):
                 s += zq[i]
-                rq[i] = <floating>zq[i]
             r_sum[q] += s
         ahead = min(block, hi - start - m) * d * <Py_ssize_t>sizeof(floating)  # next block
         if floating is double:  # straight into the float64 G
-            fgd_class_accumulate_d(X + start * d, RT, m, d, k, block, G, X + (start + m) * d, ahead)
+            fgd_class_accumulate_d(X + start * d, ZT, m, d, k, block, G, X + (start + m) * d, ahead)
         else:  # float32 sums span one block, then go into G
-            fgd_class_accumulate_f(X + start * d, RT, m, d, k, block, Gb, X + (start + m) * d, ahead)
+            fgd_class_accumulate_f(X + start * d, ZT, m, d, k, block, Gb, X + (start + m) * d, ahead)
             for j in range(k * d):
                 G[j] += Gb[j]
                 Gb[j] = 0
@@ -450,7 +453,7 @@ cdef void _softmax_chunk(
     free(sum_e)
     free(scale)
     free(wt)
-    free(RT)
+    free(Gb)
     loss_sum[0] = acc_loss
 
 

@@ -6,10 +6,11 @@ typedef FGD_T FGD_NAME(fgd_vec) __attribute__((vector_size(FGD_VEC_BYTES)));
 #endif
 
 /* ZT[q * ldz + i] = X[i] . Wt[q] + b[q] for i < m, q < k; X (m, d) and Wt (k, d) row-major.
- * The dot products are summed in FGD_T, the scores stored as double. */
+ * The dot products are summed in FGD_T, the bias added in double, the scores stored in
+ * FGD_T (the softmax steps that follow run in X's dtype). */
 FGD_SCORES_ATTR static void FGD_NAME(fgd_class_scores)(
     const FGD_T *restrict X, const FGD_T *restrict Wt, const double *restrict b,
-    ptrdiff_t m, ptrdiff_t d, ptrdiff_t k, ptrdiff_t ldz, double *restrict ZT)
+    ptrdiff_t m, ptrdiff_t d, ptrdiff_t k, ptrdiff_t ldz, FGD_T *restrict ZT)
 {
     ptrdiff_t i = 0, q, j;
     for (; i + 4 <= m; i += 4) {
@@ -54,7 +55,7 @@ FGD_SCORES_ATTR static void FGD_NAME(fgd_class_scores)(
                 a20 += v2 * u0; a21 += v2 * u1; a22 += v2 * u2; a23 += v2 * u3;
                 a30 += v3 * u0; a31 += v3 * u1; a32 += v3 * u2; a33 += v3 * u3;
             }
-            double *z0 = ZT + q * ldz + i, *z1 = z0 + ldz, *z2 = z1 + ldz, *z3 = z2 + ldz;
+            FGD_T *z0 = ZT + q * ldz + i, *z1 = z0 + ldz, *z2 = z1 + ldz, *z3 = z2 + ldz;
             z0[0] = a00 + b[q]; z0[1] = a10 + b[q]; z0[2] = a20 + b[q]; z0[3] = a30 + b[q];
             z1[0] = a01 + b[q + 1]; z1[1] = a11 + b[q + 1]; z1[2] = a21 + b[q + 1]; z1[3] = a31 + b[q + 1];
             z2[0] = a02 + b[q + 2]; z2[1] = a12 + b[q + 2]; z2[2] = a22 + b[q + 2]; z2[3] = a32 + b[q + 2];
@@ -67,7 +68,7 @@ FGD_SCORES_ATTR static void FGD_NAME(fgd_class_scores)(
                 FGD_T u = w0[j];
                 a0 += x0[j] * u; a1 += x1[j] * u; a2 += x2[j] * u; a3 += x3[j] * u;
             }
-            double *z = ZT + q * ldz + i;
+            FGD_T *z = ZT + q * ldz + i;
             z[0] = a0 + b[q]; z[1] = a1 + b[q]; z[2] = a2 + b[q]; z[3] = a3 + b[q];
         }
     }

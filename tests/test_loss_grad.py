@@ -177,6 +177,31 @@ def test_logistic_loss_over_many_rows_in_closed_form(backend, n, d, rng):
     assert_matches_naive(result, X, y, w, 0.5, "logistic", None, RTOL[np.float64])
 
 
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_float32_softmax_with_far_apart_scores(backend, weighted, rng):
+    """float32 softmax (whose CPU softmax steps run in float32): scores hundreds apart, so
+    that most exponentials fall below the float32 range, still give the loss and gradient
+    of float64 arithmetic on the same values, within float32 roundings."""
+    n, d, k = (300, 5, 7) if backend == "cuda" else (5_000, 5, 7)
+    X = rng.normal(size=(n, d)).astype(np.float32)
+    W = (rng.normal(size=(d, k)) * 60).astype(np.float32)
+    b = np.linspace(-100, 100, k).astype(np.float32)
+    y = rng.integers(0, k, n)
+    sw = rng.uniform(0.5, 2.0, n).astype(np.float32) if weighted else None
+    v32, g32, gb32 = fastgd.loss_grad(X, y, W, b, loss="softmax", sample_weight=sw, backend=backend)
+    v64, g64, gb64 = naive_loss_grad(
+        X.astype(np.float64),
+        y,
+        W.astype(np.float64),
+        b.astype(np.float64),
+        "softmax",
+        None if sw is None else sw.astype(np.float64),
+    )[:3]
+    assert v32 == pytest.approx(v64, rel=1e-5)
+    np.testing.assert_allclose(g32, g64, rtol=1e-5, atol=1e-5 * np.abs(g64).max())
+    np.testing.assert_allclose(gb32, gb64, rtol=1e-5, atol=1e-5 * np.abs(gb64).max())
+
+
 @pytest.mark.parametrize("weighted", [True, False], ids=["weighted", "unweighted"])
 @pytest.mark.parametrize("d", [1, 4])
 @pytest.mark.parametrize("loss", LOSSES)

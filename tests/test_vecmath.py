@@ -2,6 +2,7 @@
 
 import numba
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -10,6 +11,7 @@ from fastgd.backends._vecmath import (
     EXP_MIN,
     EXP_MIN_F32,
     exp_nonpositive,
+    exp_nonpositive_as,
     exp_nonpositive_f32,
     log1p_unit,
 )
@@ -70,3 +72,27 @@ def test_log1p_unit_is_accurate_on_zero_one():
 def test_exp_nonpositive_property(v):
     want = float(np.exp(np.longdouble(max(v, EXP_MIN))))
     assert abs(_exp([v])[0] - want) <= 1e-15 * want
+
+
+_exp_as_array = numba.njit(fastmath=set(NUMBA_FASTMATH))(
+    lambda x: np.array([exp_nonpositive_as(v) for v in x])
+)
+
+
+def test_exp_nonpositive_as_follows_the_argument_dtype():
+    """The softmax kernels' exponential: float32 arithmetic for float32 scores (the same
+    bits as exp_nonpositive_f32), float64 for float64 (the same bits as exp_nonpositive)."""
+    x = -np.linspace(0.0, 80.0, 10_001)
+    got32 = _exp_as_array(x.astype(np.float32))
+    assert got32.dtype == np.float32
+    np.testing.assert_array_equal(got32, _expf_array(x.astype(np.float32)))
+    got64 = _exp_as_array(x)
+    assert got64.dtype == np.float64
+    np.testing.assert_array_equal(got64, _exp(x))
+    want = _exp(x.astype(np.float32).astype(np.float64))  # exp of the same float32 values
+    assert np.max(np.abs(got32 - want) / want) < 5e-7  # within a few float32 roundings
+
+
+def test_exp_nonpositive_as_is_not_callable_from_python():
+    with pytest.raises(TypeError, match="Numba-compiled kernels only"):
+        exp_nonpositive_as(-1.0)

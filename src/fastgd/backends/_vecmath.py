@@ -10,6 +10,7 @@ to a few units in the last place of float64 there (``tests/test_vecmath.py``):
 - :func:`exp_nonpositive` -- ``exp(x)`` for ``x <= 0`` (arguments are ``-|z|`` or
   ``z - max(z)``, so results lie in ``(0, 1]`` and never overflow), one value at a time
   inside a kernel's loop; :func:`exp_nonpositive_f32` the same in float32 arithmetic;
+  :func:`exp_nonpositive_as` picks one of the two by the argument's dtype;
 - :func:`log1p_unit` -- ``log(1 + e)`` for ``0 <= e <= 1``.
 
 The Cython kernels implement the same formulas in C (``kernels/fastgd_vecmath.h``).
@@ -25,7 +26,7 @@ import numba
 import numpy as np
 from llvmlite import ir
 from numba.core import types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 #: ln 2 split in a high part with trailing zero bits (k * LN2_HI is exact for |k| < 2**11)
 #: and the rest.
@@ -123,6 +124,20 @@ def exp_nonpositive_f32(v):
     p = p * r + _ONE_F32
     p = p * r + _ONE_F32
     return p * _float_from_bits(np.int32((np.int64(k) + 127) << 23))
+
+
+def exp_nonpositive_as(v):
+    """``exp(v)`` for ``v <= 0`` in v's own precision: :func:`exp_nonpositive_f32` for a
+    float32 ``v``, :func:`exp_nonpositive` otherwise, chosen when the calling kernel is
+    compiled. Callable from compiled code only."""
+    raise TypeError("exp_nonpositive_as is for Numba-compiled kernels only")
+
+
+@overload(exp_nonpositive_as)
+def _exp_nonpositive_as(v):
+    if v == types.float32:
+        return lambda v: exp_nonpositive_f32(v)
+    return lambda v: exp_nonpositive(v)
 
 
 @numba.njit(cache=True, fastmath=_MATH, inline="always")

@@ -21,7 +21,7 @@ from .. import _config
 from .._config import LOSSES, MSE, NUMBA_FASTMATH
 from . import _csr, _sums
 from ._rowmath import scalar_loss_dz
-from ._vecmath import exp_nonpositive, exp_nonpositive_f32, log1p_unit
+from ._vecmath import exp_nonpositive, exp_nonpositive_as, exp_nonpositive_f32, log1p_unit
 
 # Row length of the per-thread float64 sum buffers: padded so that two threads' rows never
 # share a cache line (_sums.padded_width).
@@ -436,7 +436,7 @@ def _scalar_loss_grad(X, y, w, b, sw, loss_code, zero, n_chunks, block, four_row
 
 @numba.njit(cache=True, fastmath=_FASTMATH)
 def _block_class_scores(X, Wt, b, zero, start, m, ZT):
-    """ZT[q, i] = X[start + i] . Wt[q] + b[q] for i < m (class-major).
+    """ZT[q, i] = X[start + i] . Wt[q] + b[q] for i < m (class-major), stored in ZT's dtype.
 
     Tiles of four rows by four classes: per step along d, eight loads feed sixteen
     multiply-adds (a four-row, one-class tile needs five loads for four), so the loop is
@@ -601,9 +601,11 @@ def _softmax_loss_grad(X, y, Wt, b, sw, zero, n_chunks, block, ahead_lines):
     Returns (sum s l, sum s (p - onehot) x^T as (k, d), sum s (p - onehot) of shape (k,)),
     float64. Blocks of rows as in _scalar_loss_grad. The block's scores are stored
     class-major (ZT[q, i]), so each softmax step loops over the block's rows and
-    vectorises. A sample's loss is ``log(sum_q e^(z_q - max z)) - (z_y - max z)``; without
-    sample weights the logarithms of a block's rows are taken as one logarithm of their
-    product (each factor lies in [1, k]; the product is flushed before it could overflow).
+    vectorises; they turn into the residuals in place. The steps run in X's dtype (float32
+    data: a float32 exponential, sixteen lanes), the loss and residual sums in float64.
+    A sample's loss is ``log(sum_q e^(z_q - max z)) - (z_y - max z)``; without sample
+    weights the logarithms of a block's rows are taken as one logarithm of their product
+    (each factor lies in [1, k]; the product is flushed before it could overflow).
     """
     n, d = X.shape
     k = Wt.shape[0]
@@ -615,11 +617,10 @@ def _softmax_loss_grad(X, y, Wt, b, sw, zero, n_chunks, block, ahead_lines):
     for c in numba.prange(n_chunks):
         G = grads[c, : k * d].reshape((k, d))
         Gb = np.zeros((k, d), X.dtype)
-        ZT = np.empty((k, block))
-        RT = np.empty((k, block), X.dtype)
-        top = np.empty(block)
-        sum_e = np.empty(block)
-        wt = np.ones(block)
+        ZT = np.empty((k, block), X.dtype)
+        top = np.empty(block, X.dtype)
+        sum_e = np.empty(block, X.dtype)
+        wt = np.ones(block, X.dtype)
         rs = np.zeros(k)
         loss_sum = 0.0
         stop = min(n, (c + 1) * chunk)
@@ -630,29 +631,29 @@ def _softmax_loss_grad(X, y, Wt, b, sw, zero, n_chunks, block, ahead_lines):
             if has_sw:
                 sb = sw[start : start + m]
                 for i in range(m):
-                    wt[i] = np.float64(sb[i])
+                    wt[i] = sb[i]
             # Two-dimensional indexing (no row views): a view made in a loop costs a
             # reference count increment and decrement each time.
             for i in range(m):
                 top[i] = ZT[0, i]
-                sum_e[i] = 0.0
+                sum_e[i] = 0
             for q in range(1, k):
                 for i in range(m):
                     top[i] = max(top[i], ZT[q, i])
             for i in range(m):
-                loss_sum -= wt[i] * (ZT[yb[i], i] - top[i])
+                loss_sum -= np.float64(wt[i]) * np.float64(ZT[yb[i], i] - top[i])
             for q in range(k):
                 for i in range(m):
-                    e = exp_nonpositive(ZT[q, i] - top[i])
+                    e = exp_nonpositive_as(ZT[q, i] - top[i])
                     ZT[q, i] = e
                     sum_e[i] += e
             if has_sw:
                 for i in range(m):
-                    loss_sum += wt[i] * math.log(sum_e[i])
+                    loss_sum += np.float64(wt[i]) * math.log(np.float64(sum_e[i]))
             else:
                 prod = 1.0
                 for i in range(m):
-                    prod *= sum_e[i]
+                    prod *= np.float64(sum_e[i])
                     if prod > 1e280:  # only for huge k: keep the product finite
                         loss_sum += math.log(prod)
                         prod = 1.0
@@ -667,10 +668,9 @@ def _softmax_loss_grad(X, y, Wt, b, sw, zero, n_chunks, block, ahead_lines):
             for q in range(k):
                 acc = 0.0
                 for i in range(m):
-                    acc += ZT[q, i]
-                    RT[q, i] = ZT[q, i]
+                    acc += np.float64(ZT[q, i])
                 rs[q] += acc
-            _block_class_accumulate(X, RT, start, m, G, Gb, min(block, stop - start - m) * d, ahead_lines)
+            _block_class_accumulate(X, ZT, start, m, G, Gb, min(block, stop - start - m) * d, ahead_lines)
         losses[c] = loss_sum
         for q in range(k):
             r_sums[c, q] = rs[q]
