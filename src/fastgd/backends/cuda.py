@@ -524,6 +524,18 @@ def _tile_gradients(tile, rs, rows, d, k, in_regs, entry, share, shares, part_g)
 
 
 @cuda.jit(device=True)
+def _tiles_shared(tile_rows, d, k):
+    """The block's shared memory as (tile, rs, wsh, red): tile_rows rows of X (as
+    float64), their k residuals each, the d * k coefficients, and the rest for the block
+    sums (2 * tpb values)."""
+    sm = cuda.shared.array(0, numba.float64)
+    at_rs = tile_rows * d
+    at_w = at_rs + tile_rows * k
+    at_red = at_w + d * k
+    return sm[:at_rs], sm[at_rs:at_w], sm[at_w:at_red], sm[at_red:]
+
+
+@cuda.jit(device=True)
 def _tiles_begin(d, width, part_g):
     """(shares, share, entry, in_regs) of this thread; zeroes part_g[block] when the
     gradient is accumulated there (width > tpb)."""
@@ -577,11 +589,7 @@ def _loss_grad_tiles(Xf, d, y, w, b, sw, has_sw, loss_code, group, tile_rows, pa
     blk = cuda.blockIdx.x
     slots, slot, lane, mask = _lane_geometry(group)
     width = d + 1
-    sm = cuda.shared.array(0, numba.float64)
-    tile = sm[: tile_rows * d]
-    rs = sm[tile_rows * d : tile_rows * width]
-    wsh = sm[tile_rows * width : tile_rows * width + d]
-    red = sm[tile_rows * width + d :]
+    tile, rs, wsh, red = _tiles_shared(tile_rows, d, 1)
     for j in range(t, d, tpb):
         wsh[j] = _f64(w[j])
     shares, share, entry, in_regs = _tiles_begin(d, width, part_g)
@@ -631,11 +639,7 @@ def _softmax_tiles(Xf, d, y, W, b, sw, has_sw, group, tile_rows, part_g, part_lw
     blk = cuda.blockIdx.x
     slots, slot, lane, mask = _lane_geometry(group)
     width = k * (d + 1)
-    sm = cuda.shared.array(0, numba.float64)
-    tile = sm[: tile_rows * d]
-    rs = sm[tile_rows * d : tile_rows * (d + k)]
-    wsh = sm[tile_rows * (d + k) : tile_rows * (d + k) + d * k]
-    red = sm[tile_rows * (d + k) + d * k :]
+    tile, rs, wsh, red = _tiles_shared(tile_rows, d, k)
     for j in range(t, d, tpb):
         for c in range(k):
             wsh[j * k + c] = _f64(W[j, c])
