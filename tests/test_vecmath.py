@@ -30,7 +30,7 @@ def test_exp_nonpositive_is_accurate_over_its_whole_range():
     x = -np.concatenate([np.linspace(0.0, -EXP_MIN, 400_001), np.geomspace(1e-300, 1.0, 1001), [0.0, 5e-324]])
     got = _exp(x)
     want = np.exp(x.astype(np.longdouble))
-    assert np.max(np.abs(got - want) / want) < 1e-15
+    assert np.max(np.abs(got - want) / want) < 2e-16  # 1.44e-16 measured
     assert got[-2] == 1.0  # exp(0) exactly
 
 
@@ -71,7 +71,7 @@ def test_log1p_unit_is_accurate_on_zero_one():
 @given(st.floats(min_value=-745.0, max_value=0.0))
 def test_exp_nonpositive_property(v):
     want = float(np.exp(np.longdouble(max(v, EXP_MIN))))
-    assert abs(_exp([v])[0] - want) <= 1e-15 * want
+    assert abs(_exp([v])[0] - want) <= 2e-16 * want
 
 
 _exp_as_array = numba.njit(fastmath=set(NUMBA_FASTMATH))(

@@ -3,7 +3,7 @@
 ``math.exp`` and ``math.log1p`` compile to calls into the C maths library, and a loop
 with a call in it is not vectorised: at one scalar call per sample, the logistic and
 softmax kernels were bound by these calls, not by reading X. The functions here use only
-multiplies, adds, ``floor`` and an integer shift, so LLVM turns a loop over a block of
+multiply-adds, a compare and an integer add and shift, so LLVM turns a loop over a block of
 samples into SIMD code. They cover exactly the ranges the kernels need and are accurate
 to a few units in the last place of float64 there (``tests/test_vecmath.py``):
 
@@ -20,8 +20,6 @@ These functions are compiled with ``contract`` (fused multiply-add) only, never 
 ``(x - k ln2_hi) - k ln2_lo`` into one product and lose the digits it exists to keep.
 """
 
-import math
-
 import numba
 import numpy as np
 from llvmlite import ir
@@ -35,6 +33,9 @@ LN2_LO = 1.90821492927058770002e-10
 INV_LN2 = 1.44269504088896338700e00
 #: Below this, exp(x) < 2.3e-308: clamped so 2**k stays a normal float64.
 EXP_MIN = -708.0
+#: 1.5 * 2**52: ``v / ln2 + ROUND_MAGIC`` rounds to the nearest integer k and holds k in
+#: the low mantissa bits, so neither ``floor`` nor a float-to-integer conversion is needed.
+ROUND_MAGIC = 6755399441055744.0
 
 #: The float32 counterparts (k * LN2_HI_F32 is exact for |k| < 2**9); below EXP_MIN_F32,
 #: 2**k would leave the normal float32 range. float32 globals stay float32 in the kernels.
@@ -42,39 +43,48 @@ LN2_HI_F32 = np.float32(6.93145751953125e-01)
 LN2_LO_F32 = np.float32(1.42860682030941723212e-06)
 INV_LN2_F32 = np.float32(1.44269504088896341)
 EXP_MIN_F32 = np.float32(-87.0)
-_HALF_F32 = np.float32(0.5)
+ROUND_MAGIC_F32 = np.float32(12582912.0)  # 1.5 * 2**23
 _ONE_F32 = np.float32(1.0)
-#: 1/7!, ..., 1/2! as float32 (1/1! and 1/0! are _ONE_F32).
-_EXP_TAYLOR_F32 = tuple(np.float32(1.0 / math.factorial(i)) for i in range(7, 1, -1))
+
+#: exp(r) ~ 1 + r + r**2 q(r) for |r| <= ln(2)/2, q fitted on Chebyshev nodes (highest
+#: degree first). float64: q of degree 9, relative error 1.6e-17 with these float64
+#: coefficients (the degree-12 Taylor polynomial it replaced: 2.3e-16). float32: q of
+#: degree 4, 1.1e-8. kernels/fastgd_vecmath.h holds the same numbers.
+EXP_Q = (
+    2.510038549551032e-08,
+    2.7620088445409746e-07,
+    2.7557268459997064e-06,
+    2.4801521295954376e-05,
+    0.00019841269863053618,
+    0.0013888888917213717,
+    0.008333333333330062,
+    0.04166666666662413,
+    0.16666666666666669,
+    0.5000000000000001,
+)
+EXP_Q_F32 = tuple(
+    np.float32(c)
+    for c in (0.0013926184037700295, 0.008363178931176662, 0.041666556149721146, 0.16666576266288757, 0.5)
+)
 
 _MATH = {"contract"}
 
 
 @numba.njit(cache=True, fastmath=_MATH, inline="always")
 def _exp_reduced(r):
-    """exp(r) for |r| <= ln(2)/2: Taylor polynomial of degree 12 (error < 3e-16)."""
-    p = 2.08767569878680989792e-09  # 1/12!
-    p = p * r + 2.50521083854417187751e-08  # 1/11!
-    p = p * r + 2.75573192239858906526e-07  # 1/10!
-    p = p * r + 2.75573192239858906526e-06  # 1/9!
-    p = p * r + 2.48015873015873015873e-05  # 1/8!
-    p = p * r + 1.98412698412698412698e-04  # 1/7!
-    p = p * r + 1.38888888888888888889e-03  # 1/6!
-    p = p * r + 8.33333333333333333333e-03  # 1/5!
-    p = p * r + 4.16666666666666666667e-02  # 1/4!
-    p = p * r + 1.66666666666666666667e-01  # 1/3!
-    p = p * r + 0.5
+    """exp(r) for |r| <= ln(2)/2: 1 + r + r**2 q(r) with q = EXP_Q (error < 2e-17)."""
+    c9, c8, c7, c6, c5, c4, c3, c2, c1, c0 = EXP_Q
+    p = c9 * r + c8
+    p = p * r + c7
+    p = p * r + c6
+    p = p * r + c5
+    p = p * r + c4
+    p = p * r + c3
+    p = p * r + c2
+    p = p * r + c1
+    p = p * r + c0
     p = p * r + 1.0
     return p * r + 1.0
-
-
-@numba.njit(cache=True, fastmath=_MATH, inline="always")
-def _reduce(v):
-    """(k, r) with exp(v) = 2**k exp(r), |r| <= ln(2)/2, for v <= 0; v below EXP_MIN is
-    clamped to it, and NaN stays NaN."""
-    v = v if v > EXP_MIN else (v if v != v else EXP_MIN)
-    k = math.floor(v * INV_LN2 + 0.5)
-    return k, (v - k * LN2_HI) - k * LN2_LO
 
 
 @intrinsic
@@ -92,38 +102,58 @@ def _float_from_bits(typingctx, bits):
     return result(bits), codegen
 
 
+@intrinsic
+def _bits_from_float(typingctx, value):
+    """The IEEE bits of ``value``: int64 for a float64, int32 for a float32."""
+    ints = {types.float64: (types.int64, ir.IntType(64)), types.float32: (types.int32, ir.IntType(32))}
+    if value not in ints:
+        return None
+    result, llvm_type = ints[value]
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], llvm_type)
+
+    return result(value), codegen
+
+
 @numba.njit(cache=True, fastmath=_MATH)
 def exp_nonpositive(v):
-    """``exp(v)`` for one ``v <= 0``: ``2**k exp(r)`` with ``k = round(v / ln 2)``, ``2**k``
-    assembled from its exponent bits. NaN stays NaN; below EXP_MIN it gives exp(EXP_MIN).
+    """``exp(v)`` for one ``v <= 0``: ``2**k exp(r)`` with ``k = round(v / ln 2)`` and
+    ``|r| <= ln(2)/2``, ``2**k`` assembled from its exponent bits. NaN stays NaN (it
+    compares false and flows through the polynomial); below EXP_MIN it gives exp(EXP_MIN).
 
-    Not ``inline="always"``: that would compile it with the caller's reassociating flags.
-    LLVM still inlines it (and the caller's loop vectorises), keeping these contract-only
-    flags. A loop that calls it keeps each value in registers: one pass, no scratch array
-    (this replaced an in-place array form that took two passes and int64 scratch).
+    Not ``inline="always"``: that would compile it with the caller's reassociating flags,
+    which could fold ``(v / ln 2 + ROUND_MAGIC) - ROUND_MAGIC`` or the two-part range
+    reduction. LLVM still inlines it (and the caller's loop vectorises), keeping these
+    contract-only flags. A loop that calls it keeps each value in registers: one pass, no
+    scratch array.
     """
-    k, r = _reduce(v)
-    return _exp_reduced(r) * _float_from_bits((np.int64(k) + 1023) << 52)
+    v = EXP_MIN if v < EXP_MIN else v
+    km = v * INV_LN2 + ROUND_MAGIC
+    k = km - ROUND_MAGIC
+    r = (v - k * LN2_HI) - k * LN2_LO
+    # k + 1023 (1 to 1023 here) is the low 11 bits of km's bits + 1023: 2**k's exponent.
+    return _exp_reduced(r) * _float_from_bits(((_bits_from_float(km) + 1023) & 0x7FF) << 52)
 
 
 @numba.njit(cache=True, fastmath=_MATH)
 def exp_nonpositive_f32(v):
     """``exp(v)`` for one float32 ``v <= 0`` in float32 arithmetic: the steps of
-    :func:`exp_nonpositive` with float32 constants and a Taylor polynomial of degree 7
-    (error < 6e-9 for |r| <= ln(2)/2); within 1.5 units in the last place of float32.
-    Below EXP_MIN_F32 it gives exp(-87); NaN stays NaN."""
-    v = v if v > EXP_MIN_F32 else (v if v != v else EXP_MIN_F32)
-    k = np.floor(v * INV_LN2_F32 + _HALF_F32)
+    :func:`exp_nonpositive` with float32 constants and q = EXP_Q_F32 (error < 1.1e-8 for
+    |r| <= ln(2)/2); within 1.5 units in the last place of float32. Below EXP_MIN_F32 it
+    gives exp(-87); NaN stays NaN."""
+    v = EXP_MIN_F32 if v < EXP_MIN_F32 else v
+    km = v * INV_LN2_F32 + ROUND_MAGIC_F32
+    k = km - ROUND_MAGIC_F32
     r = (v - k * LN2_HI_F32) - k * LN2_LO_F32
-    c7, c6, c5, c4, c3, c2 = _EXP_TAYLOR_F32
-    p = c7 * r + c6
-    p = p * r + c5
-    p = p * r + c4
-    p = p * r + c3
+    c4, c3, c2, c1, c0 = EXP_Q_F32
+    p = c4 * r + c3
     p = p * r + c2
+    p = p * r + c1
+    p = p * r + c0
     p = p * r + _ONE_F32
     p = p * r + _ONE_F32
-    return p * _float_from_bits(np.int32((np.int64(k) + 127) << 23))
+    return p * _float_from_bits(np.int32(((_bits_from_float(km) + 127) & 0xFF) << 23))
 
 
 def exp_nonpositive_as(v):
