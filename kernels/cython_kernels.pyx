@@ -364,16 +364,16 @@ cdef extern from "fastgd_tiles.h" nogil:
 
 cdef void _softmax_chunk(
     const floating* X, const Py_ssize_t* y, const floating* Wt, const double* b,
-    const floating* sw, bint has_sw, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t d, Py_ssize_t k,
-    Py_ssize_t block, double* G, double* r_sum, double* loss_sum,
+    const floating* sw, bint has_sw, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t d, Py_ssize_t kq,
+    Py_ssize_t k, Py_ssize_t block, double* G, double* r_sum, double* loss_sum,
 ) noexcept nogil:
-    """Rows lo..hi in blocks: class scores (fastgd_tiles.h), then the softmax steps with
-    the scores stored class-major (ZT[q * block + i]) so that each loop runs over the
-    block's rows and vectorises: row maxima, exponentials, sums, residuals p - onehot, in
-    place; then the residuals times the block's rows into G (k, d). The steps run in X's
-    dtype (float32 data: a float32 exponential, sixteen lanes; the loss and the sums of
-    residuals are added up in float64). Without sample weights a block's log-sum-exps are
-    one logarithm of a product."""
+    """Rows lo..hi in blocks: the scores of Wt's kq rows (fastgd_tiles.h; with kq = k - 1
+    the last class scores 0, see softmax_loss_grad), then the softmax steps with the
+    scores stored class-major (ZT[q * block + i]) so that each loop runs over the block's
+    rows and vectorises: row maxima, exponentials, sums, residuals p - onehot, in place;
+    then the first kq classes' residuals times the block's rows into G (kq, d). The steps run in X's dtype (float32 data: a float32 exponential,
+    sixteen lanes; the loss and the sums of residuals are added up in float64). Without
+    sample weights a block's log-sum-exps are one logarithm of a product."""
     cdef Py_ssize_t start, m, i, q, j, ahead
     cdef double s, prod
     cdef double acc_loss = 0.0
@@ -384,16 +384,20 @@ cdef void _softmax_chunk(
     cdef floating* scale = <floating*> malloc(block * sizeof(floating))
     cdef floating* wt = <floating*> malloc(block * sizeof(floating))
     cdef floating* zq
-    cdef floating* Gb = <floating*> malloc(k * d * sizeof(floating))  # float32 only
-    for i in range(k * d):
+    cdef floating* Gb = <floating*> malloc(kq * d * sizeof(floating))  # float32 only
+    cdef floating* z_last = ZT + kq * block
+    for i in range(kq * d):
         Gb[i] = 0
     start = lo
     while start < hi:
         m = min(block, hi - start)
         if floating is double:
-            fgd_class_scores_d(X + start * d, Wt, b, m, d, k, block, ZT)
+            fgd_class_scores_d(X + start * d, Wt, b, m, d, kq, block, ZT)
         else:
-            fgd_class_scores_f(X + start * d, Wt, b, m, d, k, block, ZT)
+            fgd_class_scores_f(X + start * d, Wt, b, m, d, kq, block, ZT)
+        if kq < k:  # the last class scores 0
+            for i in range(m):
+                z_last[i] = 0
         for i in range(m):
             top[i] = ZT[i]
             wt[i] = sw[start + i] if has_sw else 1.0
@@ -441,10 +445,10 @@ cdef void _softmax_chunk(
             r_sum[q] += s
         ahead = min(block, hi - start - m) * d * <Py_ssize_t>sizeof(floating)  # next block
         if floating is double:  # straight into the float64 G
-            fgd_class_accumulate_d(X + start * d, ZT, m, d, k, block, G, X + (start + m) * d, ahead)
+            fgd_class_accumulate_d(X + start * d, ZT, m, d, kq, block, G, X + (start + m) * d, ahead)
         else:  # float32 sums span one block, then go into G
-            fgd_class_accumulate_f(X + start * d, ZT, m, d, k, block, Gb, X + (start + m) * d, ahead)
-            for j in range(k * d):
+            fgd_class_accumulate_f(X + start * d, ZT, m, d, kq, block, Gb, X + (start + m) * d, ahead)
+            for j in range(kq * d):
                 G[j] += Gb[j]
                 Gb[j] = 0
         start += m
@@ -459,15 +463,18 @@ cdef void _softmax_chunk(
 
 def softmax_loss_grad(
     const floating[:, ::1] X, const Py_ssize_t[::1] y, const floating[:, ::1] Wt, const double[::1] b,
-    const floating[::1] sw, Py_ssize_t block, double[:, ::1] grads, double[:, ::1] r_sums,
-    double[::1] losses,
+    Py_ssize_t k, const floating[::1] sw, Py_ssize_t block, double[:, ::1] grads,
+    double[:, ::1] r_sums, double[::1] losses,
 ):
-    """Sums for softmax into per-thread rows: grads (T, k*d), r_sums (T, k), losses (T,).
+    """Sums for softmax over k classes into per-thread rows: grads (T, kq*d), r_sums (T, k),
+    losses (T,).
 
-    X (n, d); Wt the (k, d) coefficients, transposed so inner loops run over d; b (k,);
-    y (n,) labels; block the rows per block.
+    X (n, d); Wt (kq, d) and b (kq,) from _sums.softmax_coefficients, transposed so inner
+    loops run over d: the k classes' coefficients, or (kq = k - 1) the first k - 1 classes'
+    minus the last one's, the last class then scoring 0 (its gradient row is minus the
+    sum of the others); y (n,) labels; block the rows per block.
     """
-    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = Wt.shape[0]
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], kq = Wt.shape[0]
     cdef Py_ssize_t n_chunks = grads.shape[0]
     cdef Py_ssize_t chunk = (n + n_chunks - 1) // n_chunks
     cdef Py_ssize_t c, start, stop
@@ -478,8 +485,8 @@ def softmax_loss_grad(
             start = c * chunk
             stop = min(n, start + chunk)
             if start < stop:
-                _softmax_chunk(&X[0, 0], &y[0], &Wt[0, 0], &b[0], sw_ptr, has_sw, start, stop, d, k,
-                               block, &grads[c, 0], &r_sums[c, 0], &losses[c])
+                _softmax_chunk(&X[0, 0], &y[0], &Wt[0, 0], &b[0], sw_ptr, has_sw, start, stop, d, kq,
+                               k, block, &grads[c, 0], &r_sums[c, 0], &losses[c])
 
 
 cdef void _csr_scalar_chunk(

@@ -65,17 +65,19 @@
 #endif
 
 /* Ask for the cache lines of [p, p + bytes) ahead of use, into the L2 cache (a hint; no
- * effect on results). The gradient tiles ask for the next block of rows, FGD_AHEAD_LINES
- * lines per tile, so that its reads from memory overlap their arithmetic; asking for a
- * whole block at once stalled on the CPU's miss buffers. Locality 2 (prefetcht1), not 3;
- * the likely cause: lines asked into L1 hold the core's few L1 miss buffers until they
- * arrive from memory, and the tiles' own loads from L2 wait behind them. 2M x 64 float64, k = 10: 116/115 ->
- * 100/101 ms (float32 82/83 -> 71/73 ms), alternating builds; the products alone (a C
- * harness of the two tile functions, two threads) 74 -> 60 ms, while asking for the lines
- * during the score tiles instead made it slower (94-101 ms). 16 lines measured best in both
- * (1M x 64 float64, k = 10, into L1: 83 ms without, 68 ms with 16, 70-77 ms with 4, 8, 24,
- * 32 or 64; into L2 at 2M x 64: 60 ms with 16, 62 with 32, 74-83 with 4 or 8, 81 with 64). */
-#define FGD_AHEAD_LINES 16
+ * effect on results). The gradient tiles ask for the next block of rows while they work,
+ * each tile (and the leftover classes as one more) an equal share of four rows' lines, at
+ * most FGD_AHEAD_LINES, so the requests keep pace with the rows read whatever k is; a
+ * fixed 16 lines a tile fell behind when a block had fewer than two tiles per four rows
+ * (the two tile functions in a C harness, 2M x 64 float64, two threads: 4 classes 55-56 ->
+ * 40-44 ms, 7 classes 68 -> 51-53, 8 unchanged). Asking for a whole block at once stalled
+ * on the CPU's miss buffers. Locality 2 (prefetcht1), not 3; the likely cause: lines asked
+ * into L1 hold the core's few L1 miss buffers until they arrive from memory, and the
+ * tiles' own loads from L2 wait behind them. 2M x 64 float64, k = 10: 116/115 -> 100/101
+ * ms (float32 82/83 -> 71/73 ms), alternating builds; the products alone (the harness)
+ * 74 -> 60 ms, while asking for the lines during the score tiles instead made it slower
+ * (94-101 ms). */
+#define FGD_AHEAD_LINES 32
 static inline void fgd_prefetch(const void *p, ptrdiff_t bytes)
 {
     const char *c = (const char *)p;

@@ -90,6 +90,13 @@ FGD_ACCUMULATE_ATTR static void FGD_NAME(fgd_class_accumulate)(
 {
     ptrdiff_t i = 0, q, j;
     ptrdiff_t ahead_done = 0;
+    /* Each tile of four classes, and the leftover classes as one more, asks for an equal
+     * share of the next block's lines for four rows, so the requests keep pace with the
+     * rows read whatever k is (at most FGD_AHEAD_LINES a tile). */
+    ptrdiff_t tiles = (k + 3) / 4;
+    ptrdiff_t step = (4 * d * (ptrdiff_t)sizeof(FGD_T) + 64 * tiles - 1) / (64 * tiles) * 64;
+    if (step > FGD_AHEAD_LINES * 64)
+        step = FGD_AHEAD_LINES * 64;
     for (; i + 4 <= m; i += 4) {
         const FGD_T *x0 = X + i * d, *x1 = x0 + d, *x2 = x1 + d, *x3 = x2 + d;
         for (q = 0; q + 4 <= k; q += 4) {
@@ -99,8 +106,8 @@ FGD_ACCUMULATE_ATTR static void FGD_NAME(fgd_class_accumulate)(
             FGD_T c20 = r2[0], c21 = r2[1], c22 = r2[2], c23 = r2[3];
             FGD_T c30 = r3[0], c31 = r3[1], c32 = r3[2], c33 = r3[3];
             if (ahead_done < ahead_bytes) {
-                fgd_prefetch((const char *)ahead + ahead_done, FGD_AHEAD_LINES * 64);
-                ahead_done += FGD_AHEAD_LINES * 64;
+                fgd_prefetch((const char *)ahead + ahead_done, step);
+                ahead_done += step;
             }
             FGD_T *restrict g0 = Gb + q * d;
             FGD_T *restrict g1 = g0 + d;
@@ -130,6 +137,10 @@ FGD_ACCUMULATE_ATTR static void FGD_NAME(fgd_class_accumulate)(
                 g2[j] += (c20 * v0 + c21 * v1) + (c22 * v2 + c23 * v3);
                 g3[j] += (c30 * v0 + c31 * v1) + (c32 * v2 + c33 * v3);
             }
+        }
+        if (q < k && ahead_done < ahead_bytes) {
+            fgd_prefetch((const char *)ahead + ahead_done, step);
+            ahead_done += step;
         }
         for (; q < k; q++) {
             const FGD_T *r0 = RT + q * ldr + i;

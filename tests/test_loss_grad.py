@@ -38,14 +38,15 @@ def test_matches_independent_reference(backend, loss, dtype, weighted, intercept
     assert_matches_naive(result, X, y, w, b, loss, sw, RTOL[dtype])
 
 
-@pytest.mark.parametrize("k", [2, 5, 7, 10])
+@pytest.mark.parametrize("k", [2, 4, 5, 7, 10])
 @pytest.mark.parametrize("n,d", [(1, 1), (5, 3), (35, 9), (18, 70)], ids=lambda v: str(v))
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
 def test_softmax_tile_edges(backend, n, d, k, dtype, rng, monkeypatch):
-    """The CPU softmax kernels work in tiles of four rows by four classes: class counts with
-    one to three left over (5, 7, 10), row counts with one to three left over, several
-    blocks of rows (16 rows a block here), and widths below and above a vector; all against
-    the reference."""
+    """The CPU softmax kernels score k - 1 classes relative to the last one (k = 2, 5, 7, 10:
+    1, 4, 6, 9 score rows, with 1, 0, 2, 1 classes outside the tiles of four) or, for k a
+    multiple of four, all k classes (k = 4), in tiles of four rows by four classes; row
+    counts with one to three left over, several blocks of rows (16 rows a block here), and
+    widths below and above a vector; all against the reference."""
     if backend == "cuda" and (k, n) != (10, 35):
         pytest.skip("the simulator runs one shape here; the CUDA kernel has no tiles")
     from fastgd import _config
@@ -321,3 +322,34 @@ def test_property_cuda(problem):
     X, y, w, b, sw, loss, dtype = problem
     result = fastgd.loss_grad(X, y, w, b, loss=loss, sample_weight=sw, backend="cuda")
     assert_matches_naive(result, X, y, w, b, loss, sw, RTOL[dtype])
+
+
+def test_softmax_coefficients_score_relative_to_the_last_class(rng):
+    """The CPU kernels' softmax rows: k - 1 differences whose scores (the last class at 0)
+    give the same probabilities as the k original scores, or the k classes as they are when
+    k is a multiple of the tile's four; the gradient's missing last row is minus the sum of
+    the others."""
+    from fastgd.backends import _sums
+
+    X = rng.normal(size=(7, 6))
+    w, b = rng.normal(size=(6, 5)), rng.normal(size=5)
+    w_before, b_before = w.copy(), b.copy()
+    Wt, b_t = _sums.softmax_coefficients(w, b, np.dtype(np.float32))
+    assert Wt.shape == (4, 6) and Wt.dtype == np.float32 and Wt.flags.c_contiguous
+    assert b_t.shape == (4,) and b_t.dtype == np.float64
+    z = X @ w + b
+    z_rel = np.hstack([X @ Wt.T.astype(np.float64) + b_t, np.zeros((7, 1))])
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p_rel = np.exp(z_rel - z_rel.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(p_rel / p_rel.sum(1, keepdims=True), p / p.sum(1, keepdims=True), rtol=1e-5)
+    assert np.array_equal(w, w_before) and np.array_equal(b, b_before)
+
+    w4 = rng.normal(size=(6, 4))
+    Wt4, b_t4 = _sums.softmax_coefficients(w4, np.arange(4.0), np.dtype(np.float64))
+    assert np.array_equal(Wt4, w4.T) and np.array_equal(b_t4, np.arange(4.0))
+
+    rows = rng.normal(size=(3, 6))
+    full = _sums.softmax_gradient(rows, 4)
+    assert full.shape == (4, 6) and np.array_equal(full[:3], rows)
+    np.testing.assert_allclose(full[3], -rows.sum(axis=0))
+    assert _sums.softmax_gradient(full, 4) is full

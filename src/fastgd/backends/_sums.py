@@ -44,3 +44,39 @@ def normalised(value, grad, grad_b, total, dtype, softmax):
     if softmax:
         return value / total, grad_w, (np.asarray(grad_b) / total).astype(dtype)
     return value / total, grad_w, dtype.type(grad_b / total)
+
+
+#: Classes per register tile of the dense softmax kernels' score products
+#: (kernels/fastgd_tiles_impl.h, numba's _block_class_scores).
+SOFTMAX_TILE_CLASSES = 4
+
+
+def softmax_coefficients(w, b, dtype):
+    """(Wt, b_t): the rows of coefficients the dense softmax kernels multiply X by, (kq, d)
+    in X's dtype (transposed so the kernels' inner loops run over d), and their intercepts
+    (kq,) in float64.
+
+    Softmax probabilities and losses depend only on differences of scores, and every row's
+    residuals s (p - onehot) sum to zero over the classes. So the last class may score 0:
+    the rows are then the first k - 1 classes' coefficients minus the last one's
+    (differences taken in float64), the kernels compute k - 1 scores a row and accumulate
+    k - 1 gradient rows, and the last gradient row is minus the sum of the others
+    (:func:`softmax_gradient`); both products over X lose 1/k of their work. Where k is a
+    multiple of the tile's classes, k - 1 would leave classes outside the tiles that cost
+    more than the class saved (2M x 64 float64, k = 8, in one process: cython 65 -> 73 ms),
+    and kq = k: the coefficients as they are.
+    """
+    w64 = np.asarray(w, dtype=np.float64)
+    b64 = np.asarray(b, dtype=np.float64)
+    if w64.shape[1] % SOFTMAX_TILE_CLASSES == 0:
+        return np.ascontiguousarray(w64.T, dtype=dtype), b64.copy()
+    Wt = np.ascontiguousarray((w64[:, :-1] - w64[:, -1:]).T, dtype=dtype)
+    return Wt, b64[:-1] - b64[-1]
+
+
+def softmax_gradient(rows, k):
+    """The (k, d) gradient from the kernels' kq rows (kq, d): with kq = k - 1 the last row
+    is minus the sum of the others (see softmax_coefficients)."""
+    if rows.shape[0] == k:
+        return rows
+    return np.vstack([rows, -rows.sum(axis=0, keepdims=True)])

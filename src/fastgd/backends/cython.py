@@ -71,12 +71,13 @@ def loss_grad(X, y, w, b, loss, sample_weight):
     losses = np.zeros(n_threads)
     if loss == "softmax":
         k = w.shape[1]
-        grads = _sums.thread_rows(n_threads, k * d)
-        r_sums = _sums.thread_rows(n_threads, k)
         block = _config.cpu_block_rows(d, dtype.itemsize, by_columns=False, softmax=True)
-        Wt = np.ascontiguousarray(w.T)  # (k, d): small
-        _k.softmax_loss_grad(X, y, Wt, b.astype(np.float64), sw, block, grads, r_sums, losses)
-        grad = grads[:, : k * d].sum(axis=0).reshape(k, d).T
+        Wt, b_t = _sums.softmax_coefficients(w, b, dtype)  # (k - 1 or k, d): small
+        kq = Wt.shape[0]
+        grads = _sums.thread_rows(n_threads, kq * d)
+        r_sums = _sums.thread_rows(n_threads, k)
+        _k.softmax_loss_grad(X, y, Wt, b_t, k, sw, block, grads, r_sums, losses)
+        grad = _sums.softmax_gradient(grads[:, : kq * d].sum(axis=0).reshape(kq, d), k).T
         return _sums.normalised(losses.sum(), grad, r_sums[:, :k].sum(axis=0), total, dtype, True)
     grads = _sums.thread_rows(n_threads, d)
     dz_sums = np.zeros(n_threads)

@@ -40,14 +40,15 @@ _FASTMATH = set(NUMBA_FASTMATH)
 #: Below this many features, scores and gradients run down the columns (vectorised over
 #: rows) instead of along each row (frozen into the compiled kernels).
 SMALL_D = _config.CPU_SMALL_D
-#: Cache lines of the next block of rows the softmax kernel asks for per class while it
-#: adds up the current block's gradient, so that reading X from memory overlaps that
-#: arithmetic (1M x 64 float64, k = 10: 85 ms with none, 69 ms with 4; 73-80 with 1, 2
-#: or 8, measured in one process, when the lines were asked into the L1 cache). Since they
-#: are asked into L2 (see _prefetch), 8 measured best (2M x 64, k = 10, in one process:
-#: float64 111-114 ms against 120-125 with 4, 119-138 with 2, 16 or 32). The Cython
-#: kernel has its own (kernels/fastgd_tiles.h).
-AHEAD_LINES = 8
+#: Cache lines of the next block of rows the softmax kernel asks for per pass (two classes)
+#: at most while it adds up the current block's gradient, so that reading X from memory
+#: overlaps that arithmetic: each pass asks for an equal share of four rows' lines, up to
+#: this many. With a fixed number per pass the requests fell behind for small k (2M x 64
+#: float64, k = 4, in one process: 71 -> 47 ms with the share). The lines go into L2 (see
+#: _prefetch): a fixed 8 a pass measured best at k = 10 (111-114 ms against 120-125 with
+#: 4, 119-138 with 2, 16 or 32); the share there is 7. The Cython kernel has its own
+#: (kernels/fastgd_tiles.h).
+AHEAD_LINES = 16
 #: Rows whose log1p terms the unweighted logistic kernel multiplies before taking a
 #: logarithm (factors in [1, 2]: a product of 512 is at most 2**512 = 1.3e154).
 PRODUCT_ROWS = 512
@@ -540,6 +541,10 @@ def _block_class_accumulate(X, RT, start, m, G, Gb, ahead, ahead_lines):
     per_line = 64 // X.itemsize
     at = (start + m) * d
     end = at + ahead
+    # Each pass asks for an equal share of the next block's lines for four rows (at most
+    # ahead_lines), so the requests keep pace with the rows read whatever k is.
+    passes = (k + 1) // 2
+    lines = min(ahead_lines, (4 * d + per_line * passes - 1) // (per_line * passes))
     i = 0
     while i + 4 <= m:
         x0 = Xb[i]
@@ -548,7 +553,7 @@ def _block_class_accumulate(X, RT, start, m, G, Gb, ahead, ahead_lines):
         x3 = Xb[i + 3]
         q = 0
         while q < k:
-            for _ in range(ahead_lines):
+            for _ in range(lines):
                 if at < end:
                     _prefetch(X, at)
                     at += per_line
@@ -593,30 +598,34 @@ def _block_class_accumulate(X, RT, start, m, G, Gb, ahead, ahead_lines):
 
 
 @numba.njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def _softmax_loss_grad(X, y, Wt, b, sw, zero, n_chunks, block, ahead_lines):
-    """Loss and gradient sums for softmax.
+def _softmax_loss_grad(X, y, Wt, b, k, sw, zero, n_chunks, block, ahead_lines):
+    """Loss and gradient sums for softmax over k classes.
 
-    X (n, d); Wt (k, d), the coefficients transposed so that every inner loop runs over
-    d contiguous values; b (k,) float64; sw (n,) or (0,) in X's dtype; y (n,) int labels.
-    Returns (sum s l, sum s (p - onehot) x^T as (k, d), sum s (p - onehot) of shape (k,)),
-    float64. Blocks of rows as in _scalar_loss_grad. The block's scores are stored
-    class-major (ZT[q, i]), so each softmax step loops over the block's rows and
-    vectorises; they turn into the residuals in place. The steps run in X's dtype (float32
-    data: a float32 exponential, sixteen lanes), the loss and residual sums in float64.
-    A sample's loss is ``log(sum_q e^(z_q - max z)) - (z_y - max z)``; without sample
-    weights the logarithms of a block's rows are taken as one logarithm of their product
-    (each factor lies in [1, k]; the product is flushed before it could overflow).
+    X (n, d); Wt (kq, d) and b (kq,) float64 from _sums.softmax_coefficients, transposed so
+    that every inner loop runs over d contiguous values: the k classes' coefficients, or
+    (kq = k - 1) the first k - 1 classes' minus the last one's, the last class then scoring
+    0 and only k - 1 classes' products computed; sw (n,) or (0,) in X's dtype; y (n,) int
+    labels. Returns (sum s l, sum s (p - onehot) x^T as (k, d), sum s (p - onehot) of shape
+    (k,)), float64; with kq = k - 1 the gradient's last row is minus the sum of the others
+    (each row's residuals sum to zero over the classes). Blocks of rows as in
+    _scalar_loss_grad. The block's scores are stored class-major (ZT[q, i]), so each
+    softmax step loops over the block's rows and vectorises; they turn into the residuals
+    in place. The steps run in X's dtype (float32 data: a float32 exponential, sixteen
+    lanes), the loss and residual sums in float64. A sample's loss is
+    ``log(sum_q e^(z_q - max z)) - (z_y - max z)``; without sample weights the logarithms
+    of a block's rows are taken as one logarithm of their product (each factor lies in
+    [1, k]; the product is flushed before it could overflow).
     """
     n, d = X.shape
-    k = Wt.shape[0]
+    kq = Wt.shape[0]  # classes with a score row in Wt and a gradient row in G
     has_sw = sw.shape[0] > 0
     chunk = (n + n_chunks - 1) // n_chunks
-    grads = np.zeros((n_chunks, _padded_width(k * d)))
+    grads = np.zeros((n_chunks, _padded_width(kq * d)))
     losses = np.zeros(n_chunks)
     r_sums = np.zeros((n_chunks, k))
     for c in numba.prange(n_chunks):
-        G = grads[c, : k * d].reshape((k, d))
-        Gb = np.zeros((k, d), X.dtype)
+        G = grads[c, : kq * d].reshape((kq, d))
+        Gb = np.zeros((kq, d), X.dtype)
         ZT = np.empty((k, block), X.dtype)
         top = np.empty(block, X.dtype)
         sum_e = np.empty(block, X.dtype)
@@ -634,6 +643,9 @@ def _softmax_loss_grad(X, y, Wt, b, sw, zero, n_chunks, block, ahead_lines):
                     wt[i] = sb[i]
             # Two-dimensional indexing (no row views): a view made in a loop costs a
             # reference count increment and decrement each time.
+            for q in range(kq, k):  # the last class, when it scores 0
+                for i in range(m):
+                    ZT[q, i] = 0
             for i in range(m):
                 top[i] = ZT[0, i]
                 sum_e[i] = 0
@@ -679,8 +691,13 @@ def _softmax_loss_grad(X, y, Wt, b, sw, zero, n_chunks, block, ahead_lines):
     for c in range(n_chunks):
         for q in range(k):
             r_sum[q] += r_sums[c, q]
+        for q in range(kq):
             for j in range(d):
                 grad[q, j] += grads[c, q * d + j]
+    for q in range(kq, k):  # the last class, from the others
+        for p in range(kq):
+            for j in range(d):
+                grad[q, j] -= grad[p, j]
     return losses.sum(), grad, r_sum
 
 
@@ -823,9 +840,9 @@ def _loss_grad(X, y, w, b, loss, sample_weight):
     sw, total = _sums.weights(sample_weight, n, dtype)
     if loss == "softmax":
         block = _config.cpu_block_rows(d, dtype.itemsize, by_columns=False, softmax=True)
-        Wt = np.ascontiguousarray(w.T)  # (k, d): small
+        Wt, b_t = _sums.softmax_coefficients(w, b, dtype)  # (k - 1 or k, d): small
         value, grad_t, grad_b = _softmax_loss_grad(
-            X, y, Wt, b.astype(np.float64), sw, dtype.type(0), n_chunks, block, AHEAD_LINES
+            X, y, Wt, b_t, w.shape[1], sw, dtype.type(0), n_chunks, block, AHEAD_LINES
         )
         return _sums.normalised(value, grad_t.T, grad_b, total, dtype, True)
     block = _config.cpu_block_rows(d, dtype.itemsize, by_columns=d < SMALL_D)
