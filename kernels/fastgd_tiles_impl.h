@@ -39,6 +39,16 @@ FGD_SCORES_ATTR static void FGD_NAME(fgd_class_scores)(
                     s20 += v2 * u0; s21 += v2 * u1; s22 += v2 * u2; s23 += v2 * u3;
                     s30 += v3 * u0; s31 += v3 * u1; s32 += v3 * u2; s33 += v3 * u3;
                 }
+#if FGD_REDUCE4
+                if (j == d) {
+                    FGD_T *z0 = ZT + q * ldz + i;
+                    FGD_NAME(fgd_reduce4)(s00, s10, s20, s30, b[q], z0);
+                    FGD_NAME(fgd_reduce4)(s01, s11, s21, s31, b[q + 1], z0 + ldz);
+                    FGD_NAME(fgd_reduce4)(s02, s12, s22, s32, b[q + 2], z0 + 2 * ldz);
+                    FGD_NAME(fgd_reduce4)(s03, s13, s23, s33, b[q + 3], z0 + 3 * ldz);
+                    continue;
+                }
+#endif
                 for (int l = 0; l < L; l++) {
                     a00 += s00[l]; a01 += s01[l]; a02 += s02[l]; a03 += s03[l];
                     a10 += s10[l]; a11 += s11[l]; a12 += s12[l]; a13 += s13[l];
@@ -64,7 +74,24 @@ FGD_SCORES_ATTR static void FGD_NAME(fgd_class_scores)(
         for (; q < k; q++) {
             const FGD_T *w0 = Wt + q * d;
             FGD_T a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-            for (j = 0; j < d; j++) {
+            j = 0;
+#if FGD_REDUCE4
+            if (d % (FGD_SCORES_VEC_BYTES / sizeof(FGD_T)) == 0) {
+                typedef FGD_NAME(fgd_svec) V;
+                enum { L = sizeof(V) / sizeof(FGD_T) };
+                V s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
+                for (; j < d; j += L) {
+                    V u, v0, v1, v2, v3;
+                    memcpy(&u, w0 + j, sizeof(V));
+                    memcpy(&v0, x0 + j, sizeof(V)); memcpy(&v1, x1 + j, sizeof(V));
+                    memcpy(&v2, x2 + j, sizeof(V)); memcpy(&v3, x3 + j, sizeof(V));
+                    s0 += v0 * u; s1 += v1 * u; s2 += v2 * u; s3 += v3 * u;
+                }
+                FGD_NAME(fgd_reduce4)(s0, s1, s2, s3, b[q], ZT + q * ldz + i);
+                continue;
+            }
+#endif
+            for (; j < d; j++) {
                 FGD_T u = w0[j];
                 a0 += x0[j] * u; a1 += x1[j] * u; a2 += x2[j] * u; a3 += x3[j] * u;
             }

@@ -39,14 +39,15 @@ def test_matches_independent_reference(backend, loss, dtype, weighted, intercept
 
 
 @pytest.mark.parametrize("k", [2, 4, 5, 7, 10])
-@pytest.mark.parametrize("n,d", [(1, 1), (5, 3), (35, 9), (18, 70)], ids=lambda v: str(v))
+@pytest.mark.parametrize("n,d", [(1, 1), (5, 3), (6, 4), (35, 9), (35, 16), (18, 70)], ids=lambda v: str(v))
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
 def test_softmax_tile_edges(backend, n, d, k, dtype, rng, monkeypatch):
     """The CPU softmax kernels score k - 1 classes relative to the last one (k = 2, 5, 7, 10:
     1, 4, 6, 9 score rows, with 1, 0, 2, 1 classes outside the tiles of four) or, for k a
     multiple of four, all k classes (k = 4), in tiles of four rows by four classes; row
     counts with one to three left over, several blocks of rows (16 rows a block here), and
-    widths below and above a vector; all against the reference."""
+    widths below and above a vector, whole vectors among them (d = 4, 16: the tiles' sums
+    across lanes all at once); all against the reference."""
     if backend == "cuda" and (k, n) != (10, 35):
         pytest.skip("the simulator runs one shape here; the CUDA kernel has no tiles")
     from fastgd import _config
