@@ -40,15 +40,16 @@ _FASTMATH = set(NUMBA_FASTMATH)
 #: Below this many features, scores and gradients run down the columns (vectorised over
 #: rows) instead of along each row (frozen into the compiled kernels).
 SMALL_D = _config.CPU_SMALL_D
-#: Cache lines of the next block of rows the softmax kernel asks for per pass (two classes)
-#: at most while it adds up the current block's gradient, so that reading X from memory
-#: overlaps that arithmetic: each pass asks for an equal share of four rows' lines, up to
-#: this many. With a fixed number per pass the requests fell behind for small k (2M x 64
-#: float64, k = 4, in one process: 71 -> 47 ms with the share). The lines go into L2 (see
-#: _prefetch): a fixed 8 a pass measured best at k = 10 (111-114 ms against 120-125 with
-#: 4, 119-138 with 2, 16 or 32); the share there is 7. The Cython kernel has its own
-#: (kernels/fastgd_tiles.h).
-AHEAD_LINES = 16
+#: Cache lines of the next block of rows the softmax kernel asks for per pass (of four,
+#: two or one classes) at most while it adds up the current block's gradient, so that
+#: reading X from memory overlaps that arithmetic: each pass asks for an equal share of
+#: four rows' lines, up to this many (one pass per four rows must ask for all of them: 32
+#: lines of float64 at d = 64). With a fixed number per pass the requests fell behind for
+#: small k (2M x 64 float64, k = 4, in one process: 71 -> 47 ms with the share). The lines
+#: go into L2 (see _prefetch); at k = 10 a fixed 8 per two-class pass measured best
+#: (111-114 ms against 120-125 with 4, 119-138 with 2, 16 or 32). The Cython kernel has
+#: its own (kernels/fastgd_tiles.h).
+AHEAD_LINES = 32
 #: Rows whose log1p terms the unweighted logistic kernel multiplies before taking a
 #: logarithm (factors in [1, 2]: a product of 512 is at most 2**512 = 1.3e154).
 PRODUCT_ROWS = 512
@@ -530,66 +531,81 @@ def _block_class_accumulate(X, RT, start, m, G, Gb, ahead, ahead_lines):
     """G[q] += sum_i RT[q, i] X[start + i] for i < m; Gb (k, d) in X's dtype, as in
     _block_accumulate: four rows per pass, then Gb is added into G and zeroed.
 
-    Two classes per pass over Gb (each loaded value of X feeds two rows of Gb): 2M x 64
-    and 20k x 5000, k = 10, 7-15% faster than one class per pass, in one process. A pass
-    over four classes (as the Cython kernel does) has sixteen pairs of arrays that might
-    overlap, too many for LLVM to check at run time; it was no faster.
+    Four classes per pass over Gb while four are left (each loaded value of X feeds four
+    rows of Gb), then two, then one. Everything is indexed in two dimensions, X[row, j] and Gb[q, j]:
+    with row views (x0 = X[row], ga = Gb[q]) LLVM saw sixteen pairs of arrays that might
+    overlap, too many to check at run time, and two classes a pass was the most it
+    vectorised. 2M x 64 float64, k = 10, the tiles alone in one process: 45-46 -> 38-39 ms
+    (two classes a pass with views; one class a pass was 7-15% slower still).
     """
     d = X.shape[1]
     k = G.shape[0]
-    Xb = X[start : start + m]
     per_line = 64 // X.itemsize
     at = (start + m) * d
     end = at + ahead
     # Each pass asks for an equal share of the next block's lines for four rows (at most
     # ahead_lines), so the requests keep pace with the rows read whatever k is.
-    passes = (k + 1) // 2
+    passes = k // 4 + (k % 4 + 1) // 2
     lines = min(ahead_lines, (4 * d + per_line * passes - 1) // (per_line * passes))
     i = 0
     while i + 4 <= m:
-        x0 = Xb[i]
-        x1 = Xb[i + 1]
-        x2 = Xb[i + 2]
-        x3 = Xb[i + 3]
+        r = start + i
         q = 0
         while q < k:
             for _ in range(lines):
                 if at < end:
                     _prefetch(X, at)
                     at += per_line
-            ra = RT[q]
-            a0 = ra[i]
-            a1 = ra[i + 1]
-            a2 = ra[i + 2]
-            a3 = ra[i + 3]
-            ga = Gb[q]
-            if q + 1 < k:
-                rb = RT[q + 1]
-                c0 = rb[i]
-                c1 = rb[i + 1]
-                c2 = rb[i + 2]
-                c3 = rb[i + 3]
-                gc = Gb[q + 1]
+            a0 = RT[q, i]
+            a1 = RT[q, i + 1]
+            a2 = RT[q, i + 2]
+            a3 = RT[q, i + 3]
+            if q + 3 < k:
+                c0 = RT[q + 1, i]
+                c1 = RT[q + 1, i + 1]
+                c2 = RT[q + 1, i + 2]
+                c3 = RT[q + 1, i + 3]
+                e0 = RT[q + 2, i]
+                e1 = RT[q + 2, i + 1]
+                e2 = RT[q + 2, i + 2]
+                e3 = RT[q + 2, i + 3]
+                f0 = RT[q + 3, i]
+                f1 = RT[q + 3, i + 1]
+                f2 = RT[q + 3, i + 2]
+                f3 = RT[q + 3, i + 3]
                 for j in range(d):
-                    v0 = x0[j]
-                    v1 = x1[j]
-                    v2 = x2[j]
-                    v3 = x3[j]
-                    ga[j] += (a0 * v0 + a1 * v1) + (a2 * v2 + a3 * v3)
-                    gc[j] += (c0 * v0 + c1 * v1) + (c2 * v2 + c3 * v3)
+                    v0 = X[r, j]
+                    v1 = X[r + 1, j]
+                    v2 = X[r + 2, j]
+                    v3 = X[r + 3, j]
+                    Gb[q, j] += (a0 * v0 + a1 * v1) + (a2 * v2 + a3 * v3)
+                    Gb[q + 1, j] += (c0 * v0 + c1 * v1) + (c2 * v2 + c3 * v3)
+                    Gb[q + 2, j] += (e0 * v0 + e1 * v1) + (e2 * v2 + e3 * v3)
+                    Gb[q + 3, j] += (f0 * v0 + f1 * v1) + (f2 * v2 + f3 * v3)
+                q += 4
+            elif q + 1 < k:
+                c0 = RT[q + 1, i]
+                c1 = RT[q + 1, i + 1]
+                c2 = RT[q + 1, i + 2]
+                c3 = RT[q + 1, i + 3]
+                for j in range(d):
+                    v0 = X[r, j]
+                    v1 = X[r + 1, j]
+                    v2 = X[r + 2, j]
+                    v3 = X[r + 3, j]
+                    Gb[q, j] += (a0 * v0 + a1 * v1) + (a2 * v2 + a3 * v3)
+                    Gb[q + 1, j] += (c0 * v0 + c1 * v1) + (c2 * v2 + c3 * v3)
                 q += 2
             else:
                 for j in range(d):
-                    ga[j] += (a0 * x0[j] + a1 * x1[j]) + (a2 * x2[j] + a3 * x3[j])
+                    Gb[q, j] += (a0 * X[r, j] + a1 * X[r + 1, j]) + (a2 * X[r + 2, j] + a3 * X[r + 3, j])
                 q += 1
         i += 4
     while i < m:
-        x0 = Xb[i]
         for q in range(k):
             c0 = RT[q, i]
-            gq = Gb[q]
             for j in range(d):
-                gq[j] += c0 * x0[j]
+                Gb[q, j] += c0 * X[start + i, j]
         i += 1
     for q in range(k):
         for j in range(d):
