@@ -87,33 +87,31 @@ def _exp_reduced(r):
     return p * r + 1.0
 
 
-@intrinsic
-def _float_from_bits(typingctx, bits):
-    """The float whose IEEE bits are ``bits``: float64 from int64, float32 from int32 (a
-    register move, no memory)."""
-    floats = {types.int64: (types.float64, ir.DoubleType()), types.int32: (types.float32, ir.FloatType())}
-    if bits not in floats:
-        return None
-    result, llvm_type = floats[bits]
+def _bitcast(targets):
+    """An intrinsic that reinterprets its argument's bits (a register move, no memory):
+    ``targets`` maps an argument type to (result type, LLVM type)."""
 
-    def codegen(context, builder, sig, args):
-        return builder.bitcast(args[0], llvm_type)
+    def typer(typingctx, value):
+        if value not in targets:
+            return None
+        result, llvm_type = targets[value]
 
-    return result(bits), codegen
+        def codegen(context, builder, sig, args):
+            return builder.bitcast(args[0], llvm_type)
+
+        return result(value), codegen
+
+    return intrinsic(typer)
 
 
-@intrinsic
-def _bits_from_float(typingctx, value):
-    """The IEEE bits of ``value``: int64 for a float64, int32 for a float32."""
-    ints = {types.float64: (types.int64, ir.IntType(64)), types.float32: (types.int32, ir.IntType(32))}
-    if value not in ints:
-        return None
-    result, llvm_type = ints[value]
-
-    def codegen(context, builder, sig, args):
-        return builder.bitcast(args[0], llvm_type)
-
-    return result(value), codegen
+#: The float whose IEEE bits are the argument: float64 from int64, float32 from int32.
+_float_from_bits = _bitcast(
+    {types.int64: (types.float64, ir.DoubleType()), types.int32: (types.float32, ir.FloatType())}
+)
+#: The IEEE bits of a float: int64 for a float64, int32 for a float32.
+_bits_from_float = _bitcast(
+    {types.float64: (types.int64, ir.IntType(64)), types.float32: (types.int32, ir.IntType(32))}
+)
 
 
 @numba.njit(cache=True, fastmath=_MATH)
