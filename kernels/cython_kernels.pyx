@@ -371,9 +371,10 @@ cdef void _softmax_chunk(
     the last class scores 0, see softmax_loss_grad), then the softmax steps with the
     scores stored class-major (ZT[q * block + i]) so that each loop runs over the block's
     rows and vectorises: row maxima, exponentials, sums, residuals p - onehot, in place;
-    then the first kq classes' residuals times the block's rows into G (kq, d). The steps run in X's dtype (float32 data: a float32 exponential,
-    sixteen lanes; the loss and the sums of residuals are added up in float64). Without
-    sample weights a block's log-sum-exps are one logarithm of a product."""
+    then the first kq classes' residuals times the block's rows into G (kq, d). The steps
+    run in X's dtype (float32 data: a float32 exponential, sixteen lanes; the loss and the
+    sums of residuals are added up in float64). Without sample weights a block's
+    log-sum-exps are one logarithm of a product."""
     cdef Py_ssize_t start, m, i, q, j, ahead
     cdef double s, prod
     cdef double acc_loss = 0.0
