@@ -532,10 +532,10 @@ def _block_class_accumulate(X, RT, start, m, G, Gb, ahead, ahead_lines):
     _block_accumulate: four rows per pass, then Gb is added into G and zeroed.
 
     Four classes per pass over Gb while four are left (each loaded value of X feeds four
-    rows of Gb), then two, then one. Everything is indexed in two dimensions, X[row, j] and Gb[q, j]:
-    with row views (x0 = X[row], ga = Gb[q]) LLVM saw sixteen pairs of arrays that might
-    overlap, too many to check at run time, and two classes a pass was the most it
-    vectorised. 2M x 64 float64, k = 10, the tiles alone in one process: 45-46 -> 38-39 ms
+    rows of Gb), then two, then one. Everything is indexed in two dimensions, X[row, j]
+    and Gb[q, j]: with row views (x0 = X[row], ga = Gb[q]) LLVM saw sixteen pairs of
+    arrays that might overlap, too many to check at run time, and two classes a pass was
+    the most it vectorised. 2M x 64 float64, k = 10, the tiles alone in one process: 45-46 -> 38-39 ms
     (two classes a pass with views; one class a pass was 7-15% slower still).
     """
     d = X.shape[1]
