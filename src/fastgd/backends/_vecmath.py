@@ -44,13 +44,13 @@ LN2_LO_F32 = np.float32(1.42860682030941723212e-06)
 INV_LN2_F32 = np.float32(1.44269504088896341)
 EXP_MIN_F32 = np.float32(-87.0)
 ROUND_MAGIC_F32 = np.float32(12582912.0)  # 1.5 * 2**23
-_ONE_F32 = np.float32(1.0)
 
-#: exp(r) ~ 1 + r + r**2 q(r) for |r| <= ln(2)/2, q fitted on Chebyshev nodes (highest
-#: degree first). float64: q of degree 9, relative error 1.6e-17 with these float64
-#: coefficients (the degree-12 Taylor polynomial it replaced: 2.3e-16). float32: q of
-#: degree 4, 1.1e-8. kernels/fastgd_vecmath.h holds the same numbers.
-EXP_Q = (
+#: exp(r) ~ 1 + r + r**2 q(r) for |r| <= ln(2)/2, q fitted on Chebyshev nodes: the
+#: polynomial's coefficients, highest degree first (the last two are the fixed 1 + r).
+#: float64: q of degree 9, relative error 1.6e-17 with these float64 coefficients (the
+#: degree-12 Taylor polynomial it replaced: 2.3e-16). float32: q of degree 4, 1.1e-8.
+#: kernels/fastgd_vecmath.h holds the same numbers.
+EXP_POLY = (
     2.510038549551032e-08,
     2.7620088445409746e-07,
     2.7557268459997064e-06,
@@ -61,30 +61,23 @@ EXP_Q = (
     0.04166666666662413,
     0.16666666666666669,
     0.5000000000000001,
+    1.0,
+    1.0,
 )
-EXP_Q_F32 = tuple(
-    np.float32(c)
-    for c in (0.0013926184037700295, 0.008363178931176662, 0.041666556149721146, 0.16666576266288757, 0.5)
-)
+_EXP_Q_F32 = (0.0013926184037700295, 0.008363178931176662, 0.041666556149721146, 0.16666576266288757, 0.5)
+EXP_POLY_F32 = tuple(np.float32(c) for c in _EXP_Q_F32 + (1.0, 1.0))
 
 _MATH = {"contract"}
 
 
 @numba.njit(cache=True, fastmath=_MATH, inline="always")
-def _exp_reduced(r):
-    """exp(r) for |r| <= ln(2)/2: 1 + r + r**2 q(r) with q = EXP_Q (error < 2e-17)."""
-    c9, c8, c7, c6, c5, c4, c3, c2, c1, c0 = EXP_Q
-    p = c9 * r + c8
-    p = p * r + c7
-    p = p * r + c6
-    p = p * r + c5
-    p = p * r + c4
-    p = p * r + c3
-    p = p * r + c2
-    p = p * r + c1
-    p = p * r + c0
-    p = p * r + 1.0
-    return p * r + 1.0
+def _horner(coefs, r):
+    """The polynomial with coefficients ``coefs`` (highest degree first) at r, by Horner's
+    rule in r's dtype; the tuple's length is fixed when compiling, so the loop unrolls."""
+    p = coefs[0]
+    for c in coefs[1:]:
+        p = p * r + c
+    return p
 
 
 def _bitcast(targets):
@@ -131,27 +124,20 @@ def exp_nonpositive(v):
     k = km - ROUND_MAGIC
     r = (v - k * LN2_HI) - k * LN2_LO
     # k + 1023 (1 to 1023 here) is the low 11 bits of km's bits + 1023: 2**k's exponent.
-    return _exp_reduced(r) * _float_from_bits(((_bits_from_float(km) + 1023) & 0x7FF) << 52)
+    return _horner(EXP_POLY, r) * _float_from_bits(((_bits_from_float(km) + 1023) & 0x7FF) << 52)
 
 
 @numba.njit(cache=True, fastmath=_MATH)
 def exp_nonpositive_f32(v):
     """``exp(v)`` for one float32 ``v <= 0`` in float32 arithmetic: the steps of
-    :func:`exp_nonpositive` with float32 constants and q = EXP_Q_F32 (error < 1.1e-8 for
+    exp_nonpositive with float32 constants and EXP_POLY_F32 (error < 1.1e-8 for
     |r| <= ln(2)/2); within 1.5 units in the last place of float32. Below EXP_MIN_F32 it
     gives exp(-87); NaN stays NaN."""
     v = EXP_MIN_F32 if v < EXP_MIN_F32 else v
     km = v * INV_LN2_F32 + ROUND_MAGIC_F32
     k = km - ROUND_MAGIC_F32
     r = (v - k * LN2_HI_F32) - k * LN2_LO_F32
-    c4, c3, c2, c1, c0 = EXP_Q_F32
-    p = c4 * r + c3
-    p = p * r + c2
-    p = p * r + c1
-    p = p * r + c0
-    p = p * r + _ONE_F32
-    p = p * r + _ONE_F32
-    return p * _float_from_bits(np.int32(((_bits_from_float(km) + 127) & 0xFF) << 23))
+    return _horner(EXP_POLY_F32, r) * _float_from_bits(np.int32(((_bits_from_float(km) + 127) & 0xFF) << 23))
 
 
 def exp_nonpositive_as(v):
