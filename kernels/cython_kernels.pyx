@@ -34,6 +34,7 @@ def max_threads():
 
 cdef extern from "fastgd_vecmath.h" nogil:
     double fgd_exp_nonpositive(double x)
+    void fgd_exp_ratio_nonpositive(double x, double* num, double* den)
     double fgd_log1p_unit(double e)
     float fgd_expf_nonpositive(float x)
 
@@ -45,6 +46,10 @@ cdef enum:
     # The same for the float32 d = 1 logistic loop, whose product is a float32: at most
     # 2**96 < 3.4e38. Its float32 sums span as many rows.
     PRODUCT_ROWS_F32 = 96
+    # Rows of the float64 d = 1 logistic loop's two products (fgd_exp_ratio_nonpositive's
+    # num + den <= 2.4, den in [0.84, 1.19]: at most 2.4**256 = 2.6e97); their ratio, the
+    # product of 1 + e, is at most 2**256.
+    PADE_ROWS = 256
     # Below this many features, scores and gradients run down the columns (vectorised
     # over rows) instead of along each row.
     SMALL_D = 4
@@ -276,9 +281,12 @@ cdef void _logistic_one_feature(
     """logistic for d = 1, rows lo..hi: one vectorised loop that reads x and y once and
     keeps every per-row value in registers (the per-block arrays of _scalar_chunk cost
     more than the exponential at d = 1: 10M rows float64, A/B in one process, 12.7 -> 6.4
-    ms)."""
+    ms). Unweighted float64 takes e^-|z| as a ratio (fgd_exp_ratio_nonpositive), whose
+    denominator joins the division the sigmoid needs anyway: 3 fewer multiply-adds a row
+    than the exponential, where this loop is bound by them (10M rows, A/B in one process,
+    5.7 -> 5.2 ms)."""
     cdef Py_ssize_t i, part, part_end
-    cdef double z, e, r, xi, yi, s, p, prod = 1.0
+    cdef double z, e, r, xi, yi, s, num, den, t, p_sum, p_den, prod = 1.0
     cdef double acc_loss = 0.0, acc_g = 0.0, acc_dz = 0.0
     if floating is float:
         if not has_sw:
@@ -296,22 +304,27 @@ cdef void _logistic_one_feature(
             acc_g += r * xi
             acc_loss += s * ((z if z > 0.0 else 0.0) + fgd_log1p_unit(e) - yi * z)
     else:
-        # The log1p terms as the logarithm of products, as in _scalar_chunk.
+        # e^-|z| = num / den (fgd_exp_ratio_nonpositive): sigmoid(z) is den / (num + den)
+        # or num / (num + den), and the log1p terms add up to the logarithm of the products
+        # of num + den over those of den, as in _scalar_chunk, PADE_ROWS rows at a time.
         part = lo
         while part < hi:
-            part_end = min(hi, part + PRODUCT_ROWS)
-            p = 1.0
+            part_end = min(hi, part + PADE_ROWS)
+            p_sum = 1.0
+            p_den = 1.0
             for i in range(part, part_end):
                 xi = x[i]
                 yi = y[i]
                 z = xi * w0 + b
-                e = fgd_exp_nonpositive(-fabs(z))
-                r = (1.0 if z >= 0.0 else e) / (1.0 + e) - yi
+                fgd_exp_ratio_nonpositive(-fabs(z), &num, &den)
+                t = num + den
+                r = (den if z >= 0.0 else num) / t - yi
                 acc_dz += r
                 acc_g += r * xi
                 acc_loss += (z if z > 0.0 else 0.0) - yi * z
-                p *= 1.0 + e
-            _fold_product(p, &prod, &acc_loss)
+                p_sum *= t
+                p_den *= den
+            _fold_product(p_sum / p_den, &prod, &acc_loss)
             part = part_end
     loss_sum[0] = acc_loss + log(prod)
     g[0] = acc_g

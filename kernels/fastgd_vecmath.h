@@ -30,6 +30,18 @@ static const double FGD_EXP_POLY[12] = {
     0.008333333333330062, 0.04166666666662413, 0.16666666666666669, 0.5000000000000001,
     1.0, 1.0};
 
+/* 2**k from km = fma(v, 1/ln2, FGD_ROUND_MAGIC), k (-1021 <= k <= 0) in km's low bits:
+ * 2**k's exponent bits, k + 1023, are the low bits of km's bits + 1023. */
+static inline double fgd_pow2(double km)
+{
+    uint64_t kbits;
+    memcpy(&kbits, &km, sizeof kbits);
+    uint64_t bits = (kbits + 1023) << 52;
+    double scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return scale;
+}
+
 /* exp(x) for x <= 0; NaN stays NaN (it compares false and flows through the
  * polynomial), x < -708 gives exp(-708). */
 static inline double fgd_exp_nonpositive(double x)
@@ -42,12 +54,28 @@ static inline double fgd_exp_nonpositive(double x)
 #pragma GCC unroll 16
     for (int t = 1; t < 12; t++)      /* unrolled: a loop here stops gcc vectorising callers */
         p = fma(p, r, FGD_EXP_POLY[t]);
-    uint64_t kbits;
-    memcpy(&kbits, &km, sizeof kbits);
-    uint64_t bits = (kbits + 1023) << 52;      /* 2**k: the low 12 bits of k + 1023 */
-    double scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
+    return p * fgd_pow2(km);
+}
+
+/* exp(x) = *num / *den for x <= 0, for loops that divide by 1 + exp(x) anyway:
+ * *num = 2**k N(r), *den = N(-r), the Pade [6/6] approximant exp(r) ~ N(r) / N(-r) (error
+ * 2e-19 for |r| <= ln2/2), k and r as in fgd_exp_nonpositive. N(r) = even(r^2) +
+ * r odd(r^2), 8 multiply-adds where fgd_exp_nonpositive's polynomial takes 11; *den lies
+ * in [0.84, 1.19]. The same numbers as exp_ratio_nonpositive in
+ * src/fastgd/backends/_vecmath.py. */
+static const double FGD_PADE_EVEN[4] = {1.0 / 665280.0, 1.0 / 792.0, 5.0 / 44.0, 1.0};
+static const double FGD_PADE_ODD[3] = {1.0 / 15840.0, 1.0 / 66.0, 0.5};
+static inline void fgd_exp_ratio_nonpositive(double x, double *num, double *den)
+{
+    double v = x < FGD_EXP_MIN ? FGD_EXP_MIN : x;
+    double km = fma(v, FGD_INV_LN2, FGD_ROUND_MAGIC);
+    double k = km - FGD_ROUND_MAGIC;
+    double r = fma(-k, FGD_LN2_LO, fma(-k, FGD_LN2_HI, v));
+    double s = r * r;
+    double even = fma(fma(fma(FGD_PADE_EVEN[0], s, FGD_PADE_EVEN[1]), s, FGD_PADE_EVEN[2]), s, FGD_PADE_EVEN[3]);
+    double odd = r * fma(fma(FGD_PADE_ODD[0], s, FGD_PADE_ODD[1]), s, FGD_PADE_ODD[2]);
+    *num = (even + odd) * fgd_pow2(km);
+    *den = even - odd;
 }
 
 /* log(1 + e) for 0 <= e <= 1: 2 atanh(s), s = e / (2 + e) <= 1/3, series to s^31. */

@@ -163,8 +163,8 @@ def test_closed_form_values(backend):
 def test_logistic_loss_over_many_rows_in_closed_form(backend, n, d, rng):
     """At z = 0 every row's logistic loss is log 2. Unweighted, the CPU kernels take the
     log1p terms as logarithms of products of up to 512 factors (here all 2, so 2**n
-    overall): the products must be flushed before they overflow, in blocks of 16 rows
-    (d = 8) and in the long blocks of narrow X (d = 1, 2)."""
+    overall; 256 at a time for float64 d = 1): the products must be flushed before they
+    overflow, in blocks of 16 rows (d = 8) and in the long blocks of narrow X (d = 1, 2)."""
     if backend == "cuda":
         pytest.skip("too many rows for the simulator; the CUDA kernel takes no products")
     X = rng.normal(size=(n, d))
@@ -223,6 +223,25 @@ def test_float32_accumulates_like_float64(backend, loss, d, weighted, rng):
     assert v32 == pytest.approx(v64, rel=1e-5)
     np.testing.assert_allclose(g32, g64, rtol=1e-5, atol=1e-5 * np.abs(g64).max())
     np.testing.assert_allclose(gb32, gb64, rtol=1e-5, atol=1e-5 * np.abs(gb64).max())
+
+
+def test_logistic_one_feature_row_by_row(backend):
+    """One row at a time (x = 1, y = 0, so the gradient is sigmoid(z) and the loss
+    log(1 + e^z)), scores z from -708 to 40: the d = 1 kernels' sigmoid within 3.5e-16 of
+    extended precision (the unweighted float64 loop computes it from a Pade ratio), and
+    the loss within 4e-16 of it in absolute terms (it is the logarithm of a product of
+    1 + e^-|z|, which keeps e^-|z| to the last place of 1)."""
+    if backend == "cuda":
+        pytest.skip("hundreds of launches on the simulator; the CUDA kernel has no d = 1 path")
+    X = np.ones((1, 1))
+    y = np.zeros(1)
+    for z in np.concatenate([np.linspace(-708.0, 40.0, 331), [-1e-9, 0.0, 1e-9]]):
+        value, gw, gb = fastgd.loss_grad(X, y, np.array([z]), 0.0, loss="logistic", backend=backend)
+        zl = np.longdouble(z)
+        sigmoid = 1 / (1 + np.exp(-zl)) if z >= 0 else np.exp(zl) / (1 + np.exp(zl))
+        assert abs(gw[0] - sigmoid) <= 3.5e-16 * sigmoid and gb == gw[0], z
+        want = max(zl, 0) + np.log1p(np.exp(-abs(zl)))
+        assert abs(value - want) <= 4e-16 * max(want, 1), z
 
 
 def test_float32_logistic_one_feature_is_float32_exact(backend, rng):

@@ -13,6 +13,7 @@ from fastgd.backends._vecmath import (
     exp_nonpositive,
     exp_nonpositive_as,
     exp_nonpositive_f32,
+    exp_ratio_nonpositive,
     log1p_unit,
 )
 
@@ -51,6 +52,31 @@ def test_exp_nonpositive_float32_is_accurate_over_its_whole_range():
     tail = _expf_array(np.array([-87.5, -1e30, -np.inf, np.nan], np.float32))
     np.testing.assert_allclose(tail[:3], np.exp(np.float64(EXP_MIN_F32)), rtol=2.0**-23)
     assert np.isnan(tail[3])
+
+
+@numba.njit(fastmath=set(NUMBA_FASTMATH))
+def _exp_ratio(x):
+    num = np.empty_like(x)
+    den = np.empty_like(x)
+    for i in range(x.size):
+        num[i], den[i] = exp_ratio_nonpositive(x[i])
+    return num, den
+
+
+def test_exp_ratio_nonpositive_is_accurate_over_its_whole_range():
+    """num / den = exp(x), each part rounded once more than exp_nonpositive's one result;
+    den, the divisor of the d = 1 logistic loop's products, stays in [0.83, 1.19]."""
+    x = -np.concatenate([np.linspace(0.0, -EXP_MIN, 400_001), np.geomspace(1e-300, 1.0, 1001), [0.0]])
+    num, den = _exp_ratio(x)
+    want = np.exp(x.astype(np.longdouble))
+    assert np.max(np.abs(num.astype(np.longdouble) / den - want) / want) < 2.5e-16  # 2.29e-16 measured
+    sigmoid = num / (num + den)  # as the kernels use it: exp(x) / (1 + exp(x)), x <= 0
+    assert np.max(np.abs(sigmoid - want / (1 + want)) / (want / (1 + want))) < 3.5e-16  # 3.23e-16
+    assert 0.83 < den.min() and den.max() < 1.19
+    assert (num[-1], den[-1]) == (1.0, 1.0)  # exp(0) exactly
+    num, den = _exp_ratio(np.array([-800.0, -np.inf, np.nan]))
+    assert np.all((0 < num[:2] / den[:2]) & (num[:2] / den[:2] < 1e-300))
+    assert np.isnan(num[2])
 
 
 def test_exp_nonpositive_clamps_underflow_and_keeps_nan():

@@ -11,6 +11,8 @@ to a few units in the last place of float64 there (``tests/test_vecmath.py``):
   ``z - max(z)``, so results lie in ``(0, 1]`` and never overflow), one value at a time
   inside a kernel's loop; :func:`exp_nonpositive_f32` the same in float32 arithmetic;
   :func:`exp_nonpositive_as` picks one of the two by the argument's dtype;
+- :func:`exp_ratio_nonpositive` -- ``exp(x)`` for ``x <= 0`` as a ratio of two numbers,
+  for the d = 1 logistic loop, which divides by ``1 + exp(x)`` anyway;
 - :func:`log1p_unit` -- ``log(1 + e)`` for ``0 <= e <= 1``.
 
 The Cython kernels implement the same formulas in C (``kernels/fastgd_vecmath.h``).
@@ -67,6 +69,12 @@ EXP_POLY = (
 _EXP_Q_F32 = (0.0013926184037700295, 0.008363178931176662, 0.041666556149721146, 0.16666576266288757, 0.5)
 EXP_POLY_F32 = tuple(np.float32(c) for c in _EXP_Q_F32 + (1.0, 1.0))
 
+#: The Pade [6/6] approximant exp(r) ~ N(r) / N(-r) of exp_ratio_nonpositive, N(r) =
+#: even(r**2) + r odd(r**2) with N's coefficients 6! (12 - j)! / (12! j! (6 - j)!) of r**j,
+#: highest degree first (the C header holds the same numbers).
+PADE_EVEN = (1.0 / 665280.0, 1.0 / 792.0, 5.0 / 44.0, 1.0)
+PADE_ODD = (1.0 / 15840.0, 1.0 / 66.0, 0.5)
+
 _MATH = {"contract"}
 
 
@@ -107,6 +115,19 @@ _bits_from_float = _bitcast(
 )
 
 
+@numba.njit(cache=True, fastmath=_MATH, inline="always")
+def _pow2(km):
+    """2**k from ``km = v / ln2 + ROUND_MAGIC`` (k, -1021 <= k <= 0, in km's low bits): its
+    exponent bits, k + 1023, are the low 11 bits of km's bits + 1023."""
+    return _float_from_bits(((_bits_from_float(km) + 1023) & 0x7FF) << 52)
+
+
+@numba.njit(cache=True, fastmath=_MATH, inline="always")
+def _pow2_f32(km):
+    """:func:`_pow2` for float32: 2**k (-126 <= k <= 0) from ``v / ln2 + ROUND_MAGIC_F32``."""
+    return _float_from_bits(np.int32(((_bits_from_float(km) + 127) & 0xFF) << 23))
+
+
 @numba.njit(cache=True, fastmath=_MATH)
 def exp_nonpositive(v):
     """``exp(v)`` for one ``v <= 0``: ``2**k exp(r)`` with ``k = round(v / ln 2)`` and
@@ -123,8 +144,25 @@ def exp_nonpositive(v):
     km = v * INV_LN2 + ROUND_MAGIC
     k = km - ROUND_MAGIC
     r = (v - k * LN2_HI) - k * LN2_LO
-    # k + 1023 (1 to 1023 here) is the low 11 bits of km's bits + 1023: 2**k's exponent.
-    return _horner(EXP_POLY, r) * _float_from_bits(((_bits_from_float(km) + 1023) & 0x7FF) << 52)
+    return _horner(EXP_POLY, r) * _pow2(km)
+
+
+@numba.njit(cache=True, fastmath=_MATH)
+def exp_ratio_nonpositive(v):
+    """``(a, b)`` with ``exp(v) = a / b`` for one ``v <= 0``, for kernels that divide by
+    ``1 + exp(v)`` anyway: ``a = 2**k N(r)``, ``b = N(-r)``, the Pade [6/6] approximant of
+    ``exp(r) = N(r) / N(-r)``, with k and r as in :func:`exp_nonpositive`. N(r) is
+    PADE_EVEN(r**2) + r PADE_ODD(r**2), 8 multiply-adds where exp_nonpositive's polynomial
+    takes 11; the approximant's error is 2e-19 for |r| <= ln(2)/2, and b lies in
+    [0.84, 1.19]. Below EXP_MIN it is exp(EXP_MIN); NaN gives NaN."""
+    v = EXP_MIN if v < EXP_MIN else v
+    km = v * INV_LN2 + ROUND_MAGIC
+    k = km - ROUND_MAGIC
+    r = (v - k * LN2_HI) - k * LN2_LO
+    s = r * r
+    even = _horner(PADE_EVEN, s)
+    odd = r * _horner(PADE_ODD, s)
+    return (even + odd) * _pow2(km), even - odd
 
 
 @numba.njit(cache=True, fastmath=_MATH)
@@ -137,7 +175,7 @@ def exp_nonpositive_f32(v):
     km = v * INV_LN2_F32 + ROUND_MAGIC_F32
     k = km - ROUND_MAGIC_F32
     r = (v - k * LN2_HI_F32) - k * LN2_LO_F32
-    return _horner(EXP_POLY_F32, r) * _float_from_bits(np.int32(((_bits_from_float(km) + 127) & 0xFF) << 23))
+    return _horner(EXP_POLY_F32, r) * _pow2_f32(km)
 
 
 def exp_nonpositive_as(v):

@@ -21,7 +21,13 @@ from .. import _config
 from .._config import LOSSES, MSE, NUMBA_FASTMATH
 from . import _csr, _sums
 from ._rowmath import scalar_loss_dz
-from ._vecmath import exp_nonpositive, exp_nonpositive_as, exp_nonpositive_f32, log1p_unit
+from ._vecmath import (
+    exp_nonpositive,
+    exp_nonpositive_as,
+    exp_nonpositive_f32,
+    exp_ratio_nonpositive,
+    log1p_unit,
+)
 
 # Row length of the per-thread float64 sum buffers: padded so that two threads' rows never
 # share a cache line (_sums.padded_width).
@@ -56,6 +62,10 @@ PRODUCT_ROWS = 512
 #: The same for the float32 d = 1 logistic loop, whose product is a float32 (at most
 #: 2**96 < 3.4e38; 96 rows vectorise best); its float32 sums span as many rows.
 PRODUCT_ROWS_F32 = 96
+#: Rows of the float64 d = 1 logistic loop's two products (exp_ratio_nonpositive's
+#: num + den <= 2.4 and den in [0.84, 1.19]: at most 2.4**256 = 2.6e97 and 1.19**256); the
+#: ratio of the two, the product of 1 + e, is at most 2**256 = 1.2e77.
+PADE_ROWS = 256
 _ZERO_F32 = np.float32(0.0)
 _ONE_F32 = np.float32(1.0)
 
@@ -290,7 +300,11 @@ def _logistic_one_feature(x, y, sw, w0, b, has_sw):
     """(sum s l, sum s (sigmoid(z) - y) x, sum s (sigmoid(z) - y)) with z = x w0 + b, for
     d = 1: one vectorised loop that reads x and y once and keeps every per-row value in
     registers (the per-block arrays cost more than the exponential at d = 1). The numpy
-    error model drops the zero-division check (1 + e >= 1) that stops vectorisation."""
+    error model drops the zero-division check (1 + e >= 1) that stops vectorisation.
+    Unweighted, e^-|z| is taken as a ratio (exp_ratio_nonpositive), whose denominator
+    joins the division the sigmoid needs anyway: 3 fewer multiply-adds a row than the
+    exponential, where this loop is bound by them (10M rows, A/B in one process, 5.3 ->
+    4.7 ms)."""
     loss_sum = 0.0
     g = 0.0
     dz_sum = 0.0
@@ -306,22 +320,28 @@ def _logistic_one_feature(x, y, sw, w0, b, has_sw):
             g += r * xi
             loss_sum += s * (max(z, 0.0) + log1p_unit(e) - yi * z)
         return loss_sum, g, dz_sum
-    prod = 1.0  # the log1p terms as the logarithm of products, as in _scalar_loss_grad
-    for lo in range(0, x.shape[0], PRODUCT_ROWS):
-        xs = x[lo : lo + PRODUCT_ROWS]
-        ys = y[lo : lo + PRODUCT_ROWS]
-        p = 1.0
+    # e^-|z| = num / den (exp_ratio_nonpositive): sigmoid(z) is den / (num + den) or
+    # num / (num + den), and the log1p terms add up to the logarithm of the products of
+    # num + den over those of den, as in _scalar_loss_grad, PADE_ROWS rows at a time.
+    prod = 1.0
+    for lo in range(0, x.shape[0], PADE_ROWS):
+        xs = x[lo : lo + PADE_ROWS]
+        ys = y[lo : lo + PADE_ROWS]
+        p_sum = 1.0
+        p_den = 1.0
         for i in range(xs.shape[0]):
             xi = np.float64(xs[i])
             yi = np.float64(ys[i])
             z = xi * w0 + b
-            e = exp_nonpositive(-abs(z))
-            r = (1.0 if z >= 0.0 else e) / (1.0 + e) - yi
+            num, den = exp_ratio_nonpositive(-abs(z))
+            t = num + den
+            r = (den if z >= 0.0 else num) / t - yi
             dz_sum += r
             g += r * xi
             loss_sum += max(z, 0.0) - yi * z
-            p *= 1.0 + e
-        prod, loss_sum = _fold_product(p, prod, loss_sum)
+            p_sum *= t
+            p_den *= den
+        prod, loss_sum = _fold_product(p_sum / p_den, prod, loss_sum)
     return loss_sum + math.log(prod), g, dz_sum
 
 
