@@ -13,10 +13,12 @@ import pytest
 
 from fastgd import _bench
 
-# Shapes of the timed runs: (n, d). FASTGD_BENCH_N scales the row count.
+# Shapes of the timed runs: (n, d): the issue's 64 features, the textbook d = 1, a narrow
+# d = 4 (the CPU kernels' one-pass loop for narrow rows), and wide rows. FASTGD_BENCH_N
+# scales the row count.
 N = int(os.environ.get("FASTGD_BENCH_N", "2000000"))
-SHAPES = [(N, 64), (5 * N, 1), (max(1, N // 100), 5000)]
-SMOKE_SHAPES = [(1000, 64), (5000, 1), (50, 500)]
+SHAPES = [(N, 64), (5 * N, 1), (5 * N // 4, 4), (max(1, N // 100), 5000)]
+SMOKE_SHAPES = [(1000, 64), (5000, 1), (2000, 4), (50, 500)]
 
 
 def pytest_generate_tests(metafunc):

@@ -331,6 +331,16 @@ cdef void _logistic_one_feature(
     dz_sum[0] = acc_dz
 
 
+cdef extern from "fastgd_narrow.h" nogil:
+    enum: FGD_NARROW_D_MAX
+    int fgd_narrow_rows_d(const double* X, const double* y, const double* sw, const double* w, double b,
+                          int logistic, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t d, double* g,
+                          double* dz_sum, double* loss_sum)
+    int fgd_narrow_rows_f(const float* X, const float* y, const float* sw, const double* w, double b,
+                          int logistic, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t d, double* g,
+                          double* dz_sum, double* loss_sum)
+
+
 def scalar_loss_grad(
     const floating[:, ::1] X, const floating[::1] y, const floating[::1] w, double b,
     const floating[::1] sw, int loss, Py_ssize_t block, double[:, ::1] grads, double[::1] dz_sums,
@@ -347,17 +357,33 @@ def scalar_loss_grad(
     cdef Py_ssize_t c, start, stop
     cdef bint has_sw = sw.shape[0] > 0
     cdef const floating* sw_ptr = &sw[0] if has_sw else NULL
+    cdef double w_narrow[FGD_NARROW_D_MAX]  # w in float64 for fastgd_narrow.h
+    cdef Py_ssize_t j
+    cdef int narrow
+    for j in range(min(d, FGD_NARROW_D_MAX)):
+        w_narrow[j] = w[j]
     with nogil:
         for c in prange(n_chunks, schedule="static", num_threads=n_chunks):
             start = c * chunk
             stop = min(n, start + chunk)
-            if start < stop and d == 1 and loss == MSE:
+            # Narrow rows: one pass (fastgd_narrow.h) where it is faster than the blocks.
+            narrow = 0
+            if start < stop:
+                if floating is double:
+                    narrow = fgd_narrow_rows_d(&X[0, 0], &y[0], sw_ptr, w_narrow, b, loss == LOGISTIC,
+                                               start, stop, d, &grads[c, 0], &dz_sums[c], &losses[c])
+                else:
+                    narrow = fgd_narrow_rows_f(&X[0, 0], &y[0], sw_ptr, w_narrow, b, loss == LOGISTIC,
+                                               start, stop, d, &grads[c, 0], &dz_sums[c], &losses[c])
+            if start >= stop or narrow:
+                pass
+            elif d == 1 and loss == MSE:
                 _mse_one_feature(&X[0, 0], &y[0], sw_ptr, has_sw, w[0], b, start, stop,
                                  &grads[c, 0], &dz_sums[c], &losses[c])
-            elif start < stop and d == 1:
+            elif d == 1:
                 _logistic_one_feature(&X[0, 0], &y[0], sw_ptr, has_sw, w[0], b, start, stop,
                                       &grads[c, 0], &dz_sums[c], &losses[c])
-            elif start < stop:
+            else:
                 _scalar_chunk(&X[0, 0], &y[0], &w[0], b, sw_ptr, has_sw, loss, start, stop, d, block,
                               &grads[c, 0], &dz_sums[c], &losses[c])
 

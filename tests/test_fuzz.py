@@ -50,7 +50,7 @@ def layout(X, kind, dtype):
 
 
 @st.composite
-def problems(draw, max_n=25, max_d=5):
+def problems(draw, max_n=25, max_d=10):
     loss = draw(st.sampled_from(["mse", "logistic", "softmax"]))
     n = draw(st.integers(1, max_n))
     d = draw(st.integers(1, max_d))

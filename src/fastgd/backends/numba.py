@@ -14,6 +14,7 @@ import numba
 import numpy as np
 from llvmlite import ir
 from numba.core import types
+from numba.cpython.unsafe.tuple import tuple_setitem
 from numba.extending import intrinsic
 from scipy import sparse
 
@@ -66,6 +67,9 @@ PRODUCT_ROWS_F32 = 96
 #: num + den <= 2.4 and den in [0.84, 1.19]: at most 2.4**256 = 2.6e97 and 1.19**256); the
 #: ratio of the two, the product of 1 + e, is at most 2**256 = 1.2e77.
 PADE_ROWS = 256
+#: Widest X that takes the one-pass loop of _narrow_rows (from d = 2). At d = 8 LLVM
+#: (numba 0.68) no longer vectorises that loop, and the block kernel is faster.
+NARROW_D_MAX = 7
 _ZERO_F32 = np.float32(0.0)
 _ONE_F32 = np.float32(1.0)
 
@@ -343,6 +347,115 @@ def _logistic_one_feature(x, y, sw, w0, b, has_sw):
             p_den *= den
         prod, loss_sum = _fold_product(p_sum / p_den, prod, loss_sum)
     return loss_sum + math.log(prod), g, dz_sum
+
+
+@numba.njit(cache=True, inline="always")
+def _zeros_like_tuple(t):
+    """A tuple of t's length and type, all zeros."""
+    for j in range(len(t)):
+        t = tuple_setitem(t, j, 0.0)
+    return t
+
+
+@numba.njit(cache=True, fastmath=_FASTMATH, inline="always")
+def _narrow_score(xs, i, wt, b):
+    """b + row i of the flat rows xs, dotted with the tuple wt (its length the row's)."""
+    d = len(wt)
+    z = b
+    for j in range(d):
+        z += xs[i * d + j] * wt[j]
+    return z
+
+
+@numba.njit(cache=True, fastmath=_FASTMATH, inline="always")
+def _narrow_add(g, r, xs, i):
+    """The tuple g plus r times row i of the flat rows xs."""
+    d = len(g)
+    for j in range(d):
+        g = tuple_setitem(g, j, g[j] + r * xs[i * d + j])
+    return g
+
+
+@numba.njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
+def _narrow_rows(xs, y, sw, wt, b, loss_code, has_sw):
+    """(sum s l, sum s dl/dz x as a tuple, sum s dl/dz) over the rows of xs, the flat
+    C-ordered rows of a narrow X (len(wt) values each): one pass, the loop vectorised
+    over rows, as _logistic_one_feature. w comes as a tuple, so its length d is a
+    compile-time constant (one compilation per d): the loops over a row's values unroll,
+    the d gradient sums stay in registers as a tuple, and LLVM loads the d interleaved
+    columns with shuffles. Arithmetic in float64, whatever X's dtype."""
+    g = _zeros_like_tuple(wt)
+    loss_sum = 0.0
+    dz_sum = 0.0
+    if loss_code == MSE:
+        for i in range(y.shape[0]):
+            r = _narrow_score(xs, i, wt, b) - np.float64(y[i])
+            if has_sw:
+                sr = np.float64(sw[i]) * r
+            else:
+                sr = r
+            loss_sum += sr * r
+            dz_sum += sr
+            g = _narrow_add(g, sr, xs, i)
+        for j in range(len(g)):
+            g = tuple_setitem(g, j, 2.0 * g[j])
+        return loss_sum, g, 2.0 * dz_sum
+    if has_sw:
+        for i in range(y.shape[0]):
+            z = _narrow_score(xs, i, wt, b)
+            yi = np.float64(y[i])
+            s = np.float64(sw[i])
+            e = exp_nonpositive(-abs(z))
+            r = s * ((1.0 if z >= 0.0 else e) / (1.0 + e) - yi)  # s (sigmoid(z) - y)
+            dz_sum += r
+            g = _narrow_add(g, r, xs, i)
+            loss_sum += s * (max(z, 0.0) + log1p_unit(e) - yi * z)
+        return loss_sum, g, dz_sum
+    # Unweighted: e^-|z| as a ratio and the log1p terms as products, as in
+    # _logistic_one_feature.
+    d = len(wt)
+    prod = 1.0
+    for lo in range(0, y.shape[0], PADE_ROWS):
+        hi = min(y.shape[0], lo + PADE_ROWS)
+        xp = xs[lo * d : hi * d]
+        yp = y[lo:hi]
+        p_sum = 1.0
+        p_den = 1.0
+        for i in range(hi - lo):
+            z = _narrow_score(xp, i, wt, b)
+            yi = np.float64(yp[i])
+            num, den = exp_ratio_nonpositive(-abs(z))
+            t = num + den
+            r = (den if z >= 0.0 else num) / t - yi
+            dz_sum += r
+            g = _narrow_add(g, r, xp, i)
+            loss_sum += max(z, 0.0) - yi * z
+            p_sum *= t
+            p_den *= den
+        prod, loss_sum = _fold_product(p_sum / p_den, prod, loss_sum)
+    return loss_sum + math.log(prod), g, dz_sum
+
+
+@numba.njit(parallel=True, cache=True)
+def _narrow_loss_grad(X, y, wt, b, sw, loss_code, n_chunks):
+    """_scalar_loss_grad's sums for narrow X (2 <= d <= NARROW_D_MAX, d = len(wt)): each
+    thread one contiguous chunk of rows through _narrow_rows."""
+    n, d = X.shape
+    has_sw = sw.shape[0] > 0
+    chunk = (n + n_chunks - 1) // n_chunks
+    flat = X.reshape(n * d)
+    grads = np.zeros((n_chunks, _padded_width(d)))
+    losses = np.zeros(n_chunks)
+    dz_sums = np.zeros(n_chunks)
+    for c in numba.prange(n_chunks):
+        lo = min(n, c * chunk)
+        hi = min(n, lo + chunk)
+        sc = sw[lo:hi] if has_sw else sw
+        loss_c, g, dz_sums[c] = _narrow_rows(flat[lo * d : hi * d], y[lo:hi], sc, wt, b, loss_code, has_sw)
+        losses[c] = loss_c
+        for j in range(d):
+            grads[c, j] = g[j]
+    return losses.sum(), grads[:, :d].sum(axis=0), dz_sums.sum()
 
 
 @numba.njit(parallel=True, cache=True, fastmath=_FASTMATH)
@@ -881,6 +994,10 @@ def _loss_grad(X, y, w, b, loss, sample_weight):
             X, y, Wt, b_t, w.shape[1], sw, dtype.type(0), n_chunks, block, AHEAD_LINES
         )
         return _sums.normalised(value, grad_t.T, grad_b, total, dtype, True)
+    if 2 <= d <= NARROW_D_MAX:
+        wt = tuple(float(v) for v in w)  # its length fixes d when compiling
+        sums = _narrow_loss_grad(X, y, wt, float(b), sw, LOSSES.index(loss), n_chunks)
+        return _sums.normalised(*sums, total, dtype, False)
     block = _config.cpu_block_rows(d, dtype.itemsize, by_columns=d < SMALL_D)
     four_rows = dtype.itemsize == 4 and d >= SMALL_D  # see _block_scores_4rows
     narrow_sums = dtype.itemsize == 4  # float32 block sums go into float64 every block

@@ -1,0 +1,68 @@
+/* The narrow-row kernels declared in fastgd_narrow.h (see there); fastgd_narrow_impl.h
+ * holds the loops, included once per dtype. */
+#include "fastgd_narrow.h"
+
+#include <math.h>
+
+#include "fastgd_vecmath.h"
+
+/* Rows per product of the unweighted logistic loop (as PADE_ROWS in cython_kernels.pyx):
+ * each factor num + den <= 2.4, each den in [0.84, 1.19]; their ratio, the product of
+ * 1 + e, is at most 2**256, and the running product is folded into a logarithm when it
+ * passes 1e150. */
+#define FGD_NARROW_PRODUCT_ROWS 256
+
+#if defined(__GNUC__)
+#define FGD_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define FGD_ALWAYS_INLINE inline
+#endif
+
+/* The logistic loop over rows in one piece for these d, in three for the others: gcc
+ * (12) does not vectorise the one loop at d = 5, 6, 7 (it finds no vector type for the
+ * loads of five to seven interleaved columns beside the exponential, though it does in
+ * mse's loop and in a loop of scores alone). In a C harness, float64, of the read: one
+ * loop d = 2 0.64, 4 0.75, 8 0.77 (d = 5-7: 0.20-0.23); three loops d = 2 0.62, 4 0.71,
+ * 5-7 0.55-0.61, 8 0.64. */
+#define FGD_NARROW_FUSED(d) ((d) <= 4 || (d) == 8)
+
+/* One row's logistic terms from its score z, label y and weight s (1 unweighted): r =
+ * s (sigmoid(z) - y) and the loss term. Weighted, loss = s l. Unweighted, loss = l less
+ * its log1p term, which the caller adds up as the logarithm of a product: e^-|z| = num /
+ * den (fgd_exp_ratio_nonpositive), sigmoid(z) is den / (num + den) or num / (num + den),
+ * and log1p(e^-|z|) = log(t / den) with t = num + den. Returned by value (a struct), so
+ * that the caller's sums stay in registers: through pointers gcc left the loop scalar. */
+typedef struct {
+    double r, loss, t, den;
+} fgd_logistic_terms;
+
+static FGD_ALWAYS_INLINE fgd_logistic_terms fgd_logistic_row(double z, double y, double s, int weighted)
+{
+    fgd_logistic_terms q;
+    if (weighted) { /* log(1 + e^z) - y z = max(z, 0) + log1p(e^-|z|) - y z */
+        double e = fgd_exp_nonpositive(-fabs(z));
+        q.loss = s * ((z > 0.0 ? z : 0.0) + fgd_log1p_unit(e) - y * z);
+        q.r = s * ((z >= 0.0 ? 1.0 : e) / (1.0 + e) - y);
+        q.t = q.den = 1.0;
+        return q;
+    }
+    double num, den;
+    fgd_exp_ratio_nonpositive(-fabs(z), &num, &den);
+    q.t = num + den;
+    q.den = den;
+    q.loss = (z > 0.0 ? z : 0.0) - y * z;
+    q.r = (z >= 0.0 ? den : num) / q.t - y;
+    return q;
+}
+
+#define FGD_T double
+#define FGD_NAME(name) name##_d
+#include "fastgd_narrow_impl.h"
+#undef FGD_T
+#undef FGD_NAME
+
+#define FGD_T float
+#define FGD_NAME(name) name##_f
+#include "fastgd_narrow_impl.h"
+#undef FGD_T
+#undef FGD_NAME
