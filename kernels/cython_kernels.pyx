@@ -6,7 +6,9 @@ One source serves float32 and float64 through the fused type ``floating``. Input
 split into one contiguous chunk per buffer row (one per thread); each chunk writes only
 its own row of the caller's float64 buffers, so threads share nothing. Each chunk is
 walked in small blocks of rows, as in the Numba backend (``fastgd/backends/numba.py``
-explains the layout); the vectorisable exp/log1p are in ``fastgd_vecmath.h``.
+explains the layout), except for narrow rows: mse/logistic with d up to 8 take one pass
+(``fastgd_narrow.c``), and d = 1 its own loops below. The vectorisable exp/log1p are in
+``fastgd_vecmath.h``.
 """
 
 from cython cimport floating
@@ -50,9 +52,6 @@ cdef enum:
     # num + den <= 2.4, den in [0.84, 1.19]: at most 2.4**256 = 2.6e97); their ratio, the
     # product of 1 + e, is at most 2**256.
     PADE_ROWS = 256
-    # Below this many features, scores and gradients run down the columns (vectorised
-    # over rows) instead of along each row.
-    SMALL_D = 4
     # Rows longer than this (bytes) take the four-row dot products of fastgd_tiles.h: w no
     # longer stays in the 32 KB L1 cache beside the rows, and one load of w serves four
     # rows (20,000 x 5,000 float64 logistic 0.78 -> 0.88 of the read, float32 0.77 -> 0.84;
@@ -73,23 +72,16 @@ cdef void _block_scores(
     const floating* X, const floating* w, double b, Py_ssize_t start, Py_ssize_t m, Py_ssize_t d,
     double* z,
 ) noexcept nogil:
-    """z[i] = X[start + i] . w + b for i < m; the dot product in X's dtype."""
+    """z[i] = X[start + i] . w + b for i < m; the dot product in X's dtype (d >
+    FGD_NARROW_D_MAX here: narrower rows take fastgd_narrow.h)."""
     cdef Py_ssize_t i, j, done = 0
     cdef const floating* x
-    cdef floating acc, wj
+    cdef floating acc
     if d * <Py_ssize_t>sizeof(floating) > WIDE_ROW_BYTES:  # four rows at a time, then below
         if floating is double:
             done = fgd_row_scores4_d(X + start * d, w, b, m, d, z)
         else:
             done = fgd_row_scores4_f(X + start * d, w, b, m, d, z)
-    elif d < SMALL_D:
-        for i in range(m):
-            z[i] = b
-        for j in range(d):
-            wj = w[j]
-            for i in range(m):
-                z[i] += X[(start + i) * d + j] * wj
-        return
     for i in range(done, m):
         x = X + (start + i) * d
         acc = 0
@@ -103,17 +95,8 @@ cdef void _block_accumulate(
     floating* gb,
 ) noexcept nogil:
     """gb += X[start:start + m].T @ r[:m] while the block's rows are in cache; r and gb (d,)
-    are in X's dtype. Down the columns for small d, else eight rows per pass over gb
-    (fgd_row_accumulate in fastgd_tiles.h)."""
-    cdef Py_ssize_t i, j
-    cdef floating acc
-    if d < SMALL_D:
-        for j in range(d):
-            acc = 0
-            for i in range(m):
-                acc = acc + r[i] * X[(start + i) * d + j]
-            gb[j] += acc
-    elif floating is double:
+    are in X's dtype. Eight rows per pass over gb (fgd_row_accumulate in fastgd_tiles.h)."""
+    if floating is double:
         fgd_row_accumulate_d(X + start * d, r, m, d, gb)
     else:
         fgd_row_accumulate_f(X + start * d, r, m, d, gb)
@@ -132,8 +115,9 @@ cdef void _scalar_chunk(
     const floating* sw, bint has_sw, int loss, Py_ssize_t lo, Py_ssize_t hi,
     Py_ssize_t d, Py_ssize_t block, double* g, double* dz_sum, double* loss_sum,
 ) noexcept nogil:
-    """Rows lo..hi (d >= 2) in blocks of ``block`` rows: scores, losses and residuals
-    (vectorised over the block), then the residuals times the block's rows added into g."""
+    """Rows lo..hi (d > FGD_NARROW_D_MAX) in blocks of ``block`` rows: scores, losses and
+    residuals (vectorised over the block), then the residuals times the block's rows added
+    into g."""
     cdef Py_ssize_t start, m, i, part, part_end
     cdef double s, zi, yi, ei, res, p
     cdef double acc_loss = 0.0, acc_dz = 0.0, prod = 1.0

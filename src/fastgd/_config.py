@@ -29,23 +29,14 @@ CPU_SOFTMAX_BLOCK_ROWS = 128
 #: 1 MB L2 cache. 768 KB keeps 16 rows at d = 5,000 float64 (20,000 x 5,000 softmax,
 #: k = 10: 129 -> 94 ms against 6 rows under a 256 KB cap; logistic 0.69 -> 0.79 of the read).
 CPU_BLOCK_MAX_BYTES = 768 * 1024
-#: For very narrow X (d < 4), which runs down the columns, this many bytes of X per block.
-CPU_BLOCK_BYTES = 256 * 1024
-
-#: Below this many features the CPU kernels run down the columns of X (vectorised over
-#: rows) instead of along each row. The Cython kernels hold the same value (SMALL_D).
-CPU_SMALL_D = 4
 
 
-def cpu_block_rows(d, itemsize, by_columns, softmax=False):
+def cpu_block_rows(d, itemsize, softmax=False):
     """Rows per block of the CPU kernels for X with d features of itemsize bytes:
-    CPU_BLOCK_ROWS (CPU_SOFTMAX_BLOCK_ROWS for softmax), at most CPU_BLOCK_MAX_BYTES of X;
-    CPU_BLOCK_BYTES of X when the kernel runs down the columns (by_columns, d < CPU_SMALL_D)."""
-    row_bytes = d * itemsize
-    if by_columns:
-        return max(1, int(CPU_BLOCK_BYTES) // row_bytes)
+    CPU_BLOCK_ROWS (CPU_SOFTMAX_BLOCK_ROWS for softmax), at most CPU_BLOCK_MAX_BYTES of X.
+    (mse and logistic on narrow X, d up to 7 or 8, take a one-pass loop with no blocks.)"""
     rows = CPU_SOFTMAX_BLOCK_ROWS if softmax else CPU_BLOCK_ROWS
-    return max(1, min(int(rows), int(CPU_BLOCK_MAX_BYTES) // row_bytes))
+    return max(1, min(int(rows), int(CPU_BLOCK_MAX_BYTES) // (d * itemsize)))
 
 
 #: Threads per CUDA block (any size >= 1; the block reductions fold a non-power of two).

@@ -71,7 +71,7 @@ def loss_grad(X, y, w, b, loss, sample_weight):
     losses = np.zeros(n_threads)
     if loss == "softmax":
         k = w.shape[1]
-        block = _config.cpu_block_rows(d, dtype.itemsize, by_columns=False, softmax=True)
+        block = _config.cpu_block_rows(d, dtype.itemsize, softmax=True)
         Wt, b_t = _sums.softmax_coefficients(w, b, dtype)  # (k - 1 or k, d): small
         kq = Wt.shape[0]
         grads = _sums.thread_rows(n_threads, kq * d)
@@ -81,7 +81,7 @@ def loss_grad(X, y, w, b, loss, sample_weight):
         return _sums.normalised(losses.sum(), grad, r_sums[:, :k].sum(axis=0), total, dtype, True)
     grads = _sums.thread_rows(n_threads, d)
     dz_sums = np.zeros(n_threads)
-    block = _config.cpu_block_rows(d, dtype.itemsize, by_columns=d < _config.CPU_SMALL_D)
+    block = _config.cpu_block_rows(d, dtype.itemsize)
     _k.scalar_loss_grad(X, y, w, float(b), sw, LOSSES.index(loss), block, grads, dz_sums, losses)
     return _sums.normalised(losses.sum(), grads[:, :d].sum(axis=0), dz_sums.sum(), total, dtype, False)
 

@@ -4,7 +4,9 @@ Rows are split into one contiguous chunk per thread; each chunk accumulates its 
 and gradient in its own float64 buffer (no sharing, no atomics), and the buffers are
 summed at the end. One source serves float32 and float64: Numba specialises on the
 dtypes. The thread count is passed in from Python because calling
-``numba.get_num_threads()`` inside a kernel disables ``cache=True``.
+``numba.get_num_threads()`` inside a kernel disables ``cache=True``. mse/logistic walk
+each chunk in small blocks of rows (_scalar_loss_grad), except narrow X: d = 1 and
+d = 2 .. NARROW_D_MAX take one pass over the rows (_narrow_rows).
 """
 
 import math
@@ -46,7 +48,6 @@ _FASTMATH = set(NUMBA_FASTMATH)
 
 #: Below this many features, scores and gradients run down the columns (vectorised over
 #: rows) instead of along each row (frozen into the compiled kernels).
-SMALL_D = _config.CPU_SMALL_D
 #: Cache lines of the next block of rows the softmax kernel asks for per pass (of four,
 #: two or one classes) at most while it adds up the current block's gradient, so that
 #: reading X from memory overlaps that arithmetic: each pass asks for an equal share of
@@ -104,32 +105,21 @@ def _prefetch(typingctx, arr, offset):
 
 @numba.njit(cache=True, fastmath=_FASTMATH)
 def _block_scores(X, w, b, zero, start, m, z):
-    """z[i] = X[start + i] . w + b for i < m (float64 out; the dot in X's dtype).
-
-    For d < SMALL_D the loop runs down the columns, so it vectorises over rows; otherwise
-    each row's dot product vectorises over its d features.
-    """
+    """z[i] = X[start + i] . w + b for i < m (float64 out; the dot in X's dtype), each
+    row's dot product vectorised over its d features (d > NARROW_D_MAX here)."""
     d = X.shape[1]
     Xb = X[start : start + m]  # loops index from 0: Numba then skips wraparound checks
-    if d < SMALL_D:
-        for i in range(m):
-            z[i] = b
+    for i in range(m):
+        x = Xb[i]
+        acc = zero
         for j in range(d):
-            wj = w[j]
-            for i in range(m):
-                z[i] += Xb[i, j] * wj
-    else:
-        for i in range(m):
-            x = Xb[i]
-            acc = zero
-            for j in range(d):
-                acc += x[j] * w[j]
-            z[i] = acc + b
+            acc += x[j] * w[j]
+        z[i] = acc + b
 
 
 @numba.njit(cache=True, fastmath=_FASTMATH)
 def _block_scores_4rows(X, w, b, zero, start, m, z):
-    """_block_scores for d >= SMALL_D, four rows at a time: each w[j] is loaded once for
+    """_block_scores four rows at a time: each w[j] is loaded once for
     four dot products, with four independent accumulators. Used for float32 only: on one
     core at 2M x 64 it is ~8% faster there, while for float64 the kernel built with it
     ran ~30% slower (measured; the single-row loop stays for float64)."""
@@ -178,13 +168,6 @@ def _block_accumulate(X, r, start, m, g, gb, flush):
     """
     d = X.shape[1]
     Xb = X[start : start + m]
-    if d < SMALL_D:
-        for j in range(d):
-            acc = 0.0
-            for i in range(m):
-                acc += r[i] * Xb[i, j]
-            g[j] += acc
-        return
     i = 0
     while i + 8 <= m:
         x0 = Xb[i]
@@ -988,7 +971,7 @@ def _loss_grad(X, y, w, b, loss, sample_weight):
     n, d = X.shape
     sw, total = _sums.weights(sample_weight, n, dtype)
     if loss == "softmax":
-        block = _config.cpu_block_rows(d, dtype.itemsize, by_columns=False, softmax=True)
+        block = _config.cpu_block_rows(d, dtype.itemsize, softmax=True)
         Wt, b_t = _sums.softmax_coefficients(w, b, dtype)  # (k - 1 or k, d): small
         value, grad_t, grad_b = _softmax_loss_grad(
             X, y, Wt, b_t, w.shape[1], sw, dtype.type(0), n_chunks, block, AHEAD_LINES
@@ -998,8 +981,8 @@ def _loss_grad(X, y, w, b, loss, sample_weight):
         wt = tuple(float(v) for v in w)  # its length fixes d when compiling
         sums = _narrow_loss_grad(X, y, wt, float(b), sw, LOSSES.index(loss), n_chunks)
         return _sums.normalised(*sums, total, dtype, False)
-    block = _config.cpu_block_rows(d, dtype.itemsize, by_columns=d < SMALL_D)
-    four_rows = dtype.itemsize == 4 and d >= SMALL_D  # see _block_scores_4rows
+    block = _config.cpu_block_rows(d, dtype.itemsize)
+    four_rows = dtype.itemsize == 4  # see _block_scores_4rows
     narrow_sums = dtype.itemsize == 4  # float32 block sums go into float64 every block
     sums = _scalar_loss_grad(
         X, y, w, float(b), sw, LOSSES.index(loss), dtype.type(0), n_chunks, block, four_rows, narrow_sums
