@@ -13,7 +13,7 @@ explains the layout), except for narrow rows: mse/logistic with d up to 8 take o
 
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport exp, fabs, fabsf, log, log1p
+from libc.math cimport exp, fabs, fabsf, log, log1p, log2
 from libc.stdint cimport int32_t, int64_t
 from libc.stdlib cimport free, malloc
 
@@ -317,6 +317,14 @@ cdef void _logistic_one_feature(
 
 cdef extern from "fastgd_narrow.h" nogil:
     enum: FGD_NARROW_D_MAX
+    int fgd_narrow_class_scores_d(const double* X, const double* Wt, const double* b, Py_ssize_t m,
+                                  Py_ssize_t d, Py_ssize_t k, Py_ssize_t ldz, double* ZT)
+    int fgd_narrow_class_scores_f(const float* X, const float* Wt, const double* b, Py_ssize_t m,
+                                  Py_ssize_t d, Py_ssize_t k, Py_ssize_t ldz, float* ZT)
+    int fgd_narrow_class_accumulate_d(const double* X, const double* RT, Py_ssize_t m, Py_ssize_t d,
+                                      Py_ssize_t k, Py_ssize_t ldr, double* Gb)
+    int fgd_narrow_class_accumulate_f(const float* X, const float* RT, Py_ssize_t m, Py_ssize_t d,
+                                      Py_ssize_t k, Py_ssize_t ldr, float* Gb)
     int fgd_narrow_rows_d(const double* X, const double* y, const double* sw, const double* w, double b,
                           int logistic, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t d, double* g,
                           double* dz_sum, double* loss_sum)
@@ -398,7 +406,8 @@ cdef void _softmax_chunk(
     run in X's dtype (float32 data: a float32 exponential, sixteen lanes; the loss and the
     sums of residuals are added up in float64). Without sample weights a block's
     log-sum-exps are one logarithm of a product."""
-    cdef Py_ssize_t start, m, i, q, j, ahead
+    cdef Py_ssize_t start, m, i, q, j, ahead, part, part_end
+    cdef Py_ssize_t prod_rows = max(1, <Py_ssize_t>(1000.0 / log2(<double>k)))
     cdef double s, prod
     cdef double acc_loss = 0.0
     # Separate allocations: gcc then knows that they do not overlap, and vectorises.
@@ -416,9 +425,11 @@ cdef void _softmax_chunk(
     while start < hi:
         m = min(block, hi - start)
         if floating is double:
-            fgd_class_scores_d(X + start * d, Wt, b, m, d, kq, block, ZT)
+            if not fgd_narrow_class_scores_d(X + start * d, Wt, b, m, d, kq, block, ZT):
+                fgd_class_scores_d(X + start * d, Wt, b, m, d, kq, block, ZT)
         else:
-            fgd_class_scores_f(X + start * d, Wt, b, m, d, kq, block, ZT)
+            if not fgd_narrow_class_scores_f(X + start * d, Wt, b, m, d, kq, block, ZT):
+                fgd_class_scores_f(X + start * d, Wt, b, m, d, kq, block, ZT)
         if kq < k:  # the last class scores 0
             for i in range(m):
                 z_last[i] = 0
@@ -446,13 +457,19 @@ cdef void _softmax_chunk(
             for i in range(m):
                 acc_loss += <double>wt[i] * log(<double>sum_e[i])
         else:
-            prod = 1.0
-            for i in range(m):
-                prod *= sum_e[i]
-                if prod > 1e280:  # only for huge k: keep the product finite
-                    acc_loss += log(prod)
-                    prod = 1.0
-            acc_loss += log(prod)
+            # Unweighted, the log-sum-exps as logarithms of products: sum_e[i] lies in
+            # [1, k], so a product of prod_rows of them stays below 2**1000. One vectorised
+            # product and one logarithm per prod_rows rows (a running product checked at
+            # every row was a serial chain of multiplies: 2.5M x 4, k = 3, float64, one
+            # process, 12.2 -> 8.8 ms).
+            part = 0
+            while part < m:
+                part_end = min(m, part + prod_rows)
+                prod = 1.0
+                for i in range(part, part_end):
+                    prod *= sum_e[i]
+                acc_loss += log(prod)
+                part = part_end
         for i in range(m):
             scale[i] = wt[i] / sum_e[i]
         for q in range(k):
@@ -469,9 +486,11 @@ cdef void _softmax_chunk(
             r_sum[q] += s
         ahead = min(block, hi - start - m) * d * <Py_ssize_t>sizeof(floating)  # next block
         if floating is double:  # straight into the float64 G
-            fgd_class_accumulate_d(X + start * d, ZT, m, d, kq, block, G, X + (start + m) * d, ahead)
+            if not fgd_narrow_class_accumulate_d(X + start * d, ZT, m, d, kq, block, G):
+                fgd_class_accumulate_d(X + start * d, ZT, m, d, kq, block, G, X + (start + m) * d, ahead)
         else:  # float32 sums span one block, then go into G
-            fgd_class_accumulate_f(X + start * d, ZT, m, d, kq, block, Gb, X + (start + m) * d, ahead)
+            if not fgd_narrow_class_accumulate_f(X + start * d, ZT, m, d, kq, block, Gb):
+                fgd_class_accumulate_f(X + start * d, ZT, m, d, kq, block, Gb, X + (start + m) * d, ahead)
             for j in range(kq * d):
                 G[j] += Gb[j]
                 Gb[j] = 0

@@ -32,4 +32,18 @@ int fgd_narrow_rows_d(const double *X, const double *y, const double *sw, const 
 int fgd_narrow_rows_f(const float *X, const float *y, const float *sw, const double *w, double b, int logistic,
                       ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t d, double *g, double *dz_sum, double *loss_sum);
 
+/* Softmax's block products for narrow rows (fastgd_tiles.h's fgd_class_scores and
+ * fgd_class_accumulate for d up to FGD_NARROW_D_MAX, without the prefetch): ZT[q * ldz + i]
+ * = b[q] + X[i] . Wt[q] for i < m, q < k, and Gb[q] += the sum over i < m of
+ * RT[q * ldr + i] X[i]. Each returns 0, having done nothing, for d outside
+ * 2 .. FGD_NARROW_D_MAX. */
+int fgd_narrow_class_scores_d(const double *X, const double *Wt, const double *b, ptrdiff_t m, ptrdiff_t d,
+                              ptrdiff_t k, ptrdiff_t ldz, double *ZT);
+int fgd_narrow_class_scores_f(const float *X, const float *Wt, const double *b, ptrdiff_t m, ptrdiff_t d,
+                              ptrdiff_t k, ptrdiff_t ldz, float *ZT);
+int fgd_narrow_class_accumulate_d(const double *X, const double *RT, ptrdiff_t m, ptrdiff_t d, ptrdiff_t k,
+                                  ptrdiff_t ldr, double *Gb);
+int fgd_narrow_class_accumulate_f(const float *X, const float *RT, ptrdiff_t m, ptrdiff_t d, ptrdiff_t k,
+                                  ptrdiff_t ldr, float *Gb);
+
 #endif

@@ -125,3 +125,77 @@ int FGD_NAME(fgd_narrow_rows)(
     }
     return 0;
 }
+
+/* Softmax's two block products for narrow rows, d a constant where inlined: ZT[q * ldz +
+ * i] = b[q] + X[i] . Wt[q] (i < m, q < k; summed in float64, stored in X's dtype), and
+ * Gb[q] += sum over i < m of RT[q * ldr + i] X[i] (the k sums of a class in registers). One
+ * loop over the block's rows per class, vectorised over rows. */
+static FGD_ALWAYS_INLINE void FGD_NAME(fgd_narrow_class_scores_impl)(
+    const FGD_T *restrict X, const FGD_T *restrict Wt, const double *restrict b, ptrdiff_t m, ptrdiff_t d,
+    ptrdiff_t k, ptrdiff_t ldz, FGD_T *restrict ZT)
+{
+    for (ptrdiff_t q = 0; q < k; q++) {
+        double w[FGD_NARROW_D_MAX];
+        for (ptrdiff_t j = 0; j < d; j++)
+            w[j] = (double)Wt[q * d + j];
+        FGD_T *z = ZT + q * ldz;
+        for (ptrdiff_t i = 0; i < m; i++)
+            z[i] = (FGD_T)FGD_NAME(fgd_narrow_score)(X + i * d, w, b[q], d);
+    }
+}
+
+static FGD_ALWAYS_INLINE void FGD_NAME(fgd_narrow_class_accumulate_impl)(
+    const FGD_T *restrict X, const FGD_T *restrict RT, ptrdiff_t m, ptrdiff_t d, ptrdiff_t k, ptrdiff_t ldr,
+    FGD_T *restrict Gb)
+{
+    for (ptrdiff_t q = 0; q < k; q++) {
+        double g[FGD_NARROW_D_MAX] = {0};
+        const FGD_T *r = RT + q * ldr;
+        for (ptrdiff_t i = 0; i < m; i++)
+            FGD_NAME(fgd_narrow_add)(g, (double)r[i], X + i * d, d);
+        for (ptrdiff_t j = 0; j < d; j++)
+            Gb[q * d + j] += (FGD_T)g[j];
+    }
+}
+
+/* The two products with d made a compile-time constant; each returns 0, having done
+ * nothing, for d outside 2 .. FGD_NARROW_D_MAX (the caller's tiles take it). */
+int FGD_NAME(fgd_narrow_class_scores)(const FGD_T *X, const FGD_T *Wt, const double *b, ptrdiff_t m, ptrdiff_t d,
+                                      ptrdiff_t k, ptrdiff_t ldz, FGD_T *ZT)
+{
+    switch (d) {
+#define FGD_NARROW_CASE(D)                                                          \
+    case D:                                                                         \
+        FGD_NAME(fgd_narrow_class_scores_impl)(X, Wt, b, m, D, k, ldz, ZT);         \
+        return 1;
+        FGD_NARROW_CASE(2)
+        FGD_NARROW_CASE(3)
+        FGD_NARROW_CASE(4)
+        FGD_NARROW_CASE(5)
+        FGD_NARROW_CASE(6)
+        FGD_NARROW_CASE(7)
+        FGD_NARROW_CASE(8)
+#undef FGD_NARROW_CASE
+    }
+    return 0;
+}
+
+int FGD_NAME(fgd_narrow_class_accumulate)(const FGD_T *X, const FGD_T *RT, ptrdiff_t m, ptrdiff_t d, ptrdiff_t k,
+                                          ptrdiff_t ldr, FGD_T *Gb)
+{
+    switch (d) {
+#define FGD_NARROW_CASE(D)                                                          \
+    case D:                                                                         \
+        FGD_NAME(fgd_narrow_class_accumulate_impl)(X, RT, m, D, k, ldr, Gb);        \
+        return 1;
+        FGD_NARROW_CASE(2)
+        FGD_NARROW_CASE(3)
+        FGD_NARROW_CASE(4)
+        FGD_NARROW_CASE(5)
+        FGD_NARROW_CASE(6)
+        FGD_NARROW_CASE(7)
+        FGD_NARROW_CASE(8)
+#undef FGD_NARROW_CASE
+    }
+    return 0;
+}

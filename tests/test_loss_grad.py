@@ -227,17 +227,36 @@ def test_float32_accumulates_like_float64(backend, loss, d, weighted, rng):
 
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
-@pytest.mark.parametrize("loss", ["mse", "logistic"])
+@pytest.mark.parametrize("loss", LOSSES)
 def test_narrow_rows_every_width(backend, loss, dtype, weighted, rng):
-    """d = 2 .. 9: the Cython kernel's one-pass loop for narrow rows takes each width up to
-    8 as its own compiled case (fastgd_narrow.h), 9 the block kernel; every width against
-    the independent reference, scores of both signs and far from zero."""
+    """d = 2 .. 9: the CPU kernels' one-pass loops for narrow rows take each width up to 7
+    or 8 as its own compiled case (kernels/fastgd_narrow.c, numba's _narrow_rows), as do
+    the Cython softmax kernel's block products; 9 takes the block kernels. Every width
+    against the independent reference, scores of both signs and far from zero."""
     n = 300 if backend == "cuda" else 2001
     tight = {np.float64: 1e-12, np.float32: RTOL[np.float32]}[dtype]
     for d in range(2, 10):
         X, y, w, b, sw = make_problem(rng, n, d, loss, dtype, weighted=weighted, scale=4.0)
         result = fastgd.loss_grad(X, y, w, b, loss=loss, sample_weight=sw, backend=backend)
         assert_matches_naive(result, X, y, w, b, loss, sw, tight)
+
+
+@pytest.mark.parametrize("d", [3, 12], ids=["narrow", "block"])
+def test_softmax_many_classes_in_closed_form(backend, d, rng):
+    """k = 2,000 classes, all scores equal: every row's loss is log k, and unweighted the CPU
+    kernels take the log-sum-exps as logarithms of products of the per-row sums (here all
+    k, 2000**128 = 1e422 over a block of rows): the products must stay finite."""
+    if backend == "cuda":
+        pytest.skip("minutes on the simulator; the CUDA kernel takes no products")
+    n, k = 300, 2000
+    X = rng.normal(size=(n, d))
+    y = rng.integers(0, k, n)
+    value, gw, gb = fastgd.loss_grad(X, y, np.zeros((d, k)), np.zeros(k), loss="softmax", backend=backend)
+    assert value == pytest.approx(np.log(k), rel=1e-13)
+    onehot = np.zeros((n, k))
+    onehot[np.arange(n), y] = 1.0
+    np.testing.assert_allclose(gw, X.T @ (1.0 / k - onehot) / n, rtol=1e-10, atol=1e-15)
+    np.testing.assert_allclose(gb, np.mean(1.0 / k - onehot, axis=0), rtol=1e-10, atol=1e-15)
 
 
 def test_logistic_one_feature_row_by_row(backend):

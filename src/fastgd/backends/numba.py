@@ -752,6 +752,7 @@ def _softmax_loss_grad(X, y, Wt, b, k, sw, zero, n_chunks, block, ahead_lines):
     kq = Wt.shape[0]  # classes with a score row in Wt and a gradient row in G
     has_sw = sw.shape[0] > 0
     chunk = (n + n_chunks - 1) // n_chunks
+    prod_rows = max(1, int(1000.0 / math.log2(k)))  # see the unweighted log-sum-exps below
     grads = np.zeros((n_chunks, _padded_width(kq * d)))
     losses = np.zeros(n_chunks)
     r_sums = np.zeros((n_chunks, k))
@@ -795,13 +796,14 @@ def _softmax_loss_grad(X, y, Wt, b, k, sw, zero, n_chunks, block, ahead_lines):
                 for i in range(m):
                     loss_sum += np.float64(wt[i]) * math.log(np.float64(sum_e[i]))
             else:
-                prod = 1.0
-                for i in range(m):
-                    prod *= np.float64(sum_e[i])
-                    if prod > 1e280:  # only for huge k: keep the product finite
-                        loss_sum += math.log(prod)
-                        prod = 1.0
-                loss_sum += math.log(prod)
+                # Unweighted, logarithms of products of prod_rows rows, as in the Cython
+                # kernel (sum_e[i] in [1, k]: each product below 2**1000).
+                for lo in range(0, m, prod_rows):
+                    part = sum_e[lo : min(m, lo + prod_rows)]
+                    prod = 1.0
+                    for i in range(part.shape[0]):  # from 0: no wraparound checks, vectorised
+                        prod *= np.float64(part[i])
+                    loss_sum += math.log(prod)
             for i in range(m):
                 sum_e[i] = wt[i] / sum_e[i]  # now the scale of row i
             for q in range(k):
