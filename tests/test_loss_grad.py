@@ -162,9 +162,9 @@ def test_closed_form_values(backend):
 @pytest.mark.parametrize("n,d", [(3000, 8), (70001, 1), (70001, 2)], ids=lambda v: str(v))
 def test_logistic_loss_over_many_rows_in_closed_form(backend, n, d, rng):
     """At z = 0 every row's logistic loss is log 2. Unweighted, the CPU kernels take the
-    log1p terms as logarithms of products of up to 512 factors (here all 2, so 2**n
-    overall; 256 at a time for float64 d = 1): the products must be flushed before they
-    overflow, in blocks of 16 rows (d = 8) and in the long blocks of narrow X (d = 1, 2)."""
+    log1p terms as logarithms of products (here of factors all 2, so 2**n overall): of up
+    to 512 factors in the blocks of 16 rows (d = 8, numba), of 256 in the one-pass loops
+    of narrow rows (d = 1, 2): the products must be flushed before they overflow."""
     if backend == "cuda":
         pytest.skip("too many rows for the simulator; the CUDA kernel takes no products")
     X = rng.normal(size=(n, d))

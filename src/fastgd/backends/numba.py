@@ -46,8 +46,6 @@ PROPAGATES_NONFINITE = True
 
 _FASTMATH = set(NUMBA_FASTMATH)
 
-#: Below this many features, scores and gradients run down the columns (vectorised over
-#: rows) instead of along each row (frozen into the compiled kernels).
 #: Cache lines of the next block of rows the softmax kernel asks for per pass (of four,
 #: two or one classes) at most while it adds up the current block's gradient, so that
 #: reading X from memory overlaps that arithmetic: each pass asks for an equal share of
@@ -119,10 +117,10 @@ def _block_scores(X, w, b, zero, start, m, z):
 
 @numba.njit(cache=True, fastmath=_FASTMATH)
 def _block_scores_4rows(X, w, b, zero, start, m, z):
-    """_block_scores four rows at a time: each w[j] is loaded once for
-    four dot products, with four independent accumulators. Used for float32 only: on one
-    core at 2M x 64 it is ~8% faster there, while for float64 the kernel built with it
-    ran ~30% slower (measured; the single-row loop stays for float64)."""
+    """_block_scores four rows at a time: each w[j] is loaded once for four dot products,
+    with four independent accumulators. Used for float32 only: on one core at 2M x 64 it
+    is ~8% faster there, while for float64 the kernel built with it ran ~30% slower
+    (measured; the single-row loop stays for float64)."""
     Xb = X[start : start + m]
     d = X.shape[1]
     i = 0
