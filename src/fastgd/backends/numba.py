@@ -69,6 +69,12 @@ PADE_ROWS = 256
 #: Widest X that takes the one-pass loop of _narrow_rows (from d = 2). At d = 8 LLVM
 #: (numba 0.68) no longer vectorises that loop, and the block kernel is faster.
 NARROW_D_MAX = 7
+#: Widest X whose softmax block products take one loop over the block per class
+#: (_narrow_class_scores / _narrow_class_accumulate). Wider, the four-class tiles are as
+#: fast or faster: 10M values of X, float64, one process, tiles against class loops:
+#: d = 2, k = 3 / 10: 30 / 68 -> 17 / 39 ms; d = 4: 15 / 39 -> 10 / 30 ms; d = 7: 11 / 27
+#: against 10 / 31 ms.
+NARROW_SOFTMAX_D_MAX = 4
 _ZERO_F32 = np.float32(0.0)
 _ONE_F32 = np.float32(1.0)
 
@@ -727,15 +733,47 @@ def _block_class_accumulate(X, RT, start, m, G, Gb, ahead, ahead_lines):
             Gb[q, j] = 0
 
 
+@numba.njit(cache=True, fastmath=_FASTMATH)
+def _narrow_class_scores(flat, Wt, b, start, m, ZT, shape):
+    """_block_class_scores for narrow rows (d = len(shape) <= NARROW_SOFTMAX_D_MAX, a
+    compile-time constant): ZT[q, i] = b[q] + row start + i of the flat rows . Wt[q], one
+    loop over the block's rows per class, vectorised over rows as in _narrow_rows."""
+    d = len(shape)
+    xs = flat[start * d : (start + m) * d]
+    for q in range(Wt.shape[0]):
+        w = shape
+        for j in range(d):
+            w = tuple_setitem(w, j, np.float64(Wt[q, j]))
+        for i in range(m):
+            ZT[q, i] = _narrow_score(xs, i, w, b[q])
+
+
+@numba.njit(cache=True, fastmath=_FASTMATH)
+def _narrow_class_accumulate(flat, RT, start, m, G, shape):
+    """_block_class_accumulate for narrow rows (as _narrow_class_scores): G[q] += the sum
+    over the block's rows i of RT[q, i] times row start + i, for the rows of G; each class's
+    d sums in registers (a tuple), in float64."""
+    d = len(shape)
+    xs = flat[start * d : (start + m) * d]
+    for q in range(G.shape[0]):
+        g = _zeros_like_tuple(shape)
+        for i in range(m):
+            g = _narrow_add(g, np.float64(RT[q, i]), xs, i)
+        for j in range(d):
+            G[q, j] += g[j]
+
+
 @numba.njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def _softmax_loss_grad(X, y, Wt, b, k, sw, zero, n_chunks, block, ahead_lines):
+def _softmax_loss_grad(X, y, Wt, b, k, sw, zero, n_chunks, block, ahead_lines, narrow):
     """Loss and gradient sums for softmax over k classes.
 
     X (n, d); Wt (kq, d) and b (kq,) float64 from _sums.softmax_coefficients, transposed so
     that every inner loop runs over d contiguous values: the k classes' coefficients, or
     (kq = k - 1) the first k - 1 classes' minus the last one's, the last class then scoring
     0 and only k - 1 classes' products computed; sw (n,) or (0,) in X's dtype; y (n,) int
-    labels. Returns (sum s l, sum s (p - onehot) x^T as (k, d), sum s (p - onehot) of shape
+    labels; narrow a tuple of d zeros for narrow rows (2 <= d <= NARROW_SOFTMAX_D_MAX: the
+    block products of _narrow_class_scores / _narrow_class_accumulate, compiled for that
+    d), else (). Returns (sum s l, sum s (p - onehot) x^T as (k, d), sum s (p - onehot) of shape
     (k,)), float64; with kq = k - 1 the gradient's last row is minus the sum of the others
     (each row's residuals sum to zero over the classes). Blocks of rows as in
     _scalar_loss_grad. The block's scores are stored class-major (ZT[q, i]), so each
@@ -751,6 +789,7 @@ def _softmax_loss_grad(X, y, Wt, b, k, sw, zero, n_chunks, block, ahead_lines):
     has_sw = sw.shape[0] > 0
     chunk = (n + n_chunks - 1) // n_chunks
     prod_rows = max(1, int(1000.0 / math.log2(k)))  # see the unweighted log-sum-exps below
+    flat = X.reshape(n * d)
     grads = np.zeros((n_chunks, _padded_width(kq * d)))
     losses = np.zeros(n_chunks)
     r_sums = np.zeros((n_chunks, k))
@@ -767,7 +806,10 @@ def _softmax_loss_grad(X, y, Wt, b, k, sw, zero, n_chunks, block, ahead_lines):
         for start in range(c * chunk, stop, block):
             m = min(block, stop - start)
             yb = y[start : start + m]
-            _block_class_scores(X, Wt, b, zero, start, m, ZT)
+            if len(narrow) > 0:  # a compile-time constant: d for narrow rows, else 0
+                _narrow_class_scores(flat, Wt, b, start, m, ZT, narrow)
+            else:
+                _block_class_scores(X, Wt, b, zero, start, m, ZT)
             if has_sw:
                 sb = sw[start : start + m]
                 for i in range(m):
@@ -814,7 +856,10 @@ def _softmax_loss_grad(X, y, Wt, b, k, sw, zero, n_chunks, block, ahead_lines):
                 for i in range(m):
                     acc += np.float64(ZT[q, i])
                 rs[q] += acc
-            _block_class_accumulate(X, ZT, start, m, G, Gb, min(block, stop - start - m) * d, ahead_lines)
+            if len(narrow) > 0:
+                _narrow_class_accumulate(flat, ZT, start, m, G, narrow)
+            else:
+                _block_class_accumulate(X, ZT, start, m, G, Gb, min(block, stop - start - m) * d, ahead_lines)
         losses[c] = loss_sum
         for q in range(k):
             r_sums[c, q] = rs[q]
@@ -973,8 +1018,11 @@ def _loss_grad(X, y, w, b, loss, sample_weight):
     if loss == "softmax":
         block = _config.cpu_block_rows(d, dtype.itemsize, softmax=True)
         Wt, b_t = _sums.softmax_coefficients(w, b, dtype)  # (k - 1 or k, d): small
+        # Narrow rows: a tuple of d zeros, whose length fixes d when compiling, picks the
+        # one-loop-per-class products; otherwise an empty tuple.
+        narrow = (0.0,) * d if 2 <= d <= NARROW_SOFTMAX_D_MAX else ()
         value, grad_t, grad_b = _softmax_loss_grad(
-            X, y, Wt, b_t, w.shape[1], sw, dtype.type(0), n_chunks, block, AHEAD_LINES
+            X, y, Wt, b_t, w.shape[1], sw, dtype.type(0), n_chunks, block, AHEAD_LINES, narrow
         )
         return _sums.normalised(value, grad_t.T, grad_b, total, dtype, True)
     if 2 <= d <= NARROW_D_MAX:
