@@ -55,6 +55,19 @@ static FGD_ALWAYS_INLINE fgd_logistic_terms fgd_logistic_row(double z, double y,
     return q;
 }
 
+/* The cases d = 2 .. FGD_NARROW_D_MAX of a switch on d: each runs the statement given (in
+ * which D is that d, a compile-time constant) and returns 1. */
+#define FGD_NARROW_CASE(n, ...) \
+    case n: {                   \
+        enum { D = n };         \
+        __VA_ARGS__;            \
+        return 1;               \
+    }
+#define FGD_NARROW_CASES(...)                                                                       \
+    FGD_NARROW_CASE(2, __VA_ARGS__) FGD_NARROW_CASE(3, __VA_ARGS__) FGD_NARROW_CASE(4, __VA_ARGS__) \
+    FGD_NARROW_CASE(5, __VA_ARGS__) FGD_NARROW_CASE(6, __VA_ARGS__) FGD_NARROW_CASE(7, __VA_ARGS__) \
+    FGD_NARROW_CASE(8, __VA_ARGS__)
+
 #define FGD_T double
 #define FGD_NAME(name) name##_d
 #include "fastgd_narrow_impl.h"

@@ -107,21 +107,8 @@ int FGD_NAME(fgd_narrow_rows)(
     ptrdiff_t hi, ptrdiff_t d, double *g, double *dz_sum, double *loss_sum)
 {
     switch (d) {
-#define FGD_NARROW_CASE(D)                                                                            \
-    case D:                                                                                           \
-        if (sw)                                                                                       \
-            FGD_NAME(fgd_narrow_impl)(X, y, sw, w, b, logistic, lo, hi, D, 1, g, dz_sum, loss_sum);   \
-        else                                                                                          \
-            FGD_NAME(fgd_narrow_impl)(X, y, sw, w, b, logistic, lo, hi, D, 0, g, dz_sum, loss_sum);   \
-        return 1;
-        FGD_NARROW_CASE(2)
-        FGD_NARROW_CASE(3)
-        FGD_NARROW_CASE(4)
-        FGD_NARROW_CASE(5)
-        FGD_NARROW_CASE(6)
-        FGD_NARROW_CASE(7)
-        FGD_NARROW_CASE(8)
-#undef FGD_NARROW_CASE
+        FGD_NARROW_CASES(if (sw) FGD_NAME(fgd_narrow_impl)(X, y, sw, w, b, logistic, lo, hi, D, 1, g, dz_sum, loss_sum);
+                         else FGD_NAME(fgd_narrow_impl)(X, y, sw, w, b, logistic, lo, hi, D, 0, g, dz_sum, loss_sum))
     }
     return 0;
 }
@@ -164,18 +151,7 @@ int FGD_NAME(fgd_narrow_class_scores)(const FGD_T *X, const FGD_T *Wt, const dou
                                       ptrdiff_t k, ptrdiff_t ldz, FGD_T *ZT)
 {
     switch (d) {
-#define FGD_NARROW_CASE(D)                                                          \
-    case D:                                                                         \
-        FGD_NAME(fgd_narrow_class_scores_impl)(X, Wt, b, m, D, k, ldz, ZT);         \
-        return 1;
-        FGD_NARROW_CASE(2)
-        FGD_NARROW_CASE(3)
-        FGD_NARROW_CASE(4)
-        FGD_NARROW_CASE(5)
-        FGD_NARROW_CASE(6)
-        FGD_NARROW_CASE(7)
-        FGD_NARROW_CASE(8)
-#undef FGD_NARROW_CASE
+        FGD_NARROW_CASES(FGD_NAME(fgd_narrow_class_scores_impl)(X, Wt, b, m, D, k, ldz, ZT))
     }
     return 0;
 }
@@ -184,18 +160,7 @@ int FGD_NAME(fgd_narrow_class_accumulate)(const FGD_T *X, const FGD_T *RT, ptrdi
                                           ptrdiff_t ldr, FGD_T *Gb)
 {
     switch (d) {
-#define FGD_NARROW_CASE(D)                                                          \
-    case D:                                                                         \
-        FGD_NAME(fgd_narrow_class_accumulate_impl)(X, RT, m, D, k, ldr, Gb);        \
-        return 1;
-        FGD_NARROW_CASE(2)
-        FGD_NARROW_CASE(3)
-        FGD_NARROW_CASE(4)
-        FGD_NARROW_CASE(5)
-        FGD_NARROW_CASE(6)
-        FGD_NARROW_CASE(7)
-        FGD_NARROW_CASE(8)
-#undef FGD_NARROW_CASE
+        FGD_NARROW_CASES(FGD_NAME(fgd_narrow_class_accumulate_impl)(X, RT, m, D, k, ldr, Gb))
     }
     return 0;
 }
