@@ -111,7 +111,130 @@ FGD_SCORES_ATTR static void FGD_NAME(fgd_class_scores)(
     }
 }
 
-FGD_ACCUMULATE_ATTR static void FGD_NAME(fgd_class_accumulate)(
+#if FGD_PANELS
+/* One panel of the gradient update: Gb[q][j .. j + J L) += the sum over i < m of
+ * RT[q * ldr + i] X[i][j .. j + J L) for q < Q, Q and J compile-time constants: the J vectors
+ * of a row's columns are loaded once for all Q classes, and the Q J vector sums stay in
+ * registers over all m rows, added to Gb once. TAIL: the panel's columns end before
+ * j + J L (the masks; masked loads do not touch memory outside them). LDR, where not 0, is
+ * ldr as a compile-time constant: the Q residuals of a row are then loaded at fixed offsets
+ * from one pointer (with ldr known only at run time gcc keeps a pointer per class, more than
+ * the free registers, and moved them in and out of vector registers at every row: 2M x 64
+ * float32, k = 10, 39.2 -> 37.1 ms). Rows i < pf_rows each ask for pf_step bytes from pf. */
+static inline __attribute__((always_inline)) void FGD_NAME(fgd_panel)(
+    const FGD_T *restrict X, const FGD_T *restrict RT, ptrdiff_t m, ptrdiff_t d, ptrdiff_t ldr,
+    FGD_T *restrict Gb, const int Q, const int J, const int TAIL, const ptrdiff_t LDR, const FGD_MASK *mask,
+    const char *pf, ptrdiff_t pf_rows, ptrdiff_t pf_step)
+{
+    enum { L = 64 / sizeof(FGD_T) };
+    if (LDR)
+        ldr = LDR;
+    FGD_V a[FGD_PANEL_SUMS_MAX], v[FGD_PANEL_VECS_MAX];
+#pragma GCC unroll 32
+    for (int t = 0; t < Q * J; t++)
+        a[t] = FGD_VZERO();
+    const FGD_T *x = X;
+    for (ptrdiff_t i = 0; i < m; i++, x += d) {
+#pragma GCC unroll 8
+        for (int u = 0; u < J; u++)
+            v[u] = TAIL ? FGD_VMASKLOAD(mask[u], x + u * L) : FGD_VLOAD(x + u * L);
+        if (i < pf_rows)
+            fgd_prefetch(pf + i * pf_step, pf_step);
+#pragma GCC unroll 16
+        for (int q = 0; q < Q; q++) {
+            FGD_V c = FGD_VSET1(RT[q * ldr + i]);
+#pragma GCC unroll 8
+            for (int u = 0; u < J; u++)
+                a[q * J + u] = FGD_VFMA(c, v[u], a[q * J + u]);
+        }
+    }
+#pragma GCC unroll 16
+    for (int q = 0; q < Q; q++) {
+#pragma GCC unroll 8
+        for (int u = 0; u < J; u++) {
+            FGD_T *g = Gb + q * d + u * L;
+            if (TAIL)
+                FGD_VMASKSTORE(g, mask[u], FGD_VADD(FGD_VMASKLOAD(mask[u], g), a[q * J + u]));
+            else
+                FGD_VSTORE(g, FGD_VADD(FGD_VLOAD(g), a[q * J + u]));
+        }
+    }
+}
+
+/* Vectors of columns per panel for Q classes: as many as keep the Q J sums within the
+ * registers, so that few classes still have enough multiply-adds per load of X. */
+#define FGD_PANEL_VECS(Q) ((Q) <= 6 ? 4 : 2)  /* at most FGD_PANEL_VECS_MAX */
+
+/* The panels of one group of Q classes (rows q0 .. q0 + Q of RT and Gb) across all d
+ * columns; *pf moves on by the prefetches asked for. */
+static inline __attribute__((always_inline)) void FGD_NAME(fgd_panel_group)(
+    const FGD_T *restrict X, const FGD_T *restrict RT, ptrdiff_t m, ptrdiff_t d, ptrdiff_t ldr,
+    FGD_T *restrict Gb, const int Q, const char **pf, const char *pf_end, ptrdiff_t pf_lines, ptrdiff_t pf_step)
+{
+    enum { L = 64 / sizeof(FGD_T) };
+    const int J = FGD_PANEL_VECS(Q);
+    for (ptrdiff_t j = 0; j < d; j += J * L) {
+        ptrdiff_t pf_rows = (pf_end - *pf) / pf_step;
+        pf_rows = pf_rows < m ? pf_rows : m;
+        pf_rows = pf_rows < pf_lines * 64 / pf_step ? pf_rows : pf_lines * 64 / pf_step;
+        if (d - j >= J * L) {
+            if (ldr == FGD_PANEL_LDR)
+                FGD_NAME(fgd_panel)(X + j, RT, m, d, ldr, Gb + j, Q, J, 0, FGD_PANEL_LDR, NULL, *pf, pf_rows, pf_step);
+            else
+                FGD_NAME(fgd_panel)(X + j, RT, m, d, ldr, Gb + j, Q, J, 0, 0, NULL, *pf, pf_rows, pf_step);
+        } else {
+            FGD_MASK mask[FGD_PANEL_VECS_MAX];
+            for (int u = 0; u < J; u++) {
+                ptrdiff_t left = d - j - u * L;
+                mask[u] = (FGD_MASK)(left >= L ? ~0ULL : left <= 0 ? 0ULL : (1ULL << left) - 1);
+            }
+            FGD_NAME(fgd_panel)(X + j, RT, m, d, ldr, Gb + j, Q, J, 1, 0, mask, *pf, pf_rows, pf_step);
+        }
+        *pf += pf_rows * pf_step;
+    }
+}
+
+#define FGD_PANEL_CASE(n) case n: FGD_NAME(fgd_panel_group)(X, RT + q0 * ldr, m, d, ldr, Gb + q0 * d, n, &pf, pf_end, pf_lines, pf_step); break;
+
+/* Gb[q] += the sum over i < m of RT[q * ldr + i] X[i] for q < k, X (m, d) and Gb (k, d)
+ * row-major; asks for the ahead_bytes from ahead (the next block's rows) on the way, an
+ * equal share in each panel, spread over its rows. Panels of J vectors of columns by Q
+ * classes: the k classes in as few groups of at most FGD_PANEL_CLASSES_MAX as will do, their
+ * sizes differing by one at most (k >= FGD_PANEL_CLASSES_MIN: at least 6 classes a group).
+ * Per row of a panel: J loads of X, Q broadcasts of residuals and Q J multiply-adds, all
+ * sums in registers. The four-by-four tiles load and store four rows of Gb at every step
+ * along d: 2M x 64, k = 10, in one process, float64 73 -> 66 ms, float32 43 -> 37 ms. */
+FGD_ACCUMULATE_ATTR static void FGD_NAME(fgd_class_accumulate_panels)(
+    const FGD_T *restrict X, const FGD_T *restrict RT, ptrdiff_t m, ptrdiff_t d, ptrdiff_t k,
+    ptrdiff_t ldr, FGD_T *restrict Gb, const void *ahead, ptrdiff_t ahead_bytes)
+{
+    enum { L = 64 / sizeof(FGD_T) };
+    ptrdiff_t groups = (k + FGD_PANEL_CLASSES_MAX - 1) / FGD_PANEL_CLASSES_MAX;
+    ptrdiff_t base = k / groups, bigger = k % groups; /* the first `bigger` groups: base + 1 */
+    ptrdiff_t panels = 0;
+    for (ptrdiff_t g = 0; g < groups; g++) {
+        ptrdiff_t width = FGD_PANEL_VECS(base + (g < bigger)) * L;
+        panels += (d + width - 1) / width;
+    }
+    ptrdiff_t lines = (ahead_bytes + 63) / 64;
+    ptrdiff_t pf_lines = m > 0 ? (lines + panels - 1) / panels : 0;
+    ptrdiff_t pf_step = m > 0 && pf_lines > m ? (pf_lines + m - 1) / m * 64 : 64;
+    const char *pf = (const char *)ahead, *pf_end = pf + lines * 64;
+    ptrdiff_t q0 = 0;
+    for (ptrdiff_t g = 0; g < groups; g++) {
+        int n = (int)(base + (g < bigger));
+        switch (n) {
+            FGD_PANEL_CASE(1) FGD_PANEL_CASE(2) FGD_PANEL_CASE(3) FGD_PANEL_CASE(4)
+            FGD_PANEL_CASE(5) FGD_PANEL_CASE(6) FGD_PANEL_CASE(7) FGD_PANEL_CASE(8)
+            FGD_PANEL_CASE(9) FGD_PANEL_CASE(10) FGD_PANEL_CASE(11) FGD_PANEL_CASE(12)
+        }
+        q0 += n;
+    }
+}
+#undef FGD_PANEL_CASE
+#endif /* FGD_PANELS */
+
+FGD_ACCUMULATE_ATTR static void FGD_NAME(fgd_class_accumulate_tiles)(
     const FGD_T *restrict X, const FGD_T *restrict RT, ptrdiff_t m, ptrdiff_t d, ptrdiff_t k,
     ptrdiff_t ldr, FGD_T *restrict Gb, const void *ahead, ptrdiff_t ahead_bytes)
 {
@@ -186,6 +309,20 @@ FGD_ACCUMULATE_ATTR static void FGD_NAME(fgd_class_accumulate)(
                 g0[j] += c0 * x0[j];
         }
     }
+}
+
+/* Gb[q] += the sum over i < m of RT[q * ldr + i] X[i] for q < k (see the two above). */
+static void FGD_NAME(fgd_class_accumulate)(
+    const FGD_T *restrict X, const FGD_T *restrict RT, ptrdiff_t m, ptrdiff_t d, ptrdiff_t k,
+    ptrdiff_t ldr, FGD_T *restrict Gb, const void *ahead, ptrdiff_t ahead_bytes)
+{
+#if FGD_PANELS
+    if (k >= FGD_PANEL_CLASSES_MIN) {
+        FGD_NAME(fgd_class_accumulate_panels)(X, RT, m, d, k, ldr, Gb, ahead, ahead_bytes);
+        return;
+    }
+#endif
+    FGD_NAME(fgd_class_accumulate_tiles)(X, RT, m, d, k, ldr, Gb, ahead, ahead_bytes);
 }
 
 /* z[i] = X[i] . w + b for the rows i < m that come in groups of four, each vector of w

@@ -60,6 +60,29 @@ def test_softmax_tile_edges(backend, n, d, k, dtype, rng, monkeypatch):
     assert_matches_naive(unweighted, X, y, w, b, "softmax", None, RTOL[dtype])
 
 
+@pytest.mark.parametrize("block", [128, 16], ids=["default-block", "block-16"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+def test_softmax_gradient_panels(backend, dtype, block, rng, monkeypatch):
+    """From seven classes the Cython softmax gradient takes panels of classes by two or four
+    vectors of columns (kernels/fastgd_tiles_impl.h): k = 8 .. 150 (one group of 8, 9 or
+    12 classes; groups of 7 and 6; three groups; thirteen groups of 11 and 12), widths with
+    whole panels, a partial second vector, a partial first one, and several panels; the
+    residuals' stride the compiled one (128 rows a block) and another (16). Weighted and
+    not, against the reference."""
+    if backend == "cuda":
+        pytest.skip("a CPU kernel path")
+    from fastgd import _config
+
+    monkeypatch.setattr(_config, "CPU_SOFTMAX_BLOCK_ROWS", block)
+    tight = {np.float64: 1e-12, np.float32: RTOL[np.float32]}[dtype]
+    for k in (8, 10, 13, 14, 27, 150):
+        for d in (9, 16, 17, 31, 33, 64, 70):
+            X, y, w, b, sw = make_problem(rng, 300, d, "softmax", dtype, k=k, weighted=True)
+            for weights in (sw, None):
+                result = fastgd.loss_grad(X, y, w, b, loss="softmax", sample_weight=weights, backend=backend)
+                assert_matches_naive(result, X, y, w, b, "softmax", weights, tight)
+
+
 @pytest.mark.parametrize("dtype,d", [(np.float64, 2_051), (np.float32, 4_103)], ids=["f64", "f32"])
 @pytest.mark.parametrize("loss", ["mse", "logistic"])
 def test_wide_rows(backend, loss, dtype, d, rng):
