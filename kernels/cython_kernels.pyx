@@ -381,9 +381,9 @@ def scalar_loss_grad(
 
 
 cdef extern from "fastgd_tiles.h" nogil:
-    void fgd_class_scores_d(const double* X, const double* Wt, const double* b, Py_ssize_t m,
+    void fgd_class_scores_d(const double* X, const double* Wt, const double* Wd, const double* b, Py_ssize_t m,
                             Py_ssize_t d, Py_ssize_t k, Py_ssize_t ldz, double* ZT)
-    void fgd_class_scores_f(const float* X, const float* Wt, const double* b, Py_ssize_t m,
+    void fgd_class_scores_tiles_f(const float* X, const float* Wt, const double* b, Py_ssize_t m,
                             Py_ssize_t d, Py_ssize_t k, Py_ssize_t ldz, float* ZT)
     void fgd_class_accumulate_d(const double* X, const double* RT, Py_ssize_t m, Py_ssize_t d,
                                 Py_ssize_t k, Py_ssize_t ldr, double* Gb, const void* ahead,
@@ -418,18 +418,24 @@ cdef void _softmax_chunk(
     cdef floating* wt = <floating*> malloc(block * sizeof(floating))
     cdef floating* zq
     cdef floating* Gb = <floating*> malloc(kq * d * sizeof(floating))  # float32 only
+    cdef floating* Wd = NULL  # float64: Wt transposed, (d, kq), for the score panels
     cdef floating* z_last = ZT + kq * block
     for i in range(kq * d):
         Gb[i] = 0
+    if floating is double:
+        Wd = <floating*> malloc(kq * d * sizeof(floating))
+        for q in range(kq):
+            for j in range(d):
+                Wd[j * kq + q] = Wt[q * d + j]
     start = lo
     while start < hi:
         m = min(block, hi - start)
         if floating is double:
             if not fgd_narrow_class_scores_d(X + start * d, Wt, b, m, d, kq, block, ZT):
-                fgd_class_scores_d(X + start * d, Wt, b, m, d, kq, block, ZT)
+                fgd_class_scores_d(X + start * d, Wt, Wd, b, m, d, kq, block, ZT)
         else:
             if not fgd_narrow_class_scores_f(X + start * d, Wt, b, m, d, kq, block, ZT):
-                fgd_class_scores_f(X + start * d, Wt, b, m, d, kq, block, ZT)
+                fgd_class_scores_tiles_f(X + start * d, Wt, b, m, d, kq, block, ZT)
         if kq < k:  # the last class scores 0
             for i in range(m):
                 z_last[i] = 0
@@ -501,6 +507,7 @@ cdef void _softmax_chunk(
     free(scale)
     free(wt)
     free(Gb)
+    free(Wd)
     loss_sum[0] = acc_loss
 
 

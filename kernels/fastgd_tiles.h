@@ -186,4 +186,6 @@ static inline void fgd_reduce4_f(__m256 s0, __m256 s1, __m256 s2, __m256 s3, dou
 #undef FGD_T
 #undef FGD_NAME
 
+#include "fastgd_score_panels.h"
+
 #endif

@@ -8,7 +8,7 @@ typedef FGD_T FGD_NAME(fgd_vec) __attribute__((vector_size(FGD_VEC_BYTES)));
 /* ZT[q * ldz + i] = X[i] . Wt[q] + b[q] for i < m, q < k; X (m, d) and Wt (k, d) row-major.
  * The dot products are summed in FGD_T, the bias added in double, the scores stored in
  * FGD_T (the softmax steps that follow run in X's dtype). */
-FGD_SCORES_ATTR static void FGD_NAME(fgd_class_scores)(
+FGD_SCORES_ATTR static void FGD_NAME(fgd_class_scores_tiles)(
     const FGD_T *restrict X, const FGD_T *restrict Wt, const double *restrict b,
     ptrdiff_t m, ptrdiff_t d, ptrdiff_t k, ptrdiff_t ldz, FGD_T *restrict ZT)
 {

@@ -64,11 +64,13 @@ def test_softmax_tile_edges(backend, n, d, k, dtype, rng, monkeypatch):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
 def test_softmax_gradient_panels(backend, dtype, block, rng, monkeypatch):
     """From seven classes the Cython softmax gradient takes panels of classes by two or four
-    vectors of columns (kernels/fastgd_tiles_impl.h): k = 8 .. 150 (one group of 8, 9 or
-    12 classes; groups of 7 and 6; three groups; thirteen groups of 11 and 12), widths with
-    whole panels, a partial second vector, a partial first one, and several panels; the
-    residuals' stride the compiled one (128 rows a block) and another (16). Weighted and
-    not, against the reference."""
+    vectors of columns (kernels/fastgd_tiles_impl.h), and the float64 scores panels of
+    eight rows by up to nine classes (kernels/fastgd_score_panels.h): k = 8 .. 150 (one
+    group of 8, 9 or 12 classes, or two of 6; groups of 7 and 6; three groups; thirteen or
+    more), widths with whole panels, a partial second vector, a partial first one, several
+    panels, and partial tiles of four columns; blocks that leave a partial panel of rows;
+    the residuals' stride the compiled one (128 rows a block) and another (16). Weighted
+    and not, against the reference."""
     if backend == "cuda":
         pytest.skip("a CPU kernel path")
     from fastgd import _config
