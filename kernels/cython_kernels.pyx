@@ -64,6 +64,8 @@ cdef extern from "fastgd_tiles.h" nogil:
                                  double* z)
     Py_ssize_t fgd_row_scores4_f(const float* X, const float* w, double b, Py_ssize_t m, Py_ssize_t d,
                                  double* z)
+    void fgd_row_scores_d(const double* X, const double* w, double b, Py_ssize_t m, Py_ssize_t d, double* z)
+    void fgd_row_scores_f(const float* X, const float* w, double b, Py_ssize_t m, Py_ssize_t d, double* z)
     void fgd_row_accumulate_d(const double* X, const double* r, Py_ssize_t m, Py_ssize_t d, double* gb)
     void fgd_row_accumulate_f(const float* X, const float* r, Py_ssize_t m, Py_ssize_t d, float* gb)
 
@@ -82,12 +84,10 @@ cdef void _block_scores(
             done = fgd_row_scores4_d(X + start * d, w, b, m, d, z)
         else:
             done = fgd_row_scores4_f(X + start * d, w, b, m, d, z)
-    for i in range(done, m):
-        x = X + (start + i) * d
-        acc = 0
-        for j in range(d):
-            acc = acc + x[j] * w[j]
-        z[i] = <double>acc + b
+    if floating is double:
+        fgd_row_scores_d(X + (start + done) * d, w, b, m - done, d, z + done)
+    else:
+        fgd_row_scores_f(X + (start + done) * d, w, b, m - done, d, z + done)
 
 
 cdef void _block_accumulate(

@@ -325,6 +325,59 @@ static void FGD_NAME(fgd_class_accumulate)(
     FGD_NAME(fgd_class_accumulate_tiles)(X, RT, m, d, k, ldr, Gb, ahead, ahead_bytes);
 }
 
+/* z[i] = X[i] . w + b for i < m, one row at a time. Rows of four vectors or more: each
+ * row's products summed in four vector sums, then across the lanes; gcc's own loop keeps
+ * one vector sum, a chain of d / L multiply-adds each waiting on the one before (2M x 128
+ * float64 logistic, in one process: 39.3 -> 31.7 ms, the read 28.9). Shorter rows: gcc's
+ * loop (d = 9: 46.6 against 59.0 ms). */
+static void FGD_NAME(fgd_row_scores)(const FGD_T *restrict X, const FGD_T *restrict w, double b, ptrdiff_t m,
+                                     ptrdiff_t d, double *restrict z)
+{
+    ptrdiff_t i, j;
+#if FGD_VEC_BYTES
+    if (d < 4 * (ptrdiff_t)(FGD_VEC_BYTES / sizeof(FGD_T)))
+#endif
+    {
+        for (i = 0; i < m; i++) {
+            const FGD_T *x = X + i * d;
+            FGD_T a = 0;
+            for (j = 0; j < d; j++)
+                a += x[j] * w[j];
+            z[i] = (double)a + b;
+        }
+        return;
+    }
+    for (i = 0; i < m; i++) {
+        const FGD_T *x = X + i * d;
+        FGD_T a = 0;
+        j = 0;
+#if FGD_VEC_BYTES
+        typedef FGD_NAME(fgd_vec) V;
+        enum { L = sizeof(V) / sizeof(FGD_T) };
+        V s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
+        for (; j + 4 * L <= d; j += 4 * L) {
+            V u0, u1, u2, u3, v0, v1, v2, v3;
+            memcpy(&u0, w + j, sizeof(V)); memcpy(&u1, w + j + L, sizeof(V));
+            memcpy(&u2, w + j + 2 * L, sizeof(V)); memcpy(&u3, w + j + 3 * L, sizeof(V));
+            memcpy(&v0, x + j, sizeof(V)); memcpy(&v1, x + j + L, sizeof(V));
+            memcpy(&v2, x + j + 2 * L, sizeof(V)); memcpy(&v3, x + j + 3 * L, sizeof(V));
+            s0 += v0 * u0; s1 += v1 * u1; s2 += v2 * u2; s3 += v3 * u3;
+        }
+        for (; j + L <= d; j += L) {
+            V u0, v0;
+            memcpy(&u0, w + j, sizeof(V)); memcpy(&v0, x + j, sizeof(V));
+            s0 += v0 * u0;
+        }
+        s0 = (s0 + s1) + (s2 + s3);
+        for (int l = 0; l < L; l++)
+            a += s0[l];
+#endif
+        for (; j < d; j++)
+            a += x[j] * w[j];
+        z[i] = (double)a + b;
+    }
+}
+
 /* z[i] = X[i] . w + b for the rows i < m that come in groups of four, each vector of w
  * loaded once (and pinned to a register) for four rows. Returns the rows done (0 without
  * the explicit vectors); the caller's one-row loop takes the rest. For rows whose w does

@@ -60,6 +60,23 @@ def test_softmax_tile_edges(backend, n, d, k, dtype, rng, monkeypatch):
     assert_matches_naive(unweighted, X, y, w, b, "softmax", None, RTOL[dtype])
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("loss", ["mse", "logistic"])
+def test_row_scores_widths(backend, loss, dtype, rng):
+    """Rows of four vectors or more take the Cython one-row scores with four vector sums
+    (fastgd_tiles_impl.h's fgd_row_scores), shorter ones gcc's loop: widths either side of
+    four vectors (32 float64, 64 float32), with a vector and values left over after the
+    four-vector steps, against the reference, weighted and not."""
+    if backend == "cuda":
+        pytest.skip("a CPU kernel path")
+    tight = {np.float64: 1e-12, np.float32: RTOL[np.float32]}[dtype]
+    for d in (31, 32, 33, 40, 63, 64, 65, 79, 100, 129):
+        X, y, w, b, sw = make_problem(rng, 101, d, loss, dtype, weighted=True)
+        for weights in (sw, None):
+            result = fastgd.loss_grad(X, y, w, b, loss=loss, sample_weight=weights, backend=backend)
+            assert_matches_naive(result, X, y, w, b, loss, weights, tight)
+
+
 @pytest.mark.parametrize("block", [128, 16], ids=["default-block", "block-16"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
 def test_softmax_gradient_panels(backend, dtype, block, rng, monkeypatch):
