@@ -85,21 +85,21 @@ def test_softmax_gradient_panels(backend, dtype, block, rng, monkeypatch):
     eight rows by up to nine classes (kernels/fastgd_score_panels.h): k = 8 .. 150 (one
     group of 8, 9 or 12 classes, or two of 6; groups of 7 and 6; three groups; thirteen or
     more), widths with whole panels, a partial second vector, a partial first one, several
-    panels, and partial tiles of four columns; blocks that leave a partial panel of rows;
-    the residuals' stride the compiled one (128 rows a block) and another (16). Weighted
-    and not, against the reference."""
+    panels, and partial tiles of four columns, and 1,501 columns; blocks that leave a
+    partial panel of rows; the residuals' stride the compiled one (128 rows a block) and
+    another (16). Weighted and not, against the reference."""
     if backend == "cuda":
         pytest.skip("a CPU kernel path")
     from fastgd import _config
 
     monkeypatch.setattr(_config, "CPU_SOFTMAX_BLOCK_ROWS", block)
     tight = {np.float64: 1e-12, np.float32: RTOL[np.float32]}[dtype]
-    for k in (8, 10, 13, 14, 27, 150):
-        for d in (9, 16, 17, 31, 33, 64, 70):
-            X, y, w, b, sw = make_problem(rng, 300, d, "softmax", dtype, k=k, weighted=True)
-            for weights in (sw, None):
-                result = fastgd.loss_grad(X, y, w, b, loss="softmax", sample_weight=weights, backend=backend)
-                assert_matches_naive(result, X, y, w, b, "softmax", weights, tight)
+    cases = [(k, d) for k in (8, 10, 13, 14, 27, 150) for d in (9, 16, 17, 31, 33, 64, 70)]
+    for k, d in cases + [(10, 1_501)]:  # and wide rows, fewer of them a block
+        X, y, w, b, sw = make_problem(rng, 300, d, "softmax", dtype, k=k, weighted=True)
+        for weights in (sw, None):
+            result = fastgd.loss_grad(X, y, w, b, loss="softmax", sample_weight=weights, backend=backend)
+            assert_matches_naive(result, X, y, w, b, "softmax", weights, tight)
 
 
 @pytest.mark.parametrize("dtype,d", [(np.float64, 2_051), (np.float32, 4_103)], ids=["f64", "f32"])
