@@ -478,18 +478,16 @@ cdef void _softmax_chunk(
                 part = part_end
         for i in range(m):
             scale[i] = wt[i] / sum_e[i]
-        for q in range(k):
-            zq = ZT + q * block
-            for i in range(m):
-                zq[i] *= scale[i]
-        for i in range(m):
-            ZT[y[start + i] * block + i] -= wt[i]
-        for q in range(k):
+        for q in range(k):  # probabilities, and their sums (one pass)
             zq = ZT + q * block
             s = 0.0
             for i in range(m):
+                zq[i] *= scale[i]
                 s += zq[i]
             r_sum[q] += s
+        for i in range(m):  # minus the one-hot labels: residuals
+            ZT[y[start + i] * block + i] -= wt[i]
+            r_sum[y[start + i]] -= wt[i]
         ahead = min(block, hi - start - m) * d * <Py_ssize_t>sizeof(floating)  # next block
         if floating is double:  # straight into the float64 G
             if not fgd_narrow_class_accumulate_d(X + start * d, ZT, m, d, kq, block, G):
