@@ -846,16 +846,16 @@ def _softmax_loss_grad(X, y, Wt, b, k, sw, zero, n_chunks, block, ahead_lines, n
                     loss_sum += math.log(prod)
             for i in range(m):
                 sum_e[i] = wt[i] / sum_e[i]  # now the scale of row i
-            for q in range(k):
-                for i in range(m):
-                    ZT[q, i] *= sum_e[i]
-            for i in range(m):
-                ZT[yb[i], i] -= wt[i]
-            for q in range(k):
+            for q in range(k):  # probabilities, and their sums (one pass)
                 acc = 0.0
                 for i in range(m):
-                    acc += np.float64(ZT[q, i])
+                    p = ZT[q, i] * sum_e[i]
+                    ZT[q, i] = p
+                    acc += np.float64(p)
                 rs[q] += acc
+            for i in range(m):  # minus the one-hot labels: residuals
+                ZT[yb[i], i] -= wt[i]
+                rs[yb[i]] -= np.float64(wt[i])
             if len(narrow) > 0:
                 _narrow_class_accumulate(flat, ZT, start, m, G, narrow)
             else:
