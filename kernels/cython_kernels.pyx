@@ -398,11 +398,14 @@ cdef void _softmax_chunk(
     const floating* sw, bint has_sw, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t d, Py_ssize_t kq,
     Py_ssize_t k, Py_ssize_t block, double* G, double* r_sum, double* loss_sum,
 ) noexcept nogil:
-    """Rows lo..hi in blocks: the scores of Wt's kq rows (fastgd_tiles.h; with kq = k - 1
-    the last class scores 0, see softmax_loss_grad), then the softmax steps with the
-    scores stored class-major (ZT[q * block + i]) so that each loop runs over the block's
-    rows and vectorises: row maxima, exponentials, sums, residuals p - onehot, in place;
-    then the first kq classes' residuals times the block's rows into G (kq, d). The steps
+    """Rows lo..hi in blocks: the scores of Wt's kq rows (with kq = k - 1 the last class
+    scores 0, see softmax_loss_grad; narrow rows fastgd_narrow.c, float64 the score panels
+    of fastgd_score_panels.h, which take Wt transposed, Wd, else the tiles of
+    fastgd_tiles.h), then the softmax steps with the scores stored class-major
+    (ZT[q * block + i]) so that each loop runs over the block's rows and vectorises: row
+    maxima, exponentials, sums, residuals p - onehot, in place; then the first kq classes'
+    residuals times the block's rows into G (kq, d) (fastgd_tiles.h: from seven classes
+    panels with their sums in registers, else tiles). The steps
     run in X's dtype (float32 data: a float32 exponential, sixteen lanes; the loss and the
     sums of residuals are added up in float64). Without sample weights a block's
     log-sum-exps are one logarithm of a product."""
