@@ -77,9 +77,10 @@ static inline __attribute__((always_inline)) void fgd_score_panel_d(
     }
 }
 
-#define FGD_SCORE_CASE(n) case n: \
+#define FGD_SCORE_CASE(n) case n: { \
     if (full) fgd_score_panel_d(x, d, 8, Wd + q0, k, b + q0, z, ldz, n, 1); \
-    else fgd_score_panel_d(x, d, rows, Wd + q0, k, b + q0, z, ldz, n, 0); break;
+    else fgd_score_panel_d(x, d, rows, Wd + q0, k, b + q0, z, ldz, n, 0); \
+    break; }
 #endif
 
 /* From FGD_SCORE_PANEL_CLASSES_MIN classes (fewer: the tiles), at any width (20,000 x 5,000,
