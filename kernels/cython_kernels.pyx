@@ -76,9 +76,7 @@ cdef void _block_scores(
 ) noexcept nogil:
     """z[i] = X[start + i] . w + b for i < m; the dot product in X's dtype (d >
     FGD_NARROW_D_MAX here: narrower rows take fastgd_narrow.h)."""
-    cdef Py_ssize_t i, j, done = 0
-    cdef const floating* x
-    cdef floating acc
+    cdef Py_ssize_t done = 0
     if d * <Py_ssize_t>sizeof(floating) > WIDE_ROW_BYTES:  # four rows at a time, then below
         if floating is double:
             done = fgd_row_scores4_d(X + start * d, w, b, m, d, z)
@@ -381,6 +379,7 @@ def scalar_loss_grad(
 
 
 cdef extern from "fastgd_tiles.h" nogil:
+    enum: FGD_PANEL_LDR
     void fgd_class_scores_d(const double* X, const double* Wt, const double* Wd, const double* b, Py_ssize_t m,
                             Py_ssize_t d, Py_ssize_t k, Py_ssize_t ldz, double* ZT)
     void fgd_class_scores_tiles_f(const float* X, const float* Wt, const double* b, Py_ssize_t m,
@@ -391,6 +390,11 @@ cdef extern from "fastgd_tiles.h" nogil:
     void fgd_class_accumulate_f(const float* X, const float* RT, Py_ssize_t m, Py_ssize_t d,
                                 Py_ssize_t k, Py_ssize_t ldr, float* Gb, const void* ahead,
                                 Py_ssize_t ahead_bytes)
+
+
+#: The block rows (the residuals' stride) the softmax gradient panels have a case compiled
+#: for; fastgd._config.CPU_SOFTMAX_BLOCK_ROWS should match it.
+PANEL_LDR = FGD_PANEL_LDR
 
 
 cdef void _softmax_chunk(

@@ -77,6 +77,15 @@ def test_row_scores_widths(backend, loss, dtype, rng):
             assert_matches_naive(result, X, y, w, b, loss, weights, tight)
 
 
+def test_softmax_block_rows_match_the_compiled_panel_stride():
+    """The Cython softmax gradient panels have a case compiled for one residual stride, the
+    default softmax block (any other runs correctly, on a slower case): the two agree."""
+    cython_kernels = pytest.importorskip("fastgd.backends._cython_kernels")
+    from fastgd import _config
+
+    assert _config.CPU_SOFTMAX_BLOCK_ROWS == cython_kernels.PANEL_LDR
+
+
 @pytest.mark.parametrize("block", [128, 16], ids=["default-block", "block-16"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
 def test_softmax_gradient_panels(backend, dtype, block, rng, monkeypatch):

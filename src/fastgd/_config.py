@@ -23,7 +23,8 @@ CPU_BLOCK_ROWS = 16
 #: gradient multiply-adds per value of X), not by the reads: longer blocks make longer loops
 #: over the block's rows in the per-class softmax steps (2,000,000 x 64, k = 10, 128 rows
 #: against 16: float64 numba 143 -> 129 ms, cython 130 -> 126 ms; float32 100 -> 87 and
-#: 123 -> 98 ms, in one process).
+#: 123 -> 98 ms, in one process). The Cython gradient panels have a case compiled for this
+#: stride (kernels/fastgd_tiles.h, FGD_PANEL_LDR; other values run a slower case).
 CPU_SOFTMAX_BLOCK_ROWS = 128
 #: ... but at most this many bytes of X per block (wide rows), so the block stays in the
 #: 1 MB L2 cache. 768 KB keeps 16 rows at d = 5,000 float64 (20,000 x 5,000 softmax,
