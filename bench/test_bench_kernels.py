@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from fastgd import _bench, _registry
+from fastgd import _bench, _config, _registry
 
 from cases import BACKENDS, real_gpu
 
@@ -18,20 +18,32 @@ YARDSTICKS = [
         "gpu-read", id="gpu-read", marks=pytest.mark.skipif(not real_gpu(), reason="needs a real GPU")
     ),
 ]
+# The cuda backend with its register kernel for mse/logistic on C-ordered X switched on,
+# beside ``cuda`` (the default, tile kernel): measurements to choose
+# _config.CUDA_REGISTER_KERNEL's default from.
+CUDA_VARIANTS = [
+    pytest.param(
+        "cuda-registers",
+        id="cuda-registers",
+        marks=pytest.mark.skipif(not real_gpu(), reason="needs a real GPU"),
+    ),
+]
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("loss", ["mse", "logistic", "softmax"])
-@pytest.mark.parametrize("backend", BACKENDS + YARDSTICKS)
-def test_loss_grad(benchmark, data_cache, backend, loss, dtype, shape):
+@pytest.mark.parametrize("backend", BACKENDS + YARDSTICKS + CUDA_VARIANTS)
+def test_loss_grad(benchmark, data_cache, backend, loss, dtype, shape, monkeypatch):
     X, y, w, b = data_cache(shape, dtype, loss)
+    if backend == "cuda-registers":
+        monkeypatch.setattr(_config, "CUDA_REGISTER_KERNEL", True)
     if backend == "stream-read":
         case = lambda: _bench.stream_read(X)
     elif backend == "gpu-read":  # the yardstick of the cuda backend: X read from GPU memory
         cuda_backend = _registry.load("cuda")
         X_device = cuda_backend.device_copy(X)
         case = lambda: cuda_backend.stream_read(X_device)
-    elif backend == "cuda":  # X, y, w copied to the GPU once, untimed
+    elif backend in ("cuda", "cuda-registers"):  # X, y, w copied to the GPU once, untimed
         case, _ = _bench.device_case(_registry.load("cuda"), loss, X, y, w, b)
     else:
         module = _registry.load(backend)

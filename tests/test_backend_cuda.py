@@ -137,14 +137,16 @@ def test_large_scores_stay_finite(small_blocks, rng, loss):
     assert_matches_reference(result, X, y, w, b, loss, sw)
 
 
+@pytest.mark.parametrize("register_kernel", [True, False], ids=["registers", "tiles"])
 @pytest.mark.parametrize("loss", LOSSES)
-def test_float32_data_accumulates_in_float64(small_blocks, rng, loss):
+def test_float32_data_accumulates_in_float64(small_blocks, rng, loss, register_kernel, monkeypatch):
     """float32 X gives the float64 results of its exact values, rounded only at the end.
 
     Scores of about 10 with the labels they predict make small losses that cancel
     (log(1 + e^z) - z): float32 scores would be off by ~1e-3 relative. (The NumPy reference
     computes X @ w in X's dtype, so it is run here on the float64 copies.)
     """
+    monkeypatch.setattr(_config, "CUDA_REGISTER_KERNEL", register_kernel)
     X, y, w, b, sw = make_problem(rng, loss, 45, 4, np.float32, weighted=True)
     w = (w * 4.0).astype(np.float32)
     z = X.astype(np.float64) @ w.astype(np.float64) + b
@@ -196,15 +198,33 @@ def test_scratch_cap_reduces_blocks(small_blocks, rng, monkeypatch):
     assert_matches_reference(cuda_backend.loss_grad(X, y, w, b, "softmax", sw), X, y, w, b, "softmax", sw)
 
 
-# The kernel paths of loss_grad, each forced through the sizes in fastgd._config:
-# tiles of several rows; tiles of one row (rows as wide as a tile); the row-group kernels
-# (rows wider than a tile) with their accumulators in shared memory or in global scratch.
+# The kernel paths of loss_grad, each forced through the sizes in fastgd._config: the
+# register kernel (mse and logistic; softmax takes the tiles); tiles of several rows; tiles
+# of one row (rows as wide as a tile); the row-group kernels (rows wider than a tile) with
+# their accumulators in shared memory or in global scratch.
+_NO_REGISTERS = {"CUDA_REGISTER_KERNEL": False}
 PATHS = {
-    "tiles": {},
-    "one-row-tiles": {},  # CUDA_TILE_BYTES: one row's bytes, set in the test
-    "groups-shared-acc": {"CUDA_TILE_BYTES": 0},
-    "groups-global-acc": {"CUDA_TILE_BYTES": 0, "CUDA_SHARED_MAX_BYTES": 0},
+    "registers": {"CUDA_REGISTER_KERNEL": True},
+    "tiles": _NO_REGISTERS,
+    "one-row-tiles": _NO_REGISTERS,  # CUDA_TILE_BYTES: one row's bytes, set in the test
+    "groups-shared-acc": {**_NO_REGISTERS, "CUDA_TILE_BYTES": 0},
+    "groups-global-acc": {**_NO_REGISTERS, "CUDA_TILE_BYTES": 0, "CUDA_SHARED_MAX_BYTES": 0},
 }
+
+
+def spy_register_launches(monkeypatch):
+    """A list that gets True for each loss_grad call served by the register kernel, False
+    for each that fell through to the other kernels."""
+    seen = []
+    launch = cuda_backend._launch_registers
+
+    def spy(*args):
+        parts = launch(*args)
+        seen.append(parts is not None)
+        return parts
+
+    monkeypatch.setattr(cuda_backend, "_launch_registers", spy)
+    return seen
 
 
 @pytest.mark.parametrize("loss", LOSSES)
@@ -221,12 +241,50 @@ def test_every_kernel_path(rng, loss, path, threads, d, monkeypatch):
         monkeypatch.setattr(_config, "CUDA_TILE_BYTES", 8 * (d + k) + 7)
     group = cuda_backend._group_size(d, threads)
     assert group == {40: 32, 70: 32, 9: 16, 2: 2, 1: 1}[d]
-    tile_rows = cuda_backend._tile_rows(23, d, k, threads)
-    assert (tile_rows > 1) if path == "tiles" else tile_rows == {"one-row-tiles": 1}.get(path, 0)
+    if path != "registers":
+        tile_rows = cuda_backend._tile_rows(23, d, k, threads)
+        assert (tile_rows > 1) if path == "tiles" else tile_rows == {"one-row-tiles": 1}.get(path, 0)
+    seen = spy_register_launches(monkeypatch)
     X, y, w, b, sw = make_problem(rng, loss, 23, d, np.float64, k=k, weighted=True)
     with cuda_sizes(threads, 2):
         result = cuda_backend.loss_grad(X, y, w, b, loss, sw)
     assert_matches_reference(result, X, y, w, b, loss, sw)
+    assert seen == ([] if path != "registers" or loss == "softmax" else [True])
+
+
+# (threads, d): groups of 32 lanes with one, two and four slices of a row each (d = 128:
+# as wide as the register kernel takes); 16 lanes on 9 columns; 4 lanes, the fewest that split
+# the rows' scores by halving; 2 lanes and 1 lane, which compute every row on every lane;
+# 96 threads: three warps, blocks not a power of two. n = 70 leaves a partial pass.
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("loss", ["mse", "logistic"])
+@pytest.mark.parametrize(
+    ("threads", "d"), [(32, 23), (64, 64), (32, 128), (32, 9), (8, 4), (8, 2), (4, 1), (96, 40)]
+)
+def test_register_kernel(rng, loss, threads, d, weighted, monkeypatch):
+    monkeypatch.setattr(_config, "CUDA_REGISTER_KERNEL", True)
+    seen = spy_register_launches(monkeypatch)
+    for dtype in DTYPES:
+        X, y, w, b, sw = make_problem(rng, loss, 70, d, dtype, weighted=weighted)
+        with cuda_sizes(threads, 2):
+            result = cuda_backend.loss_grad(X, y, w, b, loss, sw)
+        assert_matches_reference(result, X, y, w, b, loss, sw)
+    assert seen == [True, True]
+
+
+def test_register_kernel_hands_wider_rows_to_the_tiles(rng, monkeypatch):
+    """Rows wider than the lanes' registers hold, or block sums larger than shared
+    memory, go to the tile kernel."""
+    monkeypatch.setattr(_config, "CUDA_REGISTER_KERNEL", True)
+    seen = spy_register_launches(monkeypatch)
+    lanes = 32 * cuda_backend._REGISTER_SLICES
+    for d, shared in [(lanes, 48 * 1024), (lanes + 1, 48 * 1024), (8, 64)]:
+        monkeypatch.setattr(_config, "CUDA_SHARED_MAX_BYTES", shared)
+        X, y, w, b, sw = make_problem(rng, "logistic", 9, d, np.float64)
+        with cuda_sizes(32, 1):
+            result = cuda_backend.loss_grad(X, y, w, b, "logistic", sw)
+        assert_matches_reference(result, X, y, w, b, "logistic", sw)
+    assert seen == [True, False, False]
 
 
 @pytest.mark.parametrize("loss", LOSSES)

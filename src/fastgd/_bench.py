@@ -85,7 +85,7 @@ def device_case(module, loss, X, y, w, b):
 
 def yardstick(backend):
     """The yardstick ``backend`` is compared with: a read of X where that backend reads it."""
-    return "gpu-read" if backend in ("cuda", "gpu-read") else "stream-read"
+    return "gpu-read" if backend.startswith(("cuda", "gpu-")) else "stream-read"
 
 
 def kernel_table(n, d, loss, dtype, backends, repeat=5, k=10):

@@ -63,6 +63,12 @@ CUDA_MAX_LANES_PER_ROW = 32
 #: copies into shared memory at a time; rows wider than this take the row-group kernels.
 CUDA_TILE_BYTES = 32 * 1024
 
+#: Whether mse and logistic on C-ordered X take the CUDA register kernel (rows of up to
+#: 4 x 32 features held in registers, no shared-memory tiles) instead of the tile kernel.
+#: Off until it is measured on a GPU: ``pytest bench --benchmark-only -k cuda`` times both
+#: (``cuda`` and ``cuda-registers``). Tested on the simulator either way.
+CUDA_REGISTER_KERNEL = False
+
 #: LLVM fast-math flags for Numba kernels: reassociation lets reductions vectorise.
 #: 'nnan'/'ninf' are left out on purpose: non-finite results must stay detectable.
 NUMBA_FASTMATH = frozenset({"reassoc", "nsz", "contract"})

@@ -16,7 +16,11 @@ How ``loss_grad`` makes one pass over X, without atomics (B blocks of T threads)
      memory) into shared memory, then computes their scores, losses and gradient there.
    - The row-group kernels (:func:`_loss_grad_groups`, :func:`_softmax_groups`) for
      wider rows or a strided device X: groups of up to 32 lanes read a row together.
-   The comments above each pair give their plan.
+   - The register kernel (:func:`_loss_grad_registers`), mse and logistic on C-ordered
+     rows of up to 128 values, when ``CUDA_REGISTER_KERNEL`` is set (off by default until
+     it is measured on a GPU): no tiles; each lane holds its share of 4 rows in registers
+     and the rows' scores are split among the lanes by shuffles.
+   The comments above each kernel give their plan.
 2. :func:`_finish` adds the blocks' sums, divides by the total weight and writes the
    gradient in X's dtype; the loss, the weight and the intercept's gradient come back to
    the host in one small copy.
@@ -31,7 +35,7 @@ compiled by Numba, ``float()`` of a float32 stays float32, so x * w would be rou
 float32 before being added (seen on an H200; the simulator, which runs the kernels as
 Python, hides it). Sizes are read from :mod:`fastgd._config` at every call
 (``CUDA_THREADS_PER_BLOCK``, ``CUDA_MAX_BLOCKS``, ``CUDA_SCRATCH_MAX_BYTES``,
-``CUDA_SHARED_MAX_BYTES``, ``CUDA_TILE_BYTES``).
+``CUDA_SHARED_MAX_BYTES``, ``CUDA_TILE_BYTES``, ``CUDA_REGISTER_KERNEL``).
 """
 
 import functools
@@ -253,6 +257,19 @@ if _ON_SIMULATOR:
             total += sm[first + i]
         return total
 
+    @cuda.jit(device=True)
+    def _value_of_thread(v, src, mask, sm):
+        """``v`` of thread ``src`` of the block (through shared memory ``sm``, tpb long)."""
+        cuda.syncthreads()
+        sm[cuda.threadIdx.x] = v
+        cuda.syncthreads()
+        return sm[src]
+
+    @cuda.jit(device=True)
+    def _value_of_partner(v, offset, mask, sm):
+        """``v`` of the thread whose index is this one's xor ``offset``."""
+        return _value_of_thread(v, cuda.threadIdx.x ^ offset, mask, sm)
+
 else:
 
     @cuda.jit(device=True)
@@ -264,11 +281,21 @@ else:
         groups tile the warp, so every partner exists. ``sm``, ``first`` and ``lane`` serve
         the simulator's version only.
         """
-        offset = group // 2
-        while offset > 0:
-            v += cuda.shfl_xor_sync(mask, v, offset)
-            offset //= 2
+        for offset in (16, 8, 4, 2, 1):  # a fixed trip count: unrolled, so callers' arrays stay in registers
+            if offset < group:
+                v += cuda.shfl_xor_sync(mask, v, offset)
         return v
+
+    @cuda.jit(device=True)
+    def _value_of_thread(v, src, mask, sm):
+        """``v`` of thread ``src`` of the block, which is in this thread's warp.
+        ``sm`` serves the simulator's version only."""
+        return cuda.shfl_sync(mask, v, src & 31)
+
+    @cuda.jit(device=True)
+    def _value_of_partner(v, offset, mask, sm):
+        """``v`` of the thread whose index is this one's xor ``offset`` (< its group)."""
+        return cuda.shfl_xor_sync(mask, v, offset)
 
 
 @cuda.jit(device=True)
@@ -678,6 +705,152 @@ def _softmax_tiles(Xf, d, y, W, b, sw, has_sw, group, tile_rows, part_g, part_lw
     _tiles_finish(red, width, in_regs, reg, part_g, part_lw, loss_sum, weight_sum)
 
 
+# How the register kernel makes one pass over X (mse and logistic, C-ordered X whose rows
+# fit in registers: d <= group * _REGISTER_SLICES), with no shared-memory tiles and, on a
+# GPU, no barriers in its row loop:
+#
+# 1. As in the row-group kernels, groups of ``group`` lanes share a row, lane l reading
+#    columns l, l + group, ... (at most _REGISTER_SLICES of them), so a warp's loads are
+#    contiguous. Each lane keeps its coefficients in registers.
+# 2. Per pass every group takes _REGISTER_ROWS (4) rows (the block's groups interleaved,
+#    so that neighbouring groups read neighbouring rows) and loads all their values into
+#    registers before using any: up to 16 independent loads in flight per lane.
+# 3. The rows' scores. Groups of at least 4 lanes add their partial sums by halving
+#    (shuffles): two exchanges leave each lane with half of the rows', then a quarter,
+#    and the lanes that now share a row add theirs, so lane l holds the score of row
+#    l // (group / 4). Each lane computes that row's loss and weighted residual, and the
+#    group fetches the 4 residuals from the lanes that hold them. Smaller groups add
+#    each row's partial sums over all their lanes, and every lane computes each row.
+# 4. Each lane adds r_i x_ij for its columns into registers; at the end the block's
+#    groups add theirs in shared memory into part_g[block], and the losses and weights
+#    are tree-summed into part_lw[block].
+
+#: Rows each lane holds in registers per pass of the register kernel (the halving of
+#: step 3 is written for 4).
+_REGISTER_ROWS = 4
+#: Columns of a row each lane holds: rows up to group * _REGISTER_SLICES wide take the
+#: register kernel.
+_REGISTER_SLICES = 4
+_REGISTER_VALUES = _REGISTER_ROWS * _REGISTER_SLICES  # a constant for cuda.local.array
+
+
+@cuda.jit(device=True)
+def _scatter_scores(score, group, lane, mask, sm):
+    """The group's sum of the partial scores of row lane // (group // 4) of the 4 in
+    ``score`` (group >= 4 lanes): each exchange sends the half of the rows this lane
+    gives up and keeps the half its partner gives up. ``sm`` serves the simulator."""
+    h = group // 2
+    up = (lane & h) != 0
+    k0 = score[2] if up else score[0]
+    g0 = score[0] if up else score[2]
+    k1 = score[3] if up else score[1]
+    g1 = score[1] if up else score[3]
+    s0 = k0 + _value_of_partner(g0, h, mask, sm)
+    s1 = k1 + _value_of_partner(g1, h, mask, sm)
+    h = group // 4
+    up = (lane & h) != 0
+    z = (s1 if up else s0) + _value_of_partner(s0 if up else s1, h, mask, sm)
+    for offset in (4, 2, 1):  # the lanes holding the same row: fewer than group // 4
+        if offset < h:
+            z += _value_of_partner(z, offset, mask, sm)
+    return z
+
+
+@cuda.jit(cache=True)
+def _loss_grad_registers(Xf, d, y, w, b, sw, has_sw, loss_code, group, part_g, part_lw):
+    """Per-block sums of the weighted loss, weights and gradient of mse or logistic.
+
+    Arguments as :func:`_loss_grad_tiles` (Xf is C-ordered X, flattened), with d <= group
+    * _REGISTER_SLICES. Dynamic shared memory: (tpb // group) * (d + 1) + 2 * tpb float64.
+    The plan is in the comment above.
+    """
+    n = y.shape[0]
+    t = cuda.threadIdx.x
+    tpb = cuda.blockDim.x
+    blk = cuda.blockIdx.x
+    slots, slot, lane, mask = _lane_geometry(group)
+    width = d + 1
+    sm = cuda.shared.array(0, numba.float64)
+    acc_sh = sm[: slots * width]
+    red = sm[slots * width :]  # the simulator's shuffles, then the block's sums
+    first = slot * group
+    split = group >= _REGISTER_ROWS
+    share = group // _REGISTER_ROWS  # lanes per row after the halving (split)
+    coef = cuda.local.array(_REGISTER_SLICES, numba.float64)
+    acc = cuda.local.array(_REGISTER_SLICES, numba.float64)
+    xs = cuda.local.array(_REGISTER_VALUES, numba.float64)
+    score = cuda.local.array(_REGISTER_ROWS, numba.float64)
+    res = cuda.local.array(_REGISTER_ROWS, numba.float64)
+    for m in range(_REGISTER_SLICES):
+        j = lane + m * group
+        coef[m] = _f64(w[j]) if j < d else 0.0
+        acc[m] = 0.0
+    acc_b = 0.0
+    loss_sum = 0.0
+    weight_sum = 0.0
+    per_pass = slots * _REGISTER_ROWS
+    for base in range(blk * per_pass, n, cuda.gridDim.x * per_pass):  # block-uniform
+        for i in range(_REGISTER_ROWS):  # every load of the pass before any use
+            row = base + i * slots + slot
+            z = 0.0
+            for m in range(_REGISTER_SLICES):
+                j = lane + m * group
+                x = 0.0
+                if row < n and j < d:
+                    x = _f64(Xf[row * d + j])
+                xs[i * _REGISTER_SLICES + m] = x
+                z += x * coef[m]
+            score[i] = z
+        if split:
+            mine = lane // share
+            z = _scatter_scores(score, group, lane, mask, red) + b
+            row = base + mine * slots + slot
+            r = 0.0
+            if row < n:
+                s = _f64(sw[row]) if has_sw else 1.0
+                loss_i, dz = _scalar_loss_dz(loss_code, z, _f64(y[row]))
+                r = s * dz
+                if lane - mine * share == 0:
+                    loss_sum += s * loss_i
+                    weight_sum += s
+            for i in range(_REGISTER_ROWS):
+                res[i] = _value_of_thread(r, t - lane + i * share, mask, red)
+        else:
+            for i in range(_REGISTER_ROWS):
+                row = base + i * slots + slot
+                z = _group_sum(score[i], group, mask, red, first, lane) + b
+                r = 0.0
+                if row < n:
+                    s = _f64(sw[row]) if has_sw else 1.0
+                    loss_i, dz = _scalar_loss_dz(loss_code, z, _f64(y[row]))
+                    r = s * dz
+                    if lane == 0:
+                        loss_sum += s * loss_i
+                        weight_sum += s
+                res[i] = r
+        for m in range(_REGISTER_SLICES):
+            g = 0.0
+            for i in range(_REGISTER_ROWS):
+                g += res[i] * xs[i * _REGISTER_SLICES + m]
+            acc[m] += g
+        for i in range(_REGISTER_ROWS):
+            acc_b += res[i]
+    cuda.syncthreads()  # the simulator's shuffles are done with red
+    for m in range(_REGISTER_SLICES):
+        j = lane + m * group
+        if j < d:
+            acc_sh[slot * width + j] = acc[m]
+    if lane == 0:
+        acc_sh[slot * width + d] = acc_b
+    cuda.syncthreads()
+    for e in range(t, width, tpb):
+        total = 0.0
+        for other in range(slots):
+            total += acc_sh[other * width + e]
+        part_g[blk, e, 0] = total
+    _store_pair_sums(red, loss_sum, weight_sum, part_lw)
+
+
 @cuda.jit(cache=True)
 def _finish(part_g, part_lw, grad_w, grad_b, small):
     """grad_w (d, k) and grad_b (k,) in X's dtype from the per-block sums, and ``small``
@@ -855,7 +1028,12 @@ def loss_grad(X, y, w, b, loss, sample_weight):
     kernel = _tiles_kernel(softmax) if X_d.is_c_contiguous() else None
     tpb = _threads_for(kernel) if kernel is not None else _threads()
     tile_rows = _tile_rows(n, d, k, tpb) if kernel is not None else 0
-    if tile_rows:
+    parts = None
+    if kernel is not None and not softmax and _config.CUDA_REGISTER_KERNEL:
+        parts = _launch_registers(X_d, y_d, w_d, b_arg, sw_d, has_sw, loss_code)
+    if parts is not None:
+        part_g, part_lw = parts
+    elif tile_rows:
         group = _group_size(d, tpb)
         blocks = _blocks(n, tile_rows, _F64_BYTES * ((d + 1) * k + 2))
         part_g = _scratch("part_g", (blocks, d + 1, k))
@@ -882,6 +1060,37 @@ def loss_grad(X, y, w, b, loss, sample_weight):
     if w_on_device:
         return value, grad_w, grad_b
     return value, grad_w.copy_to_host(), grad_b
+
+
+def _launch_registers(X_d, y_d, w_d, b, sw_d, has_sw, loss_code):
+    """The register kernel on C-ordered X, if its rows fit in registers and its block
+    sums in shared memory: returns (part_g, part_lw), else None."""
+    n, d = X_d.shape
+    tpb = _threads_for(_loss_grad_registers)
+    group = _group_size(d, tpb)
+    slots = tpb // group
+    shared_bytes = _F64_BYTES * (slots * (d + 1) + 2 * tpb)
+    if d > group * _REGISTER_SLICES or shared_bytes > int(_config.CUDA_SHARED_MAX_BYTES):
+        return None
+    blocks = _blocks(n, slots * _REGISTER_ROWS, _F64_BYTES * (d + 3))
+    blocks = min(blocks, _one_wave(_loss_grad_registers, tpb, shared_bytes) or blocks)
+    part_g = _scratch("part_g", (blocks, d + 1, 1))
+    part_lw = _scratch("part_lw", (blocks, 2))
+    _loss_grad_registers[blocks, tpb, 0, shared_bytes](
+        X_d.reshape(n * d), d, y_d, w_d, b, sw_d, has_sw, loss_code, group, part_g, part_lw
+    )
+    return part_g, part_lw
+
+
+def _one_wave(kernel, tpb, shared_bytes):
+    """The blocks of ``kernel`` that the GPU runs at once (all multiprocessors full), once
+    the kernel is compiled (the fewest over its compiled signatures); None before that and
+    on the simulator. A grid-stride kernel launched with more blocks than this runs the
+    rest in a second, partial wave."""
+    if _ON_SIMULATOR:
+        return None
+    waves = [o.max_cooperative_grid_blocks(tpb, shared_bytes) for o in kernel.overloads.values()]
+    return max(1, min(waves)) if waves else None
 
 
 def _tiles_kernel(softmax):
