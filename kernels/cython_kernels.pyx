@@ -59,6 +59,11 @@ cdef enum:
     WIDE_ROW_BYTES = 16384
 
 
+cdef extern from "fastgd_prefetch.h" nogil:
+    void fgd_prefetch_stream(const void* base, Py_ssize_t row_bytes, Py_ssize_t lo, Py_ssize_t hi,
+                             Py_ssize_t end)
+
+
 cdef extern from "fastgd_tiles.h" nogil:
     Py_ssize_t fgd_row_scores4_d(const double* X, const double* w, double b, Py_ssize_t m, Py_ssize_t d,
                                  double* z)
@@ -196,22 +201,29 @@ cdef void _mse_one_feature(
 ) noexcept nogil:
     """mse for d = 1, rows lo..hi: one loop that reads x and y once, with no per-block
     passes (at a few bytes a row they would cost more than the read)."""
-    cdef Py_ssize_t i
+    cdef Py_ssize_t i, part, part_end
     cdef double r, sr
     cdef double acc_loss = 0.0, acc_g = 0.0, acc_dz = 0.0
-    if has_sw:
-        for i in range(lo, hi):
-            r = x[i] * w0 + b - y[i]
-            sr = sw[i] * r
-            acc_loss += sr * r
-            acc_dz += sr
-            acc_g += sr * x[i]
-    else:
-        for i in range(lo, hi):
-            r = x[i] * w0 + b - y[i]
-            acc_loss += r * r
-            acc_dz += r
-            acc_g += r * x[i]
+    part = lo
+    while part < hi:
+        part_end = min(hi, part + PADE_ROWS)
+        fgd_prefetch_stream(x, sizeof(floating), part, part_end, hi)
+        fgd_prefetch_stream(y, sizeof(floating), part, part_end, hi)
+        if has_sw:
+            fgd_prefetch_stream(sw, sizeof(floating), part, part_end, hi)
+            for i in range(part, part_end):
+                r = x[i] * w0 + b - y[i]
+                sr = sw[i] * r
+                acc_loss += sr * r
+                acc_dz += sr
+                acc_g += sr * x[i]
+        else:
+            for i in range(part, part_end):
+                r = x[i] * w0 + b - y[i]
+                acc_loss += r * r
+                acc_dz += r
+                acc_g += r * x[i]
+        part = part_end
     loss_sum[0] = acc_loss
     g[0] = 2.0 * acc_g
     dz_sum[0] = 2.0 * acc_dz
@@ -232,6 +244,8 @@ cdef void _logistic_one_feature_f32(
     part = lo
     while part < hi:
         part_end = min(hi, part + PRODUCT_ROWS_F32)
+        fgd_prefetch_stream(x, sizeof(float), part, part_end, hi)
+        fgd_prefetch_stream(y, sizeof(float), part, part_end, hi)
         p = one
         part_loss = zero
         part_g = zero
@@ -275,16 +289,23 @@ cdef void _logistic_one_feature(
             _logistic_one_feature_f32(x, y, <float>w0, <float>b, lo, hi, g, dz_sum, loss_sum)
             return
     if has_sw:
-        for i in range(lo, hi):
-            xi = x[i]
-            yi = y[i]
-            s = sw[i]
-            z = xi * w0 + b
-            e = fgd_exp_nonpositive(-fabs(z))
-            r = s * ((1.0 if z >= 0.0 else e) / (1.0 + e) - yi)  # s (sigmoid(z) - y)
-            acc_dz += r
-            acc_g += r * xi
-            acc_loss += s * ((z if z > 0.0 else 0.0) + fgd_log1p_unit(e) - yi * z)
+        part = lo
+        while part < hi:
+            part_end = min(hi, part + PADE_ROWS)
+            fgd_prefetch_stream(x, sizeof(floating), part, part_end, hi)
+            fgd_prefetch_stream(y, sizeof(floating), part, part_end, hi)
+            fgd_prefetch_stream(sw, sizeof(floating), part, part_end, hi)
+            for i in range(part, part_end):
+                xi = x[i]
+                yi = y[i]
+                s = sw[i]
+                z = xi * w0 + b
+                e = fgd_exp_nonpositive(-fabs(z))
+                r = s * ((1.0 if z >= 0.0 else e) / (1.0 + e) - yi)  # s (sigmoid(z) - y)
+                acc_dz += r
+                acc_g += r * xi
+                acc_loss += s * ((z if z > 0.0 else 0.0) + fgd_log1p_unit(e) - yi * z)
+            part = part_end
     else:
         # e^-|z| = num / den (fgd_exp_ratio_nonpositive): sigmoid(z) is den / (num + den)
         # or num / (num + den), and the log1p terms add up to the logarithm of the products
@@ -292,6 +313,8 @@ cdef void _logistic_one_feature(
         part = lo
         while part < hi:
             part_end = min(hi, part + PADE_ROWS)
+            fgd_prefetch_stream(x, sizeof(floating), part, part_end, hi)
+            fgd_prefetch_stream(y, sizeof(floating), part, part_end, hi)
             p_sum = 1.0
             p_den = 1.0
             for i in range(part, part_end):

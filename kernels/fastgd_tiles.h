@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "fastgd_prefetch.h"
+
 /* Explicit vectors (GCC/Clang vector extensions) for the full-width parts of the tiles on
  * x86-64 with AVX; the plain loops below them take the rest and every other target. Each
  * loaded vector of X (and of Wt) is pinned to a register (FGD_IN_REGISTER, an empty asm):
@@ -66,31 +68,19 @@
 #define FGD_ACCUMULATE_ATTR
 #endif
 
-/* Ask for the cache lines of [p, p + bytes) ahead of use, into the L2 cache (a hint; no
- * effect on results). The gradient tiles ask for the next block of rows while they work,
- * each tile (and the leftover classes as one more) an equal share of four rows' lines, at
- * most FGD_AHEAD_LINES, so the requests keep pace with the rows read whatever k is; a
- * fixed 16 lines a tile fell behind when a block had fewer than two tiles per four rows
- * (the two tile functions in a C harness, 2M x 64 float64, two threads: 4 classes 55-56 ->
- * 40-44 ms, 7 classes 68 -> 51-53, 8 unchanged). Asking for a whole block at once stalled
- * on the CPU's miss buffers. Locality 2 (prefetcht1), not 3; the likely cause: lines asked
- * into L1 hold the core's few L1 miss buffers until they arrive from memory, and the
- * tiles' own loads from L2 wait behind them. 2M x 64 float64, k = 10: 116/115 -> 100/101
- * ms (float32 82/83 -> 71/73 ms), alternating builds; the products alone (the harness)
- * 74 -> 60 ms, while asking for the lines during the score tiles instead made it slower
- * (94-101 ms). */
+/* The gradient tiles ask for the next block of rows while they work (fgd_prefetch, in
+ * fastgd_prefetch.h: into L2), each tile (and the leftover classes as one more) an equal
+ * share of four rows' lines, at most FGD_AHEAD_LINES, so the requests keep pace with the
+ * rows read whatever k is; a fixed 16 lines a tile fell behind when a block had fewer than
+ * two tiles per four rows (the two tile functions in a C harness, 2M x 64 float64, two
+ * threads: 4 classes 55-56 -> 40-44 ms, 7 classes 68 -> 51-53, 8 unchanged). Asking for a
+ * whole block at once stalled on the CPU's miss buffers. Locality 2 (prefetcht1), not 3;
+ * the likely cause: lines asked into L1 hold the core's few L1 miss buffers until they
+ * arrive from memory, and the tiles' own loads from L2 wait behind them. 2M x 64 float64,
+ * k = 10: 116/115 -> 100/101 ms (float32 82/83 -> 71/73 ms), alternating builds; the
+ * products alone (the harness) 74 -> 60 ms, while asking for the lines during the score
+ * tiles instead made it slower (94-101 ms). */
 #define FGD_AHEAD_LINES 32
-static inline void fgd_prefetch(const void *p, ptrdiff_t bytes)
-{
-    const char *c = (const char *)p;
-#if defined(__GNUC__)
-    for (ptrdiff_t off = 0; off < bytes; off += 64)
-        __builtin_prefetch(c + off, 0, 2);
-#else
-    (void)c;
-    (void)bytes;
-#endif
-}
 
 /* The last step of a score tile: the four rows' sums of one class, each a 256-bit vector
  * of partial sums, added up across their lanes together (horizontal adds of pairs, then

@@ -230,6 +230,24 @@ def test_logistic_loss_over_many_rows_in_closed_form(backend, n, d, rng):
     assert_matches_naive(result, X, y, w, 0.5, "logistic", None, RTOL[np.float64])
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("loss", ["mse", "logistic"])
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_one_feature_loops_over_many_parts(backend, loss, dtype, weighted, rng):
+    """d = 1 on the CPU backends: one loop per thread's rows, in parts of 96 to 256 rows
+    (each asking for the rows 2 KB ahead, up to the end of the thread's rows); a partial
+    last part, and the weighted loops too, against the independent reference."""
+    if backend == "cuda":
+        pytest.skip("too many rows for the simulator")
+    n = 4099
+    X = rng.normal(size=(n, 1)).astype(dtype)
+    y = (rng.random(n) < 0.5).astype(dtype) if loss == "logistic" else rng.normal(size=n).astype(dtype)
+    sw = rng.uniform(0.1, 2.0, size=n).astype(dtype) if weighted else None
+    w = np.array([1.3], dtype=dtype)
+    result = fastgd.loss_grad(X, y, w, 0.2, loss=loss, sample_weight=sw, backend=backend)
+    assert_matches_naive(result, X, y, w, 0.2, loss, sw, RTOL[dtype])
+
+
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
 def test_float32_softmax_with_far_apart_scores(backend, weighted, rng):
     """float32 softmax (whose CPU softmax steps run in float32): scores hundreds apart, so

@@ -107,6 +107,20 @@ def _prefetch(typingctx, arr, offset):
     return types.void(arr, offset), codegen
 
 
+#: Bytes ahead that the d = 1 loops ask for (_prefetch_stream), as
+#: FGD_STREAM_AHEAD_BYTES in kernels/fastgd_prefetch.h, which says why.
+STREAM_AHEAD_BYTES = 2048
+
+
+@numba.njit(cache=True, inline="always")
+def _prefetch_stream(a, lo, hi):
+    """Elements lo..hi of the 1-d array ``a`` are about to be read: ask for the elements
+    STREAM_AHEAD_BYTES further on (one per cache line), those within ``a``."""
+    ahead = STREAM_AHEAD_BYTES // a.itemsize
+    for i in range(lo + ahead, min(hi + ahead, a.shape[0]), max(1, 64 // a.itemsize)):
+        _prefetch(a, i)
+
+
 @numba.njit(cache=True, fastmath=_FASTMATH)
 def _block_scores(X, w, b, zero, start, m, z):
     """z[i] = X[start + i] . w + b for i < m (float64 out; the dot in X's dtype), each
@@ -265,6 +279,8 @@ def _logistic_one_feature_f32(x, y, w0, b):
     for lo in range(0, x.shape[0], PRODUCT_ROWS_F32):
         xs = x[lo : lo + PRODUCT_ROWS_F32]
         ys = y[lo : lo + PRODUCT_ROWS_F32]
+        _prefetch_stream(x, lo, lo + xs.shape[0])
+        _prefetch_stream(y, lo, lo + xs.shape[0])
         p = _ONE_F32
         part_loss = _ZERO_F32
         part_g = _ZERO_F32
@@ -299,25 +315,33 @@ def _logistic_one_feature(x, y, sw, w0, b, has_sw):
     loss_sum = 0.0
     g = 0.0
     dz_sum = 0.0
+    n = x.shape[0]
     if has_sw:
-        for i in range(x.shape[0]):
-            xi = np.float64(x[i])
-            yi = np.float64(y[i])
-            s = np.float64(sw[i])
-            z = xi * w0 + b
-            e = exp_nonpositive(-abs(z))
-            r = s * ((1.0 if z >= 0.0 else e) / (1.0 + e) - yi)  # s (sigmoid(z) - y)
-            dz_sum += r
-            g += r * xi
-            loss_sum += s * (max(z, 0.0) + log1p_unit(e) - yi * z)
+        for lo in range(0, n, PADE_ROWS):
+            hi = min(n, lo + PADE_ROWS)
+            _prefetch_stream(x, lo, hi)
+            _prefetch_stream(y, lo, hi)
+            _prefetch_stream(sw, lo, hi)
+            for i in range(lo, hi):
+                xi = np.float64(x[i])
+                yi = np.float64(y[i])
+                s = np.float64(sw[i])
+                z = xi * w0 + b
+                e = exp_nonpositive(-abs(z))
+                r = s * ((1.0 if z >= 0.0 else e) / (1.0 + e) - yi)  # s (sigmoid(z) - y)
+                dz_sum += r
+                g += r * xi
+                loss_sum += s * (max(z, 0.0) + log1p_unit(e) - yi * z)
         return loss_sum, g, dz_sum
     # e^-|z| = num / den (exp_ratio_nonpositive): sigmoid(z) is den / (num + den) or
     # num / (num + den), and the log1p terms add up to the logarithm of the products of
     # num + den over those of den, as in _scalar_loss_grad, PADE_ROWS rows at a time.
     prod = 1.0
-    for lo in range(0, x.shape[0], PADE_ROWS):
+    for lo in range(0, n, PADE_ROWS):
         xs = x[lo : lo + PADE_ROWS]
         ys = y[lo : lo + PADE_ROWS]
+        _prefetch_stream(x, lo, lo + xs.shape[0])
+        _prefetch_stream(y, lo, lo + xs.shape[0])
         p_sum = 1.0
         p_den = 1.0
         for i in range(xs.shape[0]):
