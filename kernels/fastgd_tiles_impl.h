@@ -329,13 +329,17 @@ static void FGD_NAME(fgd_class_accumulate)(
  * row's products summed in four vector sums, then across the lanes; gcc's own loop keeps
  * one vector sum, a chain of d / L multiply-adds each waiting on the one before (2M x 128
  * float64 logistic, in one process: 39.3 -> 31.7 ms, the read 28.9). Shorter rows: gcc's
- * loop (d = 9: 46.6 against 59.0 ms). */
-static void FGD_NAME(fgd_row_scores)(const FGD_T *restrict X, const FGD_T *restrict w, double b, ptrdiff_t m,
+ * loop (d = 9: 46.6 against 59.0 ms). 256-bit vectors, as the score tiles, and out of
+ * line: on the Intel Xeon test VM (AVX-512) the 512-bit loop inlined into the Cython
+ * chunk loop ran float64 2M x 64 logistic at 0.54 of the read, mse 0.62, 4M x 16 logistic
+ * 0.41; with these 0.64, 0.70 and 0.47 (two builds A/B in one process; float32 unchanged,
+ * 0.52-0.57). This function is where the block's rows first come from memory. */
+FGD_ACCUMULATE_ATTR static void FGD_NAME(fgd_row_scores)(const FGD_T *restrict X, const FGD_T *restrict w, double b, ptrdiff_t m,
                                      ptrdiff_t d, double *restrict z)
 {
     ptrdiff_t i, j;
 #if FGD_VEC_BYTES
-    if (d < 4 * (ptrdiff_t)(FGD_VEC_BYTES / sizeof(FGD_T)))
+    if (d < 4 * (ptrdiff_t)(FGD_SCORES_VEC_BYTES / sizeof(FGD_T)))
 #endif
     {
         for (i = 0; i < m; i++) {
@@ -352,7 +356,7 @@ static void FGD_NAME(fgd_row_scores)(const FGD_T *restrict X, const FGD_T *restr
         FGD_T a = 0;
         j = 0;
 #if FGD_VEC_BYTES
-        typedef FGD_NAME(fgd_vec) V;
+        typedef FGD_NAME(fgd_svec) V;
         enum { L = sizeof(V) / sizeof(FGD_T) };
         V s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
         for (; j + 4 * L <= d; j += 4 * L) {
