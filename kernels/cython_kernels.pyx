@@ -50,7 +50,8 @@ cdef enum:
     PRODUCT_ROWS_F32 = 96
     # Rows of the float64 d = 1 logistic loop's two products (fgd_exp_ratio_nonpositive's
     # num + den <= 2.4, den in [0.84, 1.19]: at most 2.4**256 = 2.6e97); their ratio, the
-    # product of 1 + e, is at most 2**256.
+    # product of 1 + e, is at most 2**256. Also the rows per part of the other d = 1
+    # loops, each part asking for the rows ahead (fastgd_prefetch.h).
     PADE_ROWS = 256
     # Rows longer than this (bytes) take the four-row dot products of fastgd_tiles.h: w no
     # longer stays in the 32 KB L1 cache beside the rows, and one load of w serves four
