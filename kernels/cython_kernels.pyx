@@ -358,6 +358,15 @@ cdef extern from "fastgd_narrow.h" nogil:
                           double* dz_sum, double* loss_sum)
 
 
+cdef extern from "fastgd_fused_rows.h" nogil:
+    int fgd_fused_rows_d(const double* X, const double* y, const double* sw, const double* w, double b,
+                         int logistic, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t d, double* g,
+                         double* dz_sum, double* loss_sum)
+    int fgd_fused_rows_f(const float* X, const float* y, const float* sw, const float* w, double b,
+                         int logistic, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t d, double* g,
+                         double* dz_sum, double* loss_sum)
+
+
 def scalar_loss_grad(
     const floating[:, ::1] X, const floating[::1] y, const floating[::1] w, double b,
     const floating[::1] sw, int loss, Py_ssize_t block, double[:, ::1] grads, double[::1] dz_sums,
@@ -383,15 +392,22 @@ def scalar_loss_grad(
         for c in prange(n_chunks, schedule="static", num_threads=n_chunks):
             start = c * chunk
             stop = min(n, start + chunk)
-            # Narrow rows: one pass (fastgd_narrow.h) where it is faster than the blocks.
+            # One pass where it is faster than the blocks: narrow rows (fastgd_narrow.h), and
+            # with AVX-512 rows of up to eight vectors (fastgd_fused_rows.h).
             narrow = 0
             if start < stop:
                 if floating is double:
                     narrow = fgd_narrow_rows_d(&X[0, 0], &y[0], sw_ptr, w_narrow, b, loss == LOGISTIC,
                                                start, stop, d, &grads[c, 0], &dz_sums[c], &losses[c])
+                    if not narrow:
+                        narrow = fgd_fused_rows_d(&X[0, 0], &y[0], sw_ptr, &w[0], b, loss == LOGISTIC,
+                                                  start, stop, d, &grads[c, 0], &dz_sums[c], &losses[c])
                 else:
                     narrow = fgd_narrow_rows_f(&X[0, 0], &y[0], sw_ptr, w_narrow, b, loss == LOGISTIC,
                                                start, stop, d, &grads[c, 0], &dz_sums[c], &losses[c])
+                    if not narrow:
+                        narrow = fgd_fused_rows_f(&X[0, 0], &y[0], sw_ptr, &w[0], b, loss == LOGISTIC,
+                                                  start, stop, d, &grads[c, 0], &dz_sums[c], &losses[c])
             if start >= stop or narrow:
                 pass
             elif d == 1 and loss == MSE:

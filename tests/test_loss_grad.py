@@ -66,7 +66,8 @@ def test_row_scores_widths(backend, loss, dtype, rng):
     """Rows of four vectors or more take the Cython one-row scores with four vector sums
     (fastgd_tiles_impl.h's fgd_row_scores), shorter ones gcc's loop: widths either side of
     four vectors (32 float64, 64 float32), with a vector and values left over after the
-    four-vector steps, against the reference, weighted and not."""
+    four-vector steps, against the reference, weighted and not. (With AVX-512, rows up to
+    64 float64 or 128 float32 values take fastgd_fused_rows.c instead.)"""
     if backend == "cuda":
         pytest.skip("a CPU kernel path")
     tight = {np.float64: 1e-12, np.float32: RTOL[np.float32]}[dtype]
@@ -274,12 +275,13 @@ def test_float32_softmax_with_far_apart_scores(backend, weighted, rng):
 
 
 @pytest.mark.parametrize("weighted", [True, False], ids=["weighted", "unweighted"])
-@pytest.mark.parametrize("d", [1, 4])
+@pytest.mark.parametrize("d", [1, 4, 64])
 @pytest.mark.parametrize("loss", LOSSES)
 def test_float32_accumulates_like_float64(backend, loss, d, weighted, rng):
     """float32 data: loss and gradient within 1e-5 of the float64 computation on the same
     values. n is large enough that float32 accumulators would miss this; d = 1 takes the
-    CPU kernels' one-loop paths (unweighted logistic: float32 arithmetic, float64 sums)."""
+    CPU kernels' one-loop paths (unweighted logistic: float32 arithmetic, float64 sums),
+    d = 64 Cython's four-row steps (float32 sums over 64 rows, then float64)."""
     if d == 1 and backend == "numpy":
         pytest.skip("d = 1 is for the CPU kernels' one-loop paths; numpy sums float32 in BLAS")
     n = 600 if backend == "cuda" else 300_000
@@ -305,6 +307,26 @@ def test_narrow_rows_every_width(backend, loss, dtype, weighted, rng):
     n = 300 if backend == "cuda" else 2001
     tight = {np.float64: 1e-12, np.float32: RTOL[np.float32]}[dtype]
     for d in range(2, 10):
+        X, y, w, b, sw = make_problem(rng, n, d, loss, dtype, weighted=weighted, scale=4.0)
+        result = fastgd.loss_grad(X, y, w, b, loss=loss, sample_weight=sw, backend=backend)
+        assert_matches_naive(result, X, y, w, b, loss, sw, tight)
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("loss", ["mse", "logistic"])
+def test_fused_rows_every_vector_count(backend, loss, dtype, weighted, rng):
+    """With AVX-512, Cython's mse/logistic take rows of 9 to 64 float64 (128 float32)
+    values four at a time (kernels/fastgd_fused_rows.c), a case compiled for each count
+    of 512-bit vectors, the last one masked: widths at and either side of each count and
+    of the limit, row counts that leave one to three rows after the steps of four, over
+    several 64-row parts per thread, scores of both signs and far from zero."""
+    if backend == "cuda":
+        pytest.skip("a CPU kernel path")
+    lanes = 64 // np.dtype(dtype).itemsize
+    widths = sorted({9, 15} | {v * lanes + e for v in range(1, 9) for e in (-1, 0, 1)} - {lanes - 1})
+    tight = {np.float64: 1e-12, np.float32: RTOL[np.float32]}[dtype]
+    for n, d in zip([1, 2, 3, 5, 258, 1001, 1003] * 4, widths, strict=False):
         X, y, w, b, sw = make_problem(rng, n, d, loss, dtype, weighted=weighted, scale=4.0)
         result = fastgd.loss_grad(X, y, w, b, loss=loss, sample_weight=sw, backend=backend)
         assert_matches_naive(result, X, y, w, b, loss, sw, tight)

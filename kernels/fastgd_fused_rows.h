@@ -1,0 +1,40 @@
+/* mse/logistic sums for rows of 9 to 64 float64 values (9 to 128 float32) in one pass over
+ * X, four rows at a time: each row's vectors are loaded once, for its score and, after
+ * the four residuals, for its gradient terms. Needs AVX-512.
+ *
+ * The block kernel of kernels/cython_kernels.pyx (a block's scores, then its residuals,
+ * then its gradient update) reached 0.64-0.72 of the read at 2M x 64 on the 2-core Intel
+ * Xeon test VM (AVX-512, 2 MB L2 a core); this loop, in a C harness in the same process:
+ * float64 mse 0.84-0.90, logistic 0.82-0.85; float32 mse 0.95-1.01, logistic 0.86-0.90.
+ * What it took, each measured there (fractions of the read, float64 unless said):
+ * - four rows a step (two: mse 0.81-0.86, logistic 0.81-0.82), each row's products in
+ *   one sum (two sums a row: 0.78-0.81, 0.76-0.78);
+ * - the loops over a row's vectors kept rolled (#pragma GCC unroll 1), the vectors going
+ *   through the stack: unrolled, with the vectors pinned to registers, mse 0.64-0.76 and
+ *   logistic 0.55-0.72 (the reason is not measured: this VM has no hardware counters);
+ * - each step asks for its rows' lines FGD_FUSED_AHEAD_BYTES ahead into L1 (without:
+ *   mse 0.78, logistic 0.55-0.61, float32 mse 0.63);
+ * - unweighted logistic's four residuals in one vector (fgd_logistic_rows; row by row,
+ *   float32 0.66-0.71).
+ *
+ * Sums as fastgd_narrow.h's: mse sum s r^2, 2 sum s r x, 2 sum s r; logistic sum s l,
+ * sum s (sigmoid(z) - y) x, sum s (sigmoid(z) - y), the unweighted log1p terms as the
+ * logarithm of products. Scores and gradient sums are in X's dtype, as in the block
+ * kernel; losses and residuals in float64; the gradient sums go into float64 every
+ * FGD_FUSED_PART_ROWS rows.
+ */
+#ifndef FASTGD_FUSED_ROWS_H
+#define FASTGD_FUSED_ROWS_H
+
+#include <stddef.h>
+
+/* The sums of rows lo..hi of X (n, d) into g (d,), *dz_sum and *loss_sum (written, not
+ * added to); sw NULL for no weights; w (d,) in X's dtype. Returns 0, having done nothing,
+ * without AVX-512 or for d outside FGD_NARROW_D_MAX + 1 .. eight vectors (64 float64, 128
+ * float32 values): the caller's block kernel takes those. */
+int fgd_fused_rows_d(const double *X, const double *y, const double *sw, const double *w, double b, int logistic,
+                     ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t d, double *g, double *dz_sum, double *loss_sum);
+int fgd_fused_rows_f(const float *X, const float *y, const float *sw, const float *w, double b, int logistic,
+                     ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t d, double *g, double *dz_sum, double *loss_sum);
+
+#endif

@@ -1,0 +1,131 @@
+/* One dtype's loop of fastgd_fused_rows.c (see fastgd_fused_rows.h). Needs FGD_T,
+ * FGD_NAME and the 512-bit vector of X's dtype: FGD_V, FGD_LANES, FGD_MASK, FGD_LOAD,
+ * FGD_MASKZ_LOAD, FGD_STORE, FGD_ZERO, FGD_SET1, FGD_FMA, FGD_REDUCE. */
+
+/* R consecutive rows from row i (R = 4, or 1 for the rows left over): each row's NV
+ * vectors loaded once for its score, the R residuals and loss terms, then G += r x from
+ * the same vectors. The loops over the vectors stay rolled, as measured best (see
+ * fastgd_fused_rows.h). R, NV, logistic and weighted are constants where this is
+ * inlined. */
+static FGD_ALWAYS_INLINE void FGD_NAME(fgd_fused_step)(
+    const FGD_T *restrict X, const FGD_T *restrict y, const FGD_T *restrict sw, const FGD_T *w, ptrdiff_t i,
+    int R, int NV, FGD_MASK last, double b, int logistic, int weighted, FGD_V *G, fgd_fused_sums *acc)
+{
+    const ptrdiff_t d = acc->d;
+    const FGD_T *x = X + i * d;
+    FGD_V A[4][8], s[4];
+    double z[4], r[4];
+    FGD_HIDE(w); /* w from the L1 cache in every step: held in registers it pushed G out */
+    for (ptrdiff_t off = 0; off < R * d * (ptrdiff_t)sizeof(FGD_T); off += 64)
+        __builtin_prefetch((const char *)x + FGD_FUSED_AHEAD_BYTES + off, 0, 3);
+    for (int q = 0; q < R; q++)
+        s[q] = FGD_ZERO();
+#pragma GCC unroll 1
+    for (int v = 0; v < NV; v++) {
+        for (int q = 0; q < R; q++) {
+            const FGD_T *p = x + q * d + v * FGD_LANES;
+            A[q][v] = v == NV - 1 ? FGD_MASKZ_LOAD(last, p) : FGD_LOAD(p);
+            s[q] = FGD_FMA(A[q][v], FGD_LOAD(w + v * FGD_LANES), s[q]);
+        }
+    }
+    for (int q = 0; q < R; q++)
+        z[q] = (double)FGD_REDUCE(s[q]) + b;
+    if (logistic && !weighted && R == 4) {
+        double yq[4] = {(double)y[i], (double)y[i + 1], (double)y[i + 2], (double)y[i + 3]};
+        fgd_logistic_rows4(z, yq, r, acc);
+    } else {
+        for (int q = 0; q < R; q++) {
+            double sq = weighted ? (double)sw[i + q] : 1.0, yq = (double)y[i + q];
+            if (!logistic) {
+                double res = z[q] - yq;
+                r[q] = sq * res;
+                acc->loss += r[q] * res;
+            } else {
+                fgd_logistic_terms t = fgd_logistic_row(z[q], yq, sq, weighted);
+                r[q] = t.r;
+                acc->loss += t.loss;
+                acc->p_sum *= t.t;
+                acc->p_den *= t.den;
+            }
+            acc->dz += r[q];
+        }
+    }
+    FGD_V rv[4];
+    for (int q = 0; q < R; q++)
+        rv[q] = FGD_SET1((FGD_T)r[q]);
+#pragma GCC unroll 1
+    for (int v = 0; v < NV; v++)
+        for (int q = 0; q < R; q++)
+            G[v] = FGD_FMA(rv[q], A[q][v], G[v]);
+}
+
+/* Rows lo..hi, NV vectors a row (the last one masked to d); NV and weighted constants
+ * where this is inlined. */
+static FGD_ALWAYS_INLINE void FGD_NAME(fgd_fused_impl)(
+    const FGD_T *restrict X, const FGD_T *restrict y, const FGD_T *restrict sw, const FGD_T *restrict w,
+    double b, int logistic, ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t d, int NV, int weighted, double *restrict g_out,
+    double *restrict dz_sum, double *restrict loss_sum)
+{
+    FGD_MASK last = (FGD_MASK)(((unsigned long long)1 << (d - (NV - 1) * FGD_LANES)) - 1);
+    FGD_V G[8];
+    FGD_T part_g[8 * FGD_LANES], w_padded[8 * FGD_LANES] = {0}; /* w, zeros past d */
+    double g[8 * FGD_LANES] = {0};
+    double prod = 1.0;
+    fgd_fused_sums acc = {0.0, 0.0, 1.0, 1.0, d};
+    for (ptrdiff_t j = 0; j < d; j++)
+        w_padded[j] = w[j];
+    for (int v = 0; v < NV; v++)
+        G[v] = FGD_ZERO();
+    for (ptrdiff_t part = lo, part_end; part < hi; part = part_end) {
+        part_end = hi < part + FGD_FUSED_PART_ROWS ? hi : part + FGD_FUSED_PART_ROWS;
+        ptrdiff_t i = part;
+        for (; i + 4 <= part_end; i += 4)
+            FGD_NAME(fgd_fused_step)(X, y, sw, w_padded, i, 4, NV, last, b, logistic, weighted, G, &acc);
+        for (; i < part_end; i++)
+            FGD_NAME(fgd_fused_step)(X, y, sw, w_padded, i, 1, NV, last, b, logistic, weighted, G, &acc);
+        prod *= acc.p_sum / acc.p_den; /* 1 unless unweighted logistic */
+        acc.p_sum = acc.p_den = 1.0;
+        if (prod > 1e150) {
+            acc.loss += log(prod);
+            prod = 1.0;
+        }
+        for (int v = 0; v < NV; v++) { /* the part's gradient sums into float64 */
+            FGD_STORE(part_g + v * FGD_LANES, G[v]);
+            G[v] = FGD_ZERO();
+        }
+        for (ptrdiff_t j = 0; j < d; j++)
+            g[j] += (double)part_g[j];
+    }
+    double scale = logistic ? 1.0 : 2.0;
+    for (ptrdiff_t j = 0; j < d; j++)
+        g_out[j] = scale * g[j];
+    *dz_sum = scale * acc.dz;
+    *loss_sum = acc.loss + log(prod);
+}
+
+int FGD_NAME(fgd_fused_rows)(const FGD_T *X, const FGD_T *y, const FGD_T *sw, const FGD_T *w, double b,
+                             int logistic, ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t d, double *g, double *dz_sum,
+                             double *loss_sum)
+{
+    if (d <= FGD_NARROW_D_MAX || d > 8 * FGD_LANES)
+        return 0;
+    switch ((d + FGD_LANES - 1) / FGD_LANES) {
+#define FGD_FUSED_CASE(n)                                                                              \
+    case n:                                                                                            \
+        if (sw)                                                                                        \
+            FGD_NAME(fgd_fused_impl)(X, y, sw, w, b, logistic, lo, hi, d, n, 1, g, dz_sum, loss_sum); \
+        else                                                                                           \
+            FGD_NAME(fgd_fused_impl)(X, y, sw, w, b, logistic, lo, hi, d, n, 0, g, dz_sum, loss_sum); \
+        return 1;
+        FGD_FUSED_CASE(1)
+        FGD_FUSED_CASE(2)
+        FGD_FUSED_CASE(3)
+        FGD_FUSED_CASE(4)
+        FGD_FUSED_CASE(5)
+        FGD_FUSED_CASE(6)
+        FGD_FUSED_CASE(7)
+        FGD_FUSED_CASE(8)
+#undef FGD_FUSED_CASE
+    }
+    return 0;
+}
