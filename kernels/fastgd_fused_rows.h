@@ -5,7 +5,7 @@
  * The block kernel of kernels/cython_kernels.pyx (a block's scores, then its residuals,
  * then its gradient update) reached 0.64-0.72 of the read at 2M x 64 on the 2-core Intel
  * Xeon test VM (AVX-512, 2 MB L2 a core); this loop, in a C harness in the same process:
- * float64 mse 0.84-0.90, logistic 0.82-0.85; float32 mse 0.95-1.01, logistic 0.86-0.90.
+ * float64 mse 0.87-0.91, logistic 0.83; float32 mse 0.98-0.99, logistic 0.86-0.87.
  * What it took, each measured there (fractions of the read, float64 unless said):
  * - four rows a step (two: mse 0.81-0.86, logistic 0.81-0.82), each row's products in
  *   one sum (two sums a row: 0.78-0.81, 0.76-0.78);
@@ -14,8 +14,10 @@
  *   logistic 0.55-0.72 (the reason is not measured: this VM has no hardware counters);
  * - each step asks for its rows' lines FGD_FUSED_AHEAD_BYTES ahead into L1 (without:
  *   mse 0.78, logistic 0.55-0.61, float32 mse 0.63);
- * - unweighted logistic's four residuals in one vector (fgd_logistic_rows; row by row,
- *   float32 0.66-0.71).
+ * - unweighted logistic's four residuals in one vector (fgd_logistic_rows4; row by row,
+ *   float32 0.66-0.71);
+ * - float64 rows of five vectors or more: each step's scores before the previous step's
+ *   gradient terms (fastgd_fused_rows_impl.h).
  *
  * Sums as fastgd_narrow.h's: mse sum s r^2, 2 sum s r x, 2 sum s r; logistic sum s l,
  * sum s (sigmoid(z) - y) x, sum s (sigmoid(z) - y), the unweighted log1p terms as the

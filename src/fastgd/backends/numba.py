@@ -663,7 +663,7 @@ def _fused_rows_loss_grad(X, y, w, b, sw, loss_code, n_chunks, ahead):
     for c in numba.prange(n_chunks):
         lo = min(n, c * chunk)
         hi = min(n, lo + chunk)
-        g = grads[c, :d]
+        g = np.zeros(d)  # a local contiguous array: into grads[c, :d] at the end
         loss_sum = 0.0
         dz_sum = 0.0
         prod = 1.0
@@ -701,6 +701,7 @@ def _fused_rows_loss_grad(X, y, w, b, sw, loss_code, n_chunks, ahead):
                 for j in range(d):
                     g[j] += r0 * x0[j]
             prod, loss_sum = _fold_product(p, prod, loss_sum)
+        grads[c, :d] = g
         losses[c] = loss_sum + math.log(prod)
         dz_sums[c] = dz_sum
     grad = np.zeros(d)
