@@ -7,8 +7,9 @@ split into one contiguous chunk per buffer row (one per thread); each chunk writ
 its own row of the caller's float64 buffers, so threads share nothing. Each chunk is
 walked in small blocks of rows, as in the Numba backend (``fastgd/backends/numba.py``
 explains the layout), except for narrow rows: mse/logistic with d up to 8 take one pass
-(``fastgd_narrow.c``, which also holds softmax's block products for such rows), and d = 1
-its own loops below. The vectorisable exp/log1p are in ``fastgd_vecmath.h``.
+(``fastgd_narrow.c``, which also holds softmax's block products for such rows), d = 1
+its own loops below, and with AVX-512 rows of up to eight 512-bit vectors one pass four
+rows at a time (``fastgd_fused_rows.c``). The vectorisable exp/log1p are in ``fastgd_vecmath.h``.
 """
 
 from cython cimport floating

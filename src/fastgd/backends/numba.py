@@ -159,6 +159,24 @@ def _prefetch_stream(a, lo, hi):
         _prefetch(a, i)
 
 
+@numba.njit(cache=True)
+def _thread_buffers(n_chunks, d):
+    """Zeroed per-thread sums of the mse/logistic kernels: grads (n_chunks, padded d),
+    losses and dz_sums (n_chunks,); _thread_totals adds them up."""
+    return np.zeros((n_chunks, _padded_width(d))), np.zeros(n_chunks), np.zeros(n_chunks)
+
+
+@numba.njit(cache=True)
+def _thread_totals(losses, grads, dz_sums, d):
+    """(sum of losses, sum of the rows' first d values of grads, sum of dz_sums): the
+    mse/logistic kernels' per-thread sums added up."""
+    grad = np.zeros(d)
+    for c in range(grads.shape[0]):
+        for j in range(d):
+            grad[j] += grads[c, j]
+    return losses.sum(), grad, dz_sums.sum()
+
+
 @numba.njit(cache=True, fastmath=_FASTMATH)
 def _block_scores(X, w, b, zero, start, m, z):
     """z[i] = X[start + i] . w + b for i < m (float64 out; the dot in X's dtype), each
@@ -493,9 +511,7 @@ def _narrow_loss_grad(X, y, wt, b, sw, loss_code, n_chunks):
     has_sw = sw.shape[0] > 0
     chunk = (n + n_chunks - 1) // n_chunks
     flat = X.reshape(n * d)
-    grads = np.zeros((n_chunks, _padded_width(d)))
-    losses = np.zeros(n_chunks)
-    dz_sums = np.zeros(n_chunks)
+    grads, losses, dz_sums = _thread_buffers(n_chunks, d)
     for c in numba.prange(n_chunks):
         lo = min(n, c * chunk)
         hi = min(n, lo + chunk)
@@ -526,9 +542,7 @@ def _scalar_loss_grad(X, y, w, b, sw, loss_code, zero, n_chunks, block, four_row
     n, d = X.shape
     has_sw = sw.shape[0] > 0
     chunk = (n + n_chunks - 1) // n_chunks
-    grads = np.zeros((n_chunks, _padded_width(d)))
-    losses = np.zeros(n_chunks)
-    dz_sums = np.zeros(n_chunks)
+    grads, losses, dz_sums = _thread_buffers(n_chunks, d)
     for c in numba.prange(n_chunks):
         if d == 1:  # the textbook case: one fused pass, no blocks
             lo = min(n, c * chunk)
@@ -618,11 +632,7 @@ def _scalar_loss_grad(X, y, w, b, sw, loss_code, zero, n_chunks, block, four_row
             _block_accumulate(X, r, start, m, g, gb, narrow_sums or start + m >= stop)
         losses[c] = loss_sum + math.log(prod)
         dz_sums[c] = dz_sum
-    grad = np.zeros(d)
-    for c in range(n_chunks):
-        for j in range(d):
-            grad[j] += grads[c, j]
-    return losses.sum(), grad, dz_sums.sum()
+    return _thread_totals(losses, grads, dz_sums, d)
 
 
 @numba.njit(cache=True, fastmath=_FASTMATH, inline="always")
@@ -655,9 +665,7 @@ def _fused_rows_loss_grad(X, y, w, b, sw, loss_code, n_chunks, ahead):
     n, d = X.shape
     has_sw = sw.shape[0] > 0
     chunk = (n + n_chunks - 1) // n_chunks
-    grads = np.zeros((n_chunks, _padded_width(d)))
-    losses = np.zeros(n_chunks)
-    dz_sums = np.zeros(n_chunks)
+    grads, losses, dz_sums = _thread_buffers(n_chunks, d)
     flat = X.reshape(n * d)
     line = max(1, 64 // X.itemsize)
     for c in numba.prange(n_chunks):
@@ -704,11 +712,7 @@ def _fused_rows_loss_grad(X, y, w, b, sw, loss_code, n_chunks, ahead):
         grads[c, :d] = g
         losses[c] = loss_sum + math.log(prod)
         dz_sums[c] = dz_sum
-    grad = np.zeros(d)
-    for c in range(n_chunks):
-        for j in range(d):
-            grad[j] += grads[c, j]
-    return losses.sum(), grad, dz_sums.sum()
+    return _thread_totals(losses, grads, dz_sums, d)
 
 
 @numba.njit(cache=True, fastmath=_FASTMATH)
@@ -1041,9 +1045,7 @@ def _csr_scalar_loss_grad(data, indices, indptr, bounds, d, y, w, b, sw, loss_co
     s dl/dz x into its own float64 gradient. Returns what _scalar_loss_grad returns."""
     n_chunks = bounds.shape[0] - 1
     has_sw = sw.shape[0] > 0
-    grads = np.zeros((n_chunks, _padded_width(d)))
-    losses = np.zeros(n_chunks)
-    dz_sums = np.zeros(n_chunks)
+    grads, losses, dz_sums = _thread_buffers(n_chunks, d)
     for c in numba.prange(n_chunks):
         g = grads[c, :d]
         loss_sum = 0.0
@@ -1065,11 +1067,7 @@ def _csr_scalar_loss_grad(data, indices, indptr, bounds, d, y, w, b, sw, loss_co
                 g[columns[p]] += dz * values[p]
         losses[c] = loss_sum
         dz_sums[c] = dz_sum
-    grad = np.zeros(d)
-    for c in range(n_chunks):
-        for j in range(d):
-            grad[j] += grads[c, j]
-    return losses.sum(), grad, dz_sums.sum()
+    return _thread_totals(losses, grads, dz_sums, d)
 
 
 @numba.njit(parallel=True, cache=True, fastmath=_FASTMATH)
