@@ -147,7 +147,7 @@ static inline float fgd_expf_nonpositive(float x)
  * den (fgd_exp_ratio_nonpositive), sigmoid(z) is den / (num + den) or num / (num + den),
  * and log1p(e^-|z|) = log(t / den) with t = num + den. Returned by value (a struct), so
  * that the caller's sums stay in registers: through pointers gcc left the loop scalar
- * (fastgd_narrow.c; fastgd_pairs.c calls it too). Always inlined, so that the weighted
+ * (fastgd_narrow.c; fastgd_fused_rows.c calls it too). Always inlined, so that the weighted
  * and loss cases fold away. */
 typedef struct {
     double r, loss, t, den;
