@@ -8,7 +8,7 @@ its own row of the caller's float64 buffers, so threads share nothing. Each chun
 walked in small blocks of rows, as in the Numba backend (``fastgd/backends/numba.py``
 explains the layout), except for narrow rows: mse/logistic with d up to 8 take one pass
 (``fastgd_narrow.c``, which also holds softmax's block products for such rows), d = 1
-its own loops below, and with AVX-512 rows of up to eight 512-bit vectors one pass four
+its own loops below, and with AVX-512 rows of up to sixteen 512-bit vectors one pass four
 rows at a time (``fastgd_fused_rows.c``). The vectorisable exp/log1p are in ``fastgd_vecmath.h``.
 """
 
@@ -394,7 +394,7 @@ def scalar_loss_grad(
             start = c * chunk
             stop = min(n, start + chunk)
             # One pass where it is faster than the blocks: narrow rows (fastgd_narrow.h), and
-            # with AVX-512 rows of up to eight vectors (fastgd_fused_rows.h).
+            # with AVX-512 rows of up to sixteen vectors (fastgd_fused_rows.h).
             narrow = 0
             if start < stop:
                 if floating is double:

@@ -72,8 +72,14 @@ static FGD_ALWAYS_INLINE void fgd_logistic_rows4(const double *z_in, const doubl
     acc->p_den *= (dv[0] * dv[1]) * (dv[2] * dv[3]);
 }
 
+/* Each dtype's loop is compiled twice: for rows of up to 8 vectors, and for 9 to 16 with
+ * arrays twice the size. One copy sized for 16 ran the 8-vector rows slower (2M x 64 float64
+ * logistic 0.82-0.83 -> 0.76-0.77 of the read, float32 mse 0.98-0.99 -> 0.91-0.95; harness,
+ * same process, two runs; the cause is not known). */
 #define FGD_T double
 #define FGD_NAME(name) name##_d
+#define FGD_VECS_LO 1
+#define FGD_VECS_HI 8
 #define FGD_V __m512d
 #define FGD_LANES 8
 #define FGD_MASK __mmask8
@@ -89,9 +95,18 @@ static FGD_ALWAYS_INLINE void fgd_logistic_rows4(const double *z_in, const doubl
  * pipelined themselves) ran slower, mse 0.99-1.00 -> 0.90, logistic 0.87-0.90 -> 0.79-0.82
  * of the read (harness, same process, two runs; the cause is not known). */
 #define FGD_FUSED_PIPELINE 1
-#include "fastgd_fused_rows_impl.h"
+#include "fastgd_fused_rows_impl.h" /* rows of up to 8 vectors */
+#undef FGD_NAME
+#undef FGD_VECS_LO
+#undef FGD_VECS_HI
+#define FGD_NAME(name) name##_wide_d
+#define FGD_VECS_LO 9
+#define FGD_VECS_HI 16
+#include "fastgd_fused_rows_impl.h" /* 9 to 16 vectors */
 #undef FGD_T
 #undef FGD_NAME
+#undef FGD_VECS_LO
+#undef FGD_VECS_HI
 #undef FGD_V
 #undef FGD_LANES
 #undef FGD_MASK
@@ -117,7 +132,30 @@ static FGD_ALWAYS_INLINE void fgd_logistic_rows4(const double *z_in, const doubl
 #define FGD_FMA _mm512_fmadd_ps
 #define FGD_REDUCE _mm512_reduce_add_ps
 #define FGD_FUSED_PIPELINE 0
+#define FGD_VECS_LO 1
+#define FGD_VECS_HI 8
 #include "fastgd_fused_rows_impl.h"
+#undef FGD_NAME
+#undef FGD_VECS_LO
+#undef FGD_VECS_HI
+#define FGD_NAME(name) name##_wide_f
+#define FGD_VECS_LO 9
+#define FGD_VECS_HI 16
+#include "fastgd_fused_rows_impl.h"
+
+int fgd_fused_rows_d(const double *X, const double *y, const double *sw, const double *w, double b, int logistic,
+                     ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t d, double *g, double *dz_sum, double *loss_sum)
+{
+    return fgd_fused_range_d(X, y, sw, w, b, logistic, lo, hi, d, g, dz_sum, loss_sum) ||
+           fgd_fused_range_wide_d(X, y, sw, w, b, logistic, lo, hi, d, g, dz_sum, loss_sum);
+}
+
+int fgd_fused_rows_f(const float *X, const float *y, const float *sw, const float *w, double b, int logistic,
+                     ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t d, double *g, double *dz_sum, double *loss_sum)
+{
+    return fgd_fused_range_f(X, y, sw, w, b, logistic, lo, hi, d, g, dz_sum, loss_sum) ||
+           fgd_fused_range_wide_f(X, y, sw, w, b, logistic, lo, hi, d, g, dz_sum, loss_sum);
+}
 
 #else /* no AVX-512: the block kernel takes every d */
 

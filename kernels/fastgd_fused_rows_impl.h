@@ -1,6 +1,7 @@
-/* One dtype's loop of fastgd_fused_rows.c (see fastgd_fused_rows.h). Needs FGD_T,
- * FGD_NAME and the 512-bit vector of X's dtype: FGD_V, FGD_LANES, FGD_MASK, FGD_LOAD,
- * FGD_MASKZ_LOAD, FGD_STORE, FGD_ZERO, FGD_SET1, FGD_FMA, FGD_REDUCE. */
+/* One dtype's loop of fastgd_fused_rows.c (see fastgd_fused_rows.h), for rows of
+ * FGD_VECS_LO to FGD_VECS_HI vectors (FGD_VECS_HI sizes its arrays). Needs FGD_T,
+ * FGD_NAME, FGD_FUSED_PIPELINE and the 512-bit vector of X's dtype: FGD_V, FGD_LANES,
+ * FGD_MASK, FGD_LOAD, FGD_MASKZ_LOAD, FGD_STORE, FGD_ZERO, FGD_SET1, FGD_FMA, FGD_REDUCE. */
 
 /* The first half of a step of R consecutive rows from row i (R = 4, or 1 for the rows
  * left over): each row's NV vectors loaded once, into A, for its score; the R residuals
@@ -9,7 +10,7 @@
  * where this is inlined. */
 static FGD_ALWAYS_INLINE void FGD_NAME(fgd_fused_scores)(
     const FGD_T *restrict X, const FGD_T *restrict y, const FGD_T *restrict sw, const FGD_T *w, ptrdiff_t i,
-    int R, int NV, FGD_MASK last, double b, int logistic, int weighted, FGD_V (*A)[8], double *r,
+    int R, int NV, FGD_MASK last, double b, int logistic, int weighted, FGD_V (*A)[FGD_VECS_HI], double *r,
     fgd_fused_sums *acc)
 {
     const ptrdiff_t d = acc->d;
@@ -54,7 +55,7 @@ static FGD_ALWAYS_INLINE void FGD_NAME(fgd_fused_scores)(
 }
 
 /* The second half: G += r[q] A[q] for the R rows. */
-static FGD_ALWAYS_INLINE void FGD_NAME(fgd_fused_update)(int R, int NV, FGD_V (*A)[8], const double *r, FGD_V *G)
+static FGD_ALWAYS_INLINE void FGD_NAME(fgd_fused_update)(int R, int NV, FGD_V (*A)[FGD_VECS_HI], const double *r, FGD_V *G)
 {
     FGD_V rv[4];
     for (int q = 0; q < R; q++)
@@ -70,7 +71,7 @@ static FGD_ALWAYS_INLINE void FGD_NAME(fgd_fused_step)(
     const FGD_T *restrict X, const FGD_T *restrict y, const FGD_T *restrict sw, const FGD_T *w, ptrdiff_t i,
     int R, int NV, FGD_MASK last, double b, int logistic, int weighted, FGD_V *G, fgd_fused_sums *acc)
 {
-    FGD_V A[4][8];
+    FGD_V A[4][FGD_VECS_HI];
     double r[4];
     FGD_NAME(fgd_fused_scores)(X, y, sw, w, i, R, NV, last, b, logistic, weighted, A, r, acc);
     FGD_NAME(fgd_fused_update)(R, NV, A, r, G);
@@ -84,9 +85,9 @@ static FGD_ALWAYS_INLINE void FGD_NAME(fgd_fused_impl)(
     double *restrict dz_sum, double *restrict loss_sum)
 {
     FGD_MASK last = (FGD_MASK)(((unsigned long long)1 << (d - (NV - 1) * FGD_LANES)) - 1);
-    FGD_V G[8];
-    FGD_T part_g[8 * FGD_LANES], w_padded[8 * FGD_LANES] = {0}; /* w, zeros past d */
-    double g[8 * FGD_LANES] = {0};
+    FGD_V G[FGD_VECS_HI];
+    FGD_T part_g[FGD_VECS_HI * FGD_LANES], w_padded[FGD_VECS_HI * FGD_LANES] = {0}; /* w, 0 past d */
+    double g[FGD_VECS_HI * FGD_LANES] = {0};
     double prod = 1.0;
     fgd_fused_sums acc = {0.0, 0.0, 1.0, 1.0, d};
     for (ptrdiff_t j = 0; j < d; j++)
@@ -103,7 +104,7 @@ static FGD_ALWAYS_INLINE void FGD_NAME(fgd_fused_impl)(
              * mse 0.86-0.90 -> 0.90-0.94, logistic 0.79-0.81 -> 0.82-0.86; with rows of
              * four vectors it lost: 4M x 32 float64 mse 0.87 -> 0.82, logistic 0.78-0.81
              * -> 0.73-0.75; 2M x 64 float32 mse 0.97 -> 0.84) */
-            FGD_V A[2][4][8];
+            FGD_V A[2][4][FGD_VECS_HI];
             double r[2][4];
             int cur = 0;
             FGD_NAME(fgd_fused_scores)(X, y, sw, w_padded, i, 4, NV, last, b, logistic, weighted, A[0], r[0], &acc);
@@ -139,20 +140,26 @@ static FGD_ALWAYS_INLINE void FGD_NAME(fgd_fused_impl)(
     *loss_sum = acc.loss + log(prod);
 }
 
-int FGD_NAME(fgd_fused_rows)(const FGD_T *X, const FGD_T *y, const FGD_T *sw, const FGD_T *w, double b,
-                             int logistic, ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t d, double *g, double *dz_sum,
-                             double *loss_sum)
+/* Rows lo..hi as fgd_fused_rows_d/_f (fastgd_fused_rows.h) where a row takes FGD_VECS_LO to
+ * FGD_VECS_HI vectors; else returns 0, having done nothing. */
+static int FGD_NAME(fgd_fused_range)(const FGD_T *X, const FGD_T *y, const FGD_T *sw, const FGD_T *w, double b,
+                                     int logistic, ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t d, double *g,
+                                     double *dz_sum, double *loss_sum)
 {
-    if (d <= FGD_NARROW_D_MAX || d > 8 * FGD_LANES)
+    ptrdiff_t nv = (d + FGD_LANES - 1) / FGD_LANES;
+    if (d <= FGD_NARROW_D_MAX || nv < FGD_VECS_LO || nv > FGD_VECS_HI)
         return 0;
-    switch ((d + FGD_LANES - 1) / FGD_LANES) {
-#define FGD_FUSED_CASE(n)                                                                              \
-    case n:                                                                                            \
-        if (sw)                                                                                        \
-            FGD_NAME(fgd_fused_impl)(X, y, sw, w, b, logistic, lo, hi, d, n, 1, g, dz_sum, loss_sum); \
-        else                                                                                           \
-            FGD_NAME(fgd_fused_impl)(X, y, sw, w, b, logistic, lo, hi, d, n, 0, g, dz_sum, loss_sum); \
-        return 1;
+    switch (nv) {
+/* (n clamped to FGD_VECS_LO .. FGD_VECS_HI: the cases outside are never taken) */
+#define FGD_FUSED_CASE(n)                                                                                  \
+    case n: {                                                                                              \
+        enum { NV = n < FGD_VECS_LO ? FGD_VECS_LO : n > FGD_VECS_HI ? FGD_VECS_HI : n };                   \
+        if (sw)                                                                                            \
+            FGD_NAME(fgd_fused_impl)(X, y, sw, w, b, logistic, lo, hi, d, NV, 1, g, dz_sum, loss_sum);    \
+        else                                                                                               \
+            FGD_NAME(fgd_fused_impl)(X, y, sw, w, b, logistic, lo, hi, d, NV, 0, g, dz_sum, loss_sum);    \
+        return 1;                                                                                          \
+    }
         FGD_FUSED_CASE(1)
         FGD_FUSED_CASE(2)
         FGD_FUSED_CASE(3)
@@ -161,6 +168,14 @@ int FGD_NAME(fgd_fused_rows)(const FGD_T *X, const FGD_T *y, const FGD_T *sw, co
         FGD_FUSED_CASE(6)
         FGD_FUSED_CASE(7)
         FGD_FUSED_CASE(8)
+        FGD_FUSED_CASE(9)
+        FGD_FUSED_CASE(10)
+        FGD_FUSED_CASE(11)
+        FGD_FUSED_CASE(12)
+        FGD_FUSED_CASE(13)
+        FGD_FUSED_CASE(14)
+        FGD_FUSED_CASE(15)
+        FGD_FUSED_CASE(16)
 #undef FGD_FUSED_CASE
     }
     return 0;
