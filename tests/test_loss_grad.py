@@ -318,14 +318,16 @@ def test_narrow_rows_every_width(backend, loss, dtype, weighted, rng):
 def test_fused_rows_every_vector_count(backend, loss, dtype, weighted, rng):
     """With AVX-512, Cython's mse/logistic take rows of 9 to 128 float64 (256 float32)
     values four at a time (kernels/fastgd_fused_rows.c), a case compiled for each count
-    of 512-bit vectors (two copies: up to 8 and 9 to 16), the last one masked: widths at
-    and either side of each count and of the limit, row counts that leave one to three
-    rows after the steps of four, over several 64-row parts per thread, scores of both
-    signs and far from zero."""
+    of 512-bit vectors (two copies: up to 8 and 9 to 16), the last one masked; numba's
+    take float64 rows of 16 to 128 values and float32 rows of 48 to 512 two at a time
+    (_fused_rows_loss_grad). Widths at and either side of each count and of the limits,
+    row counts that leave one to three rows after the steps of four, over several
+    64-row parts per thread, scores of both signs and far from zero."""
     if backend == "cuda":
         pytest.skip("a CPU kernel path")
     lanes = 64 // np.dtype(dtype).itemsize
-    widths = sorted({9, 15} | {v * lanes + e for v in range(1, 17) for e in (-1, 0, 1)} - {lanes - 1})
+    counts = {v * lanes + e for v in range(1, 17) for e in (-1, 0, 1)} - {lanes - 1}
+    widths = sorted({9, 15, 511, 512, 513} | counts)
     tight = {np.float64: 1e-12, np.float32: RTOL[np.float32]}[dtype]
     for n, d in zip([1, 2, 3, 5, 258, 1001, 1003] * 8, widths, strict=False):
         X, y, w, b, sw = make_problem(rng, n, d, loss, dtype, weighted=weighted, scale=4.0)

@@ -7,7 +7,8 @@ dtypes. The thread count is passed in from Python because calling
 ``numba.get_num_threads()`` inside a kernel disables ``cache=True``. mse/logistic walk
 each chunk in small blocks of rows (_scalar_loss_grad), except narrow X: d = 1 and
 d = 2 .. NARROW_D_MAX take one pass over the rows (_narrow_rows), and float64 X of
-FUSED_D_MIN .. FUSED_D_MAX features one pass two rows at a time (_fused_rows_loss_grad).
+FUSED_D_MIN .. FUSED_D_MAX features (float32: FUSED_F32_D_MIN .. FUSED_F32_D_MAX) one pass
+two rows at a time (_fused_rows_loss_grad).
 """
 
 import math
@@ -71,12 +72,21 @@ PADE_ROWS = 256
 #: at a time, one pass) instead of the blocks. On the 2-core Intel Xeon test VM, fraction
 #: of the read (fused / blocks, float64, one process): d = 16 mse 0.90 / 0.74, logistic
 #: 0.60 / 0.60; d = 32 0.88 / 0.53, 0.68 / 0.48; d = 64 0.81-0.94 / 0.68-0.73, 0.71-0.84 /
-#: 0.61-0.71; d = 128 0.82 / 0.77, 0.78 / 0.71; d = 512 and d = 9 no better. float32 keeps
-#: the blocks: with half the bytes a row, the per-row score sums and (scalar) residuals
-#: cost more than the read, and the blocks were as fast or faster (d = 64 logistic 0.57-0.60
-#: against 0.61-0.63; d = 16, 32, 128 either loss).
+#: 0.61-0.71; d = 128 0.82 / 0.77, 0.78 / 0.71; d = 512 and d = 9 no better.
 FUSED_D_MIN = 16
 FUSED_D_MAX = 128
+#: float32 X of FUSED_F32_D_MIN .. FUSED_F32_D_MAX features takes the fused rows too, its
+#: scores and its part sums in float32, unweighted logistic's residuals in float32
+#: (_row_terms), except weighted logistic, whose residuals and log1p terms the blocks
+#: vectorise (2M x 64: fused 0.63 against 0.66). Same VM, 128M values of X, kernels loaded
+#: from the cache, fraction of the read fused / blocks in one process: d = 48 mse 0.88 /
+#: 0.71, logistic 0.68 / 0.68; d = 64 0.91-0.93 / 0.74-0.81, 0.78-0.80 / 0.70-0.74;
+#: d = 128 0.96 / 0.77, 0.84 / 0.74; d = 512 0.93 / 0.70, 0.86 / 0.72; d = 1024 0.81 /
+#: 0.80, 0.77 / 0.78; d = 32 0.81 / 0.84, 0.60 / 0.73. Scores summed in float64 (d = 64
+#: logistic 0.57-0.60), residuals in float64 (0.73 against 0.78-0.80) or through an
+#: @overload choosing them by dtype (0.73; float64 mse lost 0.05-0.07 with it) were slower.
+FUSED_F32_D_MIN = 48
+FUSED_F32_D_MAX = 512
 #: Bytes ahead that each step of the fused rows asks for (_prefetch_l1): 2 KB measured
 #: better than 1 KB or 4 KB (d = 64, a four-row variant of the loop).
 FUSED_AHEAD_BYTES = 2048
@@ -636,31 +646,45 @@ def _scalar_loss_grad(X, y, w, b, sw, loss_code, zero, n_chunks, block, four_row
 
 
 @numba.njit(cache=True, fastmath=_FASTMATH, inline="always")
-def _row_terms(z, y, s, loss_code, has_sw):
-    """One row's (residual, loss term, log1p factor) from its score z, label y and weight
-    s (1 unweighted), as the block kernel's: mse 2 s (z - y) and s (z - y)^2; logistic
+def _row_terms(z, y, s, loss_code, has_sw, itemsize):
+    """One row's (residual, loss term, log1p factor), float64, from its score z, label y
+    and weight s (1 unweighted) in X's dtype, whose itemsize is passed in (a constant of
+    the compiled kernel), as the block kernel's: mse 2 s (z - y) and s (z - y)^2; logistic
     s (sigmoid(z) - y) and s l, except unweighted, where the loss term leaves out
     log1p(e^-|z|) and the factor 1 + e^-|z| carries it (the caller multiplies the factors
-    and takes one logarithm). The factor is 1 where there is none."""
+    and takes one logarithm). The factor is 1 where there is none. Unweighted float32
+    logistic is computed in float32 (exp_nonpositive_f32, a float32 division), the rest in
+    float64."""
+    if loss_code != MSE and itemsize == 4 and not has_sw:
+        zf = np.float32(z)
+        yf = np.float32(y)
+        ef = exp_nonpositive_f32(-abs(zf))
+        rf = (_ONE_F32 if zf >= _ZERO_F32 else ef) / (_ONE_F32 + ef) - yf
+        return np.float64(rf), np.float64(max(zf, _ZERO_F32) - yf * zf), np.float64(_ONE_F32 + ef)
+    zd = np.float64(z)
+    yd = np.float64(y)
+    sd = np.float64(s)
     if loss_code == MSE:
-        res = z - y
-        sr = s * res
+        res = zd - yd
+        sr = sd * res
         return 2.0 * sr, sr * res, 1.0
-    e = exp_nonpositive(-abs(z))
-    r = (1.0 if z >= 0.0 else e) / (1.0 + e) - y
+    e = exp_nonpositive(-abs(zd))
+    r = (1.0 if zd >= 0.0 else e) / (1.0 + e) - yd
     if has_sw:
-        return s * r, s * (max(z, 0.0) + log1p_unit(e) - y * z), 1.0
-    return r, max(z, 0.0) - y * z, 1.0 + e
+        return sd * r, sd * (max(zd, 0.0) + log1p_unit(e) - yd * zd), 1.0
+    return r, max(zd, 0.0) - yd * zd, 1.0 + e
 
 
 @numba.njit(parallel=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
 def _fused_rows_loss_grad(X, y, w, b, sw, loss_code, n_chunks, ahead):
-    """_scalar_loss_grad's sums for float64 X of FUSED_D_MIN .. FUSED_D_MAX features, in
-    one pass over the rows two at a time: both rows' scores in one loop over their
-    values, their residuals, then both rows times their residuals into the thread's
-    gradient in a second loop, the rows now in the L1 cache. Each step asks for its rows'
-    lines ``ahead`` values further on (_prefetch_l1). The log1p factors of unweighted
-    logistic are multiplied over FUSED_PART_ROWS rows (at most 2**64), then folded as in
+    """_scalar_loss_grad's sums for X of FUSED_D_MIN .. FUSED_D_MAX (float64) or
+    FUSED_F32_D_MIN .. FUSED_F32_D_MAX (float32) features, in one pass over the rows two
+    at a time: both rows' scores in one loop over their values (in X's dtype), their
+    residuals (_row_terms), then both rows times their residuals into a local gradient
+    of X's dtype in a second loop, the rows now in the L1 cache; that gradient goes into
+    the float64 one every FUSED_PART_ROWS rows. Each step asks for its rows' lines
+    ``ahead`` values further on (_prefetch_l1). The log1p factors of unweighted logistic
+    are multiplied over FUSED_PART_ROWS rows (at most 2**64), then folded as in
     _fold_product."""
     n, d = X.shape
     has_sw = sw.shape[0] > 0
@@ -668,10 +692,15 @@ def _fused_rows_loss_grad(X, y, w, b, sw, loss_code, n_chunks, ahead):
     grads, losses, dz_sums = _thread_buffers(n_chunks, d)
     flat = X.reshape(n * d)
     line = max(1, 64 // X.itemsize)
+    zero = X.dtype.type(0)
+    one = X.dtype.type(1)
+    bx = X.dtype.type(b)
+    size = X.itemsize  # a constant of the compiled kernel
     for c in numba.prange(n_chunks):
         lo = min(n, c * chunk)
         hi = min(n, lo + chunk)
-        g = np.zeros(d)  # a local contiguous array: into grads[c, :d] at the end
+        g = np.zeros(d)  # local contiguous arrays: into grads[c, :d] at the end
+        gp = np.zeros(d, X.dtype)  # one part's sums
         loss_sum = 0.0
         dz_sum = 0.0
         prod = 1.0
@@ -684,30 +713,38 @@ def _fused_rows_loss_grad(X, y, w, b, sw, loss_code, n_chunks, ahead):
                     _prefetch_l1(flat, a)
                 x0 = X[i]
                 x1 = X[i + 1]
-                a0 = 0.0
-                a1 = 0.0
+                a0 = zero
+                a1 = zero
                 for j in range(d):
                     a0 += x0[j] * w[j]
                     a1 += x1[j] * w[j]
-                r0, l0, f0 = _row_terms(a0 + b, y[i], sw[i] if has_sw else 1.0, loss_code, has_sw)
-                r1, l1, f1 = _row_terms(a1 + b, y[i + 1], sw[i + 1] if has_sw else 1.0, loss_code, has_sw)
+                s0 = sw[i] if has_sw else one
+                s1 = sw[i + 1] if has_sw else one
+                r0, l0, f0 = _row_terms(a0 + bx, y[i], s0, loss_code, has_sw, size)
+                r1, l1, f1 = _row_terms(a1 + bx, y[i + 1], s1, loss_code, has_sw, size)
                 loss_sum += l0 + l1
                 dz_sum += r0 + r1
                 p *= f0 * f1
+                q0 = X.dtype.type(r0)
+                q1 = X.dtype.type(r1)
                 for j in range(d):
-                    g[j] += r0 * x0[j] + r1 * x1[j]
+                    gp[j] += q0 * x0[j] + q1 * x1[j]
                 i += 2
             if i < part_end:  # an odd row at the end of the chunk
                 x0 = X[i]
-                a0 = 0.0
+                a0 = zero
                 for j in range(d):
                     a0 += x0[j] * w[j]
-                r0, l0, f0 = _row_terms(a0 + b, y[i], sw[i] if has_sw else 1.0, loss_code, has_sw)
+                r0, l0, f0 = _row_terms(a0 + bx, y[i], sw[i] if has_sw else one, loss_code, has_sw, size)
                 loss_sum += l0
                 dz_sum += r0
                 p *= f0
+                q0 = X.dtype.type(r0)
                 for j in range(d):
-                    g[j] += r0 * x0[j]
+                    gp[j] += q0 * x0[j]
+            for j in range(d):
+                g[j] += gp[j]
+                gp[j] = zero
             prod, loss_sum = _fold_product(p, prod, loss_sum)
         grads[c, :d] = g
         losses[c] = loss_sum + math.log(prod)
@@ -1161,6 +1198,14 @@ def loss_grad(X, y, w, b, loss, sample_weight):
     return result
 
 
+def _takes_fused_rows(dtype, d, loss, weighted):
+    """Whether mse/logistic on dense X of this dtype and width take _fused_rows_loss_grad
+    (see FUSED_D_MIN and FUSED_F32_D_MIN)."""
+    if dtype.itemsize == 8:
+        return FUSED_D_MIN <= d <= FUSED_D_MAX
+    return FUSED_F32_D_MIN <= d <= FUSED_F32_D_MAX and not (weighted and loss == "logistic")
+
+
 def _loss_grad(X, y, w, b, loss, sample_weight):
     n_chunks = numba.get_num_threads()
     if sparse.issparse(X):
@@ -1182,7 +1227,7 @@ def _loss_grad(X, y, w, b, loss, sample_weight):
         wt = tuple(float(v) for v in w)  # its length fixes d when compiling
         sums = _narrow_loss_grad(X, y, wt, float(b), sw, LOSSES.index(loss), n_chunks)
         return _sums.normalised(*sums, total, dtype, False)
-    if dtype.itemsize == 8 and FUSED_D_MIN <= d <= FUSED_D_MAX:
+    if _takes_fused_rows(dtype, d, loss, sample_weight is not None):
         sums = _fused_rows_loss_grad(
             X, y, w, float(b), sw, LOSSES.index(loss), n_chunks, FUSED_AHEAD_BYTES // dtype.itemsize
         )
