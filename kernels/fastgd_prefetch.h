@@ -13,8 +13,8 @@
  * 60,000,000 rows (from memory) 134 -> 45 ms; 2 KB ahead (256 float64 rows) was as good
  * as 4 KB and better than 8 KB. In the kernels (fastgd bench, 10M rows, X in L3), cython /
  * numba: logistic float64 21 -> 6.7-7.1 / 11.8 -> 7.2 ms, float32 5.0 -> 2.9-3.3 / 4.0 ->
- * 3.2 ms; cython mse 4.8 -> 3.9-4.3 ms (numba's mse loop got slower with it, 4.7 -> 5.6 ms,
- * and does without). The narrow-row loops (d = 2 to 8) gained nothing from it, and the
+ * 3.2 ms; cython mse 4.8 -> 3.9-4.3 ms; numba's mse loop, which asks once per 1 KB part
+ * and into L1 (numba.MSE_PART_BYTES), 5.8 -> 4.0-4.4 ms. The narrow-row loops (d = 2 to 8) gained nothing from it, and the
  * d = 64 blocks (2M rows, from memory) lost (0.68 -> 0.58 of the read in a harness):
  * they do without it too. The numba backend's copy is _prefetch_stream.
  */
