@@ -703,8 +703,8 @@ def _fused_rows_loss_grad(X, y, w, b, sw, loss_code, n_chunks, ahead):
     FUSED_F32_D_MIN .. FUSED_F32_D_MAX (float32) features, in one pass over the rows two
     at a time: both rows' scores in one loop over their values (in X's dtype), their
     residuals (_row_terms), then both rows times their residuals into a local gradient
-    of X's dtype in a second loop, the rows now in the L1 cache; that gradient goes into
-    the float64 one every FUSED_PART_ROWS rows. Each step asks for its rows' lines
+    of X's dtype in a second loop, the rows now in the L1 cache; in float32 that gradient
+    goes into a float64 one every FUSED_PART_ROWS rows. Each step asks for its rows' lines
     ``ahead`` values further on (_prefetch_l1). The log1p factors of unweighted logistic
     are multiplied over FUSED_PART_ROWS rows (at most 2**64), then folded as in
     _fold_product."""
@@ -721,8 +721,10 @@ def _fused_rows_loss_grad(X, y, w, b, sw, loss_code, n_chunks, ahead):
     for c in numba.prange(n_chunks):
         lo = min(n, c * chunk)
         hi = min(n, lo + chunk)
-        g = np.zeros(d)  # local contiguous arrays: into grads[c, :d] at the end
-        gp = np.zeros(d, X.dtype)  # one part's sums
+        # Local contiguous sums, into grads[c, :d] at the end: gp in X's dtype, in float32
+        # one part's (added into the float64 g after each part), in float64 all rows'.
+        g = np.zeros(d)
+        gp = np.zeros(d, X.dtype)
         loss_sum = 0.0
         dz_sum = 0.0
         prod = 1.0
@@ -764,11 +766,15 @@ def _fused_rows_loss_grad(X, y, w, b, sw, loss_code, n_chunks, ahead):
                 q0 = X.dtype.type(r0)
                 for j in range(d):
                     gp[j] += q0 * x0[j]
-            for j in range(d):
-                g[j] += gp[j]
-                gp[j] = zero
+            if size == 4:
+                for j in range(d):
+                    g[j] += gp[j]
+                    gp[j] = zero
             prod, loss_sum = _fold_product(p, prod, loss_sum)
-        grads[c, :d] = g
+        if size == 4:
+            grads[c, :d] = g
+        else:
+            grads[c, :d] = gp
         losses[c] = loss_sum + math.log(prod)
         dz_sums[c] = dz_sum
     return _thread_totals(losses, grads, dz_sums, d)
