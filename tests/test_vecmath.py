@@ -15,6 +15,7 @@ from fastgd.backends._vecmath import (
     exp_nonpositive_f32,
     exp_ratio_nonpositive,
     log1p_unit,
+    logistic_pair,
 )
 
 _log1p_array = numba.njit(lambda e: np.array([log1p_unit(v) for v in e]))
@@ -122,3 +123,38 @@ def test_exp_nonpositive_as_follows_the_argument_dtype():
 def test_exp_nonpositive_as_is_not_callable_from_python():
     with pytest.raises(TypeError, match="Numba-compiled kernels only"):
         exp_nonpositive_as(-1.0)
+
+
+# Called, as the fused-row kernel calls it, from a loop compiled with reassociating flags.
+_pairs = numba.njit(fastmath=set(NUMBA_FASTMATH))(
+    lambda z, y: [logistic_pair(z[i], z[i + 1], y[i], y[i + 1]) for i in range(0, z.shape[0] - 1, 2)]
+)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_logistic_pair_against_extended_precision(dtype, rng):
+    """Two rows' sigmoid(z) - y, the sum of max(z, 0) - y z and the product of 1 + e^-|z|,
+    from scores of both signs over the whole range (and past the exponential's clamp),
+    against long-double NumPy: float64 within a few units in the last place, float32
+    within float32's."""
+    z = np.concatenate([rng.normal(scale=s, size=2000) for s in (0.1, 3.0, 40.0, 2000.0)] + [[0.0, -0.0]])
+    z = z.astype(dtype)
+    y = (rng.random(z.size) < 0.5).astype(dtype)
+    got = np.array(_pairs(z, y))
+    zl, yl = z.astype(np.longdouble), y.astype(np.longdouble)
+    e = np.exp(-np.abs(zl))
+    r = np.where(zl >= 0, 1 / (1 + e), e / (1 + e)) - yl
+    terms = np.maximum(zl, 0) - yl * zl
+    tol = {np.float64: 4e-16, np.float32: 3e-7}[dtype]
+    np.testing.assert_allclose(got[:, 0], r[0::2], rtol=0, atol=tol)  # |sigmoid| <= 1
+    np.testing.assert_allclose(got[:, 1], r[1::2], rtol=0, atol=tol)
+    np.testing.assert_allclose(got[:, 2], terms[0::2] + terms[1::2], rtol=tol, atol=tol * np.abs(terms).max())
+    # 1 + e^-|z| where exp(-|z|) is not below the clamp exp(EXP_MIN)
+    floor = np.exp(np.longdouble(EXP_MIN if dtype == np.float64 else EXP_MIN_F32))
+    factors = (1 + np.maximum(e, floor))[0::2] * (1 + np.maximum(e, floor))[1::2]
+    np.testing.assert_allclose(got[:, 3], factors, rtol=tol)
+
+
+def test_logistic_pair_keeps_nan():
+    got = _pairs(np.array([np.nan, 1.0]), np.array([1.0, 0.0]))[0]
+    assert np.isnan(got[0]) and np.isnan(got[2]) and np.isnan(got[3]) and not np.isnan(got[1])

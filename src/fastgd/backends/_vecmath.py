@@ -13,7 +13,10 @@ to a few units in the last place of float64 there (``tests/test_vecmath.py``):
   :func:`exp_nonpositive_as` picks one of the two by the argument's dtype;
 - :func:`exp_ratio_nonpositive` -- ``exp(x)`` for ``x <= 0`` as a ratio of two numbers,
   for the d = 1 logistic loop, which divides by ``1 + exp(x)`` anyway;
-- :func:`log1p_unit` -- ``log(1 + e)`` for ``0 <= e <= 1``.
+- :func:`log1p_unit` -- ``log(1 + e)`` for ``0 <= e <= 1``;
+- :func:`logistic_pair` -- two rows' unweighted logistic terms in one two-lane vector
+  (exp_nonpositive's steps written as LLVM vector code), for the fused-row kernel, whose
+  rows come two at a time and whose scalar residuals do not vectorise.
 
 The Cython kernels implement the same formulas in C (``kernels/fastgd_vecmath.h``).
 
@@ -217,3 +220,114 @@ def log1p_unit(e):
     p = p * t + 1.0 / 3.0
     p = p * t + 1.0
     return 2.0 * s * p
+
+
+#: The constants of exp_nonpositive / exp_nonpositive_f32 for _logistic_pair_codegen, by
+#: the float type: (EXP_MIN, INV_LN2, ROUND_MAGIC, LN2_HI, LN2_LO, polynomial, exponent
+#: bias, exponent mask, mantissa bits, LLVM float type, LLVM integer type of its width).
+_PAIR_CONSTANTS = {
+    types.float64: (
+        EXP_MIN,
+        INV_LN2,
+        ROUND_MAGIC,
+        LN2_HI,
+        LN2_LO,
+        EXP_POLY,
+        1023,
+        0x7FF,
+        52,
+        ir.DoubleType(),
+        ir.IntType(64),
+    ),
+    types.float32: (
+        float(EXP_MIN_F32),
+        float(INV_LN2_F32),
+        float(ROUND_MAGIC_F32),
+        float(LN2_HI_F32),
+        float(LN2_LO_F32),
+        tuple(float(c) for c in EXP_POLY_F32),
+        127,
+        0xFF,
+        23,
+        ir.FloatType(),
+        ir.IntType(32),
+    ),
+}
+
+
+def _logistic_pair_codegen(context, builder, sig, args):
+    """LLVM code for _logistic_pair: the steps of exp_nonpositive (or _f32) and the
+    unweighted logistic row terms on a vector of the two rows' scores, multiply-adds
+    contracted, nothing reassociated (the instructions carry only ``contract``)."""
+    minimum, inv_ln2, magic, ln2_hi, ln2_lo, poly, bias, mask, bits, ft, it = _PAIR_CONSTANTS[sig.args[0]]
+    vt = ir.VectorType(ft, 2)
+    ivt = ir.VectorType(it, 2)
+    i32 = ir.IntType(32)
+
+    def const(c, t=vt):
+        return ir.Constant(t, [c, c])
+
+    def contracted(instruction):
+        instruction.flags.append("contract")
+        return instruction
+
+    def fma(a, b, c):  # a b + c, one rounding where the target has multiply-adds
+        return contracted(builder.fadd(contracted(builder.fmul(a, b)), c))
+
+    def pair(x0, x1):
+        return builder.insert_element(
+            builder.insert_element(ir.Constant(vt, ir.Undefined), x0, i32(0)), x1, i32(1)
+        )
+
+    z = pair(args[0], args[1])
+    y = pair(args[2], args[3])
+    zero = const(0.0)
+    one = const(1.0)
+    v = builder.select(builder.fcmp_ordered(">", z, zero), builder.fsub(const(-0.0), z), z)  # -|z|
+    v = builder.select(builder.fcmp_ordered("<", v, const(minimum)), const(minimum), v)
+    km = fma(v, const(inv_ln2), const(magic))
+    k = builder.fsub(km, const(magic))
+    r = fma(builder.fsub(zero, k), const(ln2_lo), fma(builder.fsub(zero, k), const(ln2_hi), v))
+    p = const(poly[0])
+    for c in poly[1:]:
+        p = fma(p, r, const(c))
+    exponent = builder.shl(
+        builder.and_(builder.add(builder.bitcast(km, ivt), const(bias, ivt)), const(mask, ivt)),
+        const(bits, ivt),
+    )
+    e = builder.fmul(p, builder.bitcast(exponent, vt))
+    one_plus_e = builder.fadd(one, e)
+    residual = builder.fsub(
+        builder.fdiv(builder.select(builder.fcmp_ordered(">=", z, zero), one, e), one_plus_e), y
+    )
+    term = builder.fsub(builder.select(builder.fcmp_ordered(">", z, zero), z, zero), builder.fmul(y, z))
+    f64 = ir.DoubleType()
+
+    def lane(vector, i):
+        x = builder.extract_element(vector, i32(i))
+        return x if ft == f64 else builder.fpext(x, f64)
+
+    out = [lane(residual, 0), lane(residual, 1)]
+    out.append(builder.fadd(lane(term, 0), lane(term, 1)))
+    out.append(builder.fmul(lane(one_plus_e, 0), lane(one_plus_e, 1)))
+    return context.make_tuple(builder, sig.return_type, out)
+
+
+@intrinsic
+def _logistic_pair(typingctx, z0, z1, y0, y1):
+    """See logistic_pair."""
+    if z0 not in _PAIR_CONSTANTS or any(t != z0 for t in (z1, y0, y1)):
+        return None
+    return types.UniTuple(types.float64, 4)(z0, z1, y0, y1), _logistic_pair_codegen
+
+
+@numba.njit(cache=True, fastmath=_MATH)
+def logistic_pair(z0, z1, y0, y1):
+    """Two rows' unweighted logistic terms at once, from their scores and labels (all
+    float64 or all float32, computed in that precision in one two-lane vector): (sigmoid(z0)
+    - y0, sigmoid(z1) - y1, the sum of max(z, 0) - y z, the product of 1 + e^-|z|), as
+    float64. The exponential takes exp_nonpositive's steps (exp_nonpositive_f32's for
+    float32), so each lane equals the one-row formulas up to contraction. A separate
+    function with contract-only flags, as exp_nonpositive, so that a calling kernel's
+    reassociating flags never reach its range reduction."""
+    return _logistic_pair(z0, z1, y0, y1)

@@ -32,6 +32,7 @@ from ._vecmath import (
     exp_nonpositive_f32,
     exp_ratio_nonpositive,
     log1p_unit,
+    logistic_pair,
 )
 
 # Row length of the per-thread float64 sum buffers: padded so that two threads' rows never
@@ -702,7 +703,8 @@ def _fused_rows_loss_grad(X, y, w, b, sw, loss_code, n_chunks, ahead):
     """_scalar_loss_grad's sums for X of FUSED_D_MIN .. FUSED_D_MAX (float64) or
     FUSED_F32_D_MIN .. FUSED_F32_D_MAX (float32) features, in one pass over the rows two
     at a time: both rows' scores in one loop over their values (in X's dtype), their
-    residuals (_row_terms), then both rows times their residuals into a local gradient
+    residuals (_row_terms; unweighted logistic's both in one vector, logistic_pair), then
+    both rows times their residuals into a local gradient
     of X's dtype in a second loop, the rows now in the L1 cache; in float32 that gradient
     goes into a float64 one every FUSED_PART_ROWS rows. Each step asks for its rows' lines
     ``ahead`` values further on (_prefetch_l1). The log1p factors of unweighted logistic
@@ -742,13 +744,18 @@ def _fused_rows_loss_grad(X, y, w, b, sw, loss_code, n_chunks, ahead):
                 for j in range(d):
                     a0 += x0[j] * w[j]
                     a1 += x1[j] * w[j]
-                s0 = sw[i] if has_sw else one
-                s1 = sw[i + 1] if has_sw else one
-                r0, l0, f0 = _row_terms(a0 + bx, y[i], s0, loss_code, has_sw, size)
-                r1, l1, f1 = _row_terms(a1 + bx, y[i + 1], s1, loss_code, has_sw, size)
-                loss_sum += l0 + l1
+                if loss_code != MSE and not has_sw:  # both rows in one vector
+                    r0, r1, terms, factors = logistic_pair(a0 + bx, a1 + bx, y[i], y[i + 1])
+                else:
+                    s0 = sw[i] if has_sw else one
+                    s1 = sw[i + 1] if has_sw else one
+                    r0, l0, f0 = _row_terms(a0 + bx, y[i], s0, loss_code, has_sw, size)
+                    r1, l1, f1 = _row_terms(a1 + bx, y[i + 1], s1, loss_code, has_sw, size)
+                    terms = l0 + l1
+                    factors = f0 * f1
+                loss_sum += terms
                 dz_sum += r0 + r1
-                p *= f0 * f1
+                p *= factors
                 q0 = X.dtype.type(r0)
                 q1 = X.dtype.type(r1)
                 for j in range(d):
