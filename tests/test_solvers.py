@@ -366,3 +366,34 @@ def test_lbfgs_evaluates_no_point_twice(monkeypatch):
     result = minimize(X, y, loss="logistic", l2=1e-3, solver="lbfgs", tol=1e-10, backend="numpy")
     assert result.converged and nfev and nfev[0] >= 3
     assert len(calls) == nfev[0]
+
+
+def test_lbfgs_stops_a_line_search_at_the_rounding_level(monkeypatch):
+    """With a gradient tolerance it cannot reach (1e-300), L-BFGS ends once its line search
+    has probed LBFGS_FLAT_EVALS points in a row whose objective lies within the rounding
+    band of the last iterate that improved: it returns the last accepted iterate as
+    converged, as scipy's own run to its end (the band switched off) does, at the same
+    optimum, and makes no more passes over X than that run."""
+    import fastgd.solvers as solvers
+
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(20_000, 8))
+    y = (X @ rng.normal(size=8) + rng.normal(size=20_000) > 0).astype(float)
+    module = fastgd._registry.load("numpy")
+    calls = []
+    real_loss_grad = module.loss_grad
+
+    def counting_loss_grad(*args):
+        calls.append(1)
+        return real_loss_grad(*args)
+
+    monkeypatch.setattr(module, "loss_grad", counting_loss_grad)
+    fit = minimize(X, y, loss="logistic", l2=1e-4, solver="lbfgs", tol=1e-300, max_iter=500, backend="numpy")
+    with_band = len(calls)
+    calls.clear()
+    monkeypatch.setattr(solvers, "LBFGS_FLAT_EVALS", 10**9)  # scipy's own end of the search
+    full = minimize(X, y, loss="logistic", l2=1e-4, solver="lbfgs", tol=1e-300, max_iter=500, backend="numpy")
+    assert fit.converged and full.converged
+    assert with_band <= len(calls)
+    assert fit.objective == pytest.approx(full.objective, rel=1e-12)
+    np.testing.assert_allclose(fit.coef, full.coef, rtol=1e-6, atol=1e-9)
