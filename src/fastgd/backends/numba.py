@@ -78,7 +78,7 @@ FUSED_D_MIN = 16
 FUSED_D_MAX = 128
 #: float32 X of FUSED_F32_D_MIN .. FUSED_F32_D_MAX features takes the fused rows too, its
 #: scores and its part sums in float32, unweighted logistic's residuals in float32
-#: (_row_terms), except weighted logistic, whose residuals and log1p terms the blocks
+#: (logistic_pair), except weighted logistic, whose residuals and log1p terms the blocks
 #: vectorise (2M x 64: fused 0.63 against 0.66). Same VM, 128M values of X, kernels loaded
 #: from the cache, fraction of the read fused / blocks in one process: d = 48 mse 0.88 /
 #: 0.71, logistic 0.68 / 0.68; d = 64 0.91-0.93 / 0.74-0.81, 0.78-0.80 / 0.70-0.74;
@@ -704,9 +704,9 @@ def _fused_rows_loss_grad(X, y, w, b, sw, loss_code, n_chunks, ahead):
     FUSED_F32_D_MIN .. FUSED_F32_D_MAX (float32) features, in one pass over the rows two
     at a time: both rows' scores in one loop over their values (in X's dtype), their
     residuals (_row_terms; unweighted logistic's both in one vector, logistic_pair), then
-    both rows times their residuals into a local gradient
-    of X's dtype in a second loop, the rows now in the L1 cache; in float32 that gradient
-    goes into a float64 one every FUSED_PART_ROWS rows. Each step asks for its rows' lines
+    both rows times their residuals into a local gradient of X's dtype in a second loop,
+    the rows now in the L1 cache; in float32 that gradient goes into a float64 one every
+    FUSED_PART_ROWS rows. Each step asks for its rows' lines
     ``ahead`` values further on (_prefetch_l1). The log1p factors of unweighted logistic
     are multiplied over FUSED_PART_ROWS rows (at most 2**64), then folded as in
     _fold_product."""
