@@ -669,21 +669,14 @@ def _scalar_loss_grad(X, y, w, b, sw, loss_code, zero, n_chunks, block, four_row
 
 
 @numba.njit(cache=True, fastmath=_FASTMATH, inline="always")
-def _row_terms(z, y, s, loss_code, has_sw, itemsize):
+def _row_terms(z, y, s, loss_code, has_sw):
     """One row's (residual, loss term, log1p factor), float64, from its score z, label y
-    and weight s (1 unweighted) in X's dtype, whose itemsize is passed in (a constant of
-    the compiled kernel), as the block kernel's: mse 2 s (z - y) and s (z - y)^2; logistic
-    s (sigmoid(z) - y) and s l, except unweighted, where the loss term leaves out
-    log1p(e^-|z|) and the factor 1 + e^-|z| carries it (the caller multiplies the factors
-    and takes one logarithm). The factor is 1 where there is none. Unweighted float32
-    logistic is computed in float32 (exp_nonpositive_f32, a float32 division), the rest in
-    float64."""
-    if loss_code != MSE and itemsize == 4 and not has_sw:
-        zf = np.float32(z)
-        yf = np.float32(y)
-        ef = exp_nonpositive_f32(-abs(zf))
-        rf = (_ONE_F32 if zf >= _ZERO_F32 else ef) / (_ONE_F32 + ef) - yf
-        return np.float64(rf), np.float64(max(zf, _ZERO_F32) - yf * zf), np.float64(_ONE_F32 + ef)
+    and weight s (1 unweighted) in X's dtype, as the block kernel's: mse 2 s (z - y) and
+    s (z - y)^2; logistic s (sigmoid(z) - y) and s l, except unweighted, where the loss
+    term leaves out log1p(e^-|z|) and the factor 1 + e^-|z| carries it (the caller
+    multiplies the factors and takes one logarithm). The factor is 1 where there is none.
+    Computed in float64 (the fused rows take unweighted logistic through logistic_pair,
+    in X's dtype)."""
     zd = np.float64(z)
     yd = np.float64(y)
     sd = np.float64(s)
@@ -749,8 +742,8 @@ def _fused_rows_loss_grad(X, y, w, b, sw, loss_code, n_chunks, ahead):
                 else:
                     s0 = sw[i] if has_sw else one
                     s1 = sw[i + 1] if has_sw else one
-                    r0, l0, f0 = _row_terms(a0 + bx, y[i], s0, loss_code, has_sw, size)
-                    r1, l1, f1 = _row_terms(a1 + bx, y[i + 1], s1, loss_code, has_sw, size)
+                    r0, l0, f0 = _row_terms(a0 + bx, y[i], s0, loss_code, has_sw)
+                    r1, l1, f1 = _row_terms(a1 + bx, y[i + 1], s1, loss_code, has_sw)
                     terms = l0 + l1
                     factors = f0 * f1
                 loss_sum += terms
@@ -766,7 +759,12 @@ def _fused_rows_loss_grad(X, y, w, b, sw, loss_code, n_chunks, ahead):
                 a0 = zero
                 for j in range(d):
                     a0 += x0[j] * w[j]
-                r0, l0, f0 = _row_terms(a0 + bx, y[i], sw[i] if has_sw else one, loss_code, has_sw, size)
+                if loss_code != MSE and not has_sw:
+                    # paired with a row of score 0 and label 0: term 0, factor exactly 2
+                    r0, _, l0, f0 = logistic_pair(a0 + bx, zero, y[i], zero)
+                    f0 *= 0.5
+                else:
+                    r0, l0, f0 = _row_terms(a0 + bx, y[i], sw[i] if has_sw else one, loss_code, has_sw)
                 loss_sum += l0
                 dz_sum += r0
                 p *= f0
