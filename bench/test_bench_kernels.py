@@ -18,15 +18,12 @@ YARDSTICKS = [
         "gpu-read", id="gpu-read", marks=pytest.mark.skipif(not real_gpu(), reason="needs a real GPU")
     ),
 ]
-# The cuda backend with its register kernel for mse/logistic on C-ordered X switched on,
-# beside ``cuda`` (the default, tile kernel): measurements to choose
-# _config.CUDA_REGISTER_KERNEL's default from.
+# The cuda backend with its register kernel for mse/logistic on C-ordered X switched on
+# (``cuda-registers``) and off (``cuda-tiles``), beside ``cuda`` (the default, "auto"):
+# measurements to choose _config.CUDA_REGISTER_KERNEL's default from.
 CUDA_VARIANTS = [
-    pytest.param(
-        "cuda-registers",
-        id="cuda-registers",
-        marks=pytest.mark.skipif(not real_gpu(), reason="needs a real GPU"),
-    ),
+    pytest.param(name, id=name, marks=pytest.mark.skipif(not real_gpu(), reason="needs a real GPU"))
+    for name in ("cuda-registers", "cuda-tiles")
 ]
 
 
@@ -35,15 +32,15 @@ CUDA_VARIANTS = [
 @pytest.mark.parametrize("backend", BACKENDS + YARDSTICKS + CUDA_VARIANTS)
 def test_loss_grad(benchmark, data_cache, backend, loss, dtype, shape, monkeypatch):
     X, y, w, b = data_cache(shape, dtype, loss)
-    if backend == "cuda-registers":
-        monkeypatch.setattr(_config, "CUDA_REGISTER_KERNEL", True)
+    if backend in ("cuda-registers", "cuda-tiles"):
+        monkeypatch.setattr(_config, "CUDA_REGISTER_KERNEL", backend == "cuda-registers")
     if backend == "stream-read":
         case = lambda: _bench.stream_read(X)
     elif backend == "gpu-read":  # the yardstick of the cuda backend: X read from GPU memory
         cuda_backend = _registry.load("cuda")
         X_device = cuda_backend.device_copy(X)
         case = lambda: cuda_backend.stream_read(X_device)
-    elif backend in ("cuda", "cuda-registers"):  # X, y, w copied to the GPU once, untimed
+    elif backend in ("cuda", "cuda-registers", "cuda-tiles"):  # X, y, w copied to the GPU once, untimed
         case, _ = _bench.device_case(_registry.load("cuda"), loss, X, y, w, b)
     else:
         module = _registry.load(backend)

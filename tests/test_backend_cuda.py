@@ -287,6 +287,31 @@ def test_register_kernel_hands_wider_rows_to_the_tiles(rng, monkeypatch):
     assert seen == [True, False, False]
 
 
+def test_register_kernel_by_default_for_float64_and_wide_float32(rng, monkeypatch):
+    """CUDA_REGISTER_KERNEL "auto" (the default) sends float64 X, and float32 X of at
+    least CUDA_REGISTER_F32_D_MIN features, to the register kernel; narrower float32 X
+    and softmax to the tiles. Any other setting than True, False and "auto" is refused."""
+    monkeypatch.setattr(_config, "CUDA_REGISTER_KERNEL", "auto")
+    monkeypatch.setattr(_config, "CUDA_REGISTER_F32_D_MIN", 6)
+    seen = spy_register_launches(monkeypatch)
+    cases = [
+        (np.float64, 1, "mse"),
+        (np.float32, 5, "logistic"),
+        (np.float32, 6, "mse"),
+        (np.float64, 3, "softmax"),
+    ]
+    for dtype, d, loss in cases:
+        X, y, w, b, sw = make_problem(rng, loss, 9, d, dtype)
+        with cuda_sizes(32, 1):
+            result = cuda_backend.loss_grad(X, y, w, b, loss, sw)
+        assert_matches_reference(result, X, y, w, b, loss, sw)
+    assert seen == [True, True]  # float64 d = 1 and float32 d = 6; never called for the others
+    monkeypatch.setattr(_config, "CUDA_REGISTER_KERNEL", "yes")
+    X, y, w, b, sw = make_problem(rng, "mse", 9, 2, np.float64)
+    with pytest.raises(ValueError, match="CUDA_REGISTER_KERNEL"):
+        cuda_backend.loss_grad(X, y, w, b, "mse", sw)
+
+
 @pytest.mark.parametrize("loss", LOSSES)
 def test_strided_device_X_takes_the_row_group_kernels(small_blocks, rng, loss):
     """A device X that is not C-contiguous cannot be read as one flat run of memory."""

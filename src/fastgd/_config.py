@@ -67,11 +67,15 @@ CUDA_MAX_LANES_PER_ROW = 32
 #: copies into shared memory at a time; rows wider than this take the row-group kernels.
 CUDA_TILE_BYTES = 32 * 1024
 
-#: Whether mse and logistic on C-ordered X take the CUDA register kernel (rows of up to
-#: 4 x 32 features held in registers, no shared-memory tiles) instead of the tile kernel.
-#: Off until it is measured on a GPU: ``pytest bench --benchmark-only -k cuda`` times both
-#: (``cuda`` and ``cuda-registers``). Tested on the simulator either way.
-CUDA_REGISTER_KERNEL = False
+#: Which mse and logistic calls on C-ordered X take the CUDA register kernel (rows of up
+#: to 4 x 32 features held in registers, no shared-memory tiles) instead of the tile
+#: kernel: True (every one whose rows fit), False (none), or "auto": float64 X, and
+#: float32 X of at least CUDA_REGISTER_F32_D_MIN features. Measured on an H100, kernel
+#: alone: float64 2,000,000 x 64 logistic 0.76 ms against 1.16 ms, x 128 0.89 against
+#: 1.82; float32 x 64 and x 128 as fast or faster, but d = 1 and d = 4 slower (0.34 and
+#: 0.20 ms against 0.28 and 0.16). ``pytest bench --benchmark-only -k cuda`` times both.
+CUDA_REGISTER_KERNEL = "auto"
+CUDA_REGISTER_F32_D_MIN = 64
 
 #: LLVM fast-math flags for Numba kernels: reassociation lets reductions vectorise.
 #: 'nnan'/'ninf' are left out on purpose: non-finite results must stay detectable.

@@ -17,9 +17,10 @@ How ``loss_grad`` makes one pass over X, without atomics (B blocks of T threads)
    - The row-group kernels (:func:`_loss_grad_groups`, :func:`_softmax_groups`) for
      wider rows or a strided device X: groups of up to 32 lanes read a row together.
    - The register kernel (:func:`_loss_grad_registers`), mse and logistic on C-ordered
-     rows of up to 128 values, when ``CUDA_REGISTER_KERNEL`` is set (off by default until
-     it is measured on a GPU): no tiles; each lane holds its share of 4 rows in registers
-     and the rows' scores are split among the lanes by shuffles.
+     rows of up to 128 values, as ``CUDA_REGISTER_KERNEL`` says (by default float64 X,
+     and float32 X of at least ``CUDA_REGISTER_F32_D_MIN`` features): no tiles; each
+     lane holds its share of 4 rows in registers and the rows' scores are split among
+     the lanes by shuffles.
    The comments above each kernel give their plan.
 2. :func:`_finish` adds the blocks' sums, divides by the total weight and writes the
    gradient in X's dtype; the loss, the weight and the intercept's gradient come back to
@@ -1029,7 +1030,7 @@ def loss_grad(X, y, w, b, loss, sample_weight):
     tpb = _threads_for(kernel) if kernel is not None else _threads()
     tile_rows = _tile_rows(n, d, k, tpb) if kernel is not None else 0
     parts = None
-    if kernel is not None and not softmax and _config.CUDA_REGISTER_KERNEL:
+    if kernel is not None and not softmax and _takes_registers(dtype, d):
         parts = _launch_registers(X_d, y_d, w_d, b_arg, sw_d, has_sw, loss_code)
     if parts is not None:
         part_g, part_lw = parts
@@ -1062,6 +1063,17 @@ def loss_grad(X, y, w, b, loss, sample_weight):
     return value, grad_w.copy_to_host(), grad_b
 
 
+def _takes_registers(dtype, d):
+    """Whether mse or logistic on C-ordered X of ``dtype`` and ``d`` features is to take
+    the register kernel, by ``_config.CUDA_REGISTER_KERNEL`` (True, False or "auto")."""
+    setting = _config.CUDA_REGISTER_KERNEL
+    if isinstance(setting, str) and setting == "auto":
+        return np.dtype(dtype) == np.float64 or d >= int(_config.CUDA_REGISTER_F32_D_MIN)
+    if setting is True or setting is False:
+        return setting
+    raise ValueError(f'fastgd._config.CUDA_REGISTER_KERNEL must be True, False or "auto", got {setting!r}')
+
+
 def _launch_registers(X_d, y_d, w_d, b, sw_d, has_sw, loss_code):
     """The register kernel on C-ordered X, if its rows fit in registers and its block
     sums in shared memory: returns (part_g, part_lw), else None."""
@@ -1082,15 +1094,22 @@ def _launch_registers(X_d, y_d, w_d, b, sw_d, has_sw, loss_code):
     return part_g, part_lw
 
 
+_WAVES = {}  # (kernel, its compiled signatures, tpb, shared_bytes) -> blocks of one wave
+
+
 def _one_wave(kernel, tpb, shared_bytes):
     """The blocks of ``kernel`` that the GPU runs at once (all multiprocessors full), once
     the kernel is compiled (the fewest over its compiled signatures); None before that and
     on the simulator. A grid-stride kernel launched with more blocks than this runs the
-    rest in a second, partial wave."""
+    rest in a second, partial wave. Asking the driver costs more than a launch, so each
+    answer is kept."""
     if _ON_SIMULATOR:
         return None
-    waves = [o.max_cooperative_grid_blocks(tpb, shared_bytes) for o in kernel.overloads.values()]
-    return max(1, min(waves)) if waves else None
+    key = (kernel, len(kernel.overloads), tpb, shared_bytes)
+    if key not in _WAVES:
+        waves = [o.max_cooperative_grid_blocks(tpb, shared_bytes) for o in kernel.overloads.values()]
+        _WAVES[key] = max(1, min(waves)) if waves else None
+    return _WAVES[key]
 
 
 def _tiles_kernel(softmax):
