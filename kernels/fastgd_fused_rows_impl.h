@@ -89,7 +89,8 @@ static FGD_ALWAYS_INLINE void FGD_NAME(fgd_fused_impl)(
     FGD_T part_g[FGD_VECS_HI * FGD_LANES], w_padded[FGD_VECS_HI * FGD_LANES] = {0}; /* w, 0 past d */
     double g[FGD_VECS_HI * FGD_LANES] = {0};
     double prod = 1.0;
-    fgd_fused_sums acc = {0.0, 0.0, 1.0, 1.0, d};
+    fgd_fused_sums acc = {0.0, 0.0, 1.0, 1.0, d, _mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_set1_pd(1.0),
+                          _mm256_set1_pd(1.0)};
     for (ptrdiff_t j = 0; j < d; j++)
         w_padded[j] = w[j];
     for (int v = 0; v < NV; v++)
@@ -120,6 +121,7 @@ static FGD_ALWAYS_INLINE void FGD_NAME(fgd_fused_impl)(
             FGD_NAME(fgd_fused_step)(X, y, sw, w_padded, i, 4, NV, last, b, logistic, weighted, G, &acc);
         for (; i < part_end; i++)
             FGD_NAME(fgd_fused_step)(X, y, sw, w_padded, i, 1, NV, last, b, logistic, weighted, G, &acc);
+        fgd_fold_vectors(&acc);
         prod *= acc.p_sum / acc.p_den; /* 1 unless unweighted logistic */
         acc.p_sum = acc.p_den = 1.0;
         if (prod > 1e150) {
