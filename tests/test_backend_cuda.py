@@ -617,3 +617,20 @@ def test_unavailable_without_gpu_or_simulator():
         pytest.skip("a CUDA GPU is present: the backend is available for real")
     assert answer["raised"] is not None, "importing the backend without a GPU must raise"
     assert "no CUDA GPU" in answer["raised"] and "NUMBA_ENABLE_CUDASIM=1" in answer["raised"]
+
+
+def test_kernel_timing_script_runs_every_variant():
+    """bench/cuda_kernels.py (the kernel-only timings for a GPU) runs on the simulator with
+    a few rows: both kernels of a case, each matching the numpy backend."""
+    script = os.path.join(os.path.dirname(__file__), os.pardir, "bench", "cuda_kernels.py")
+    args = ["--scale", "0.000003", "--reps", "1", "--threads", "32", "--cases", "0", "--dtypes", "float64"]
+    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
+    result = subprocess.run(
+        [sys.executable, script, *args], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    variants = [line for line in lines if "threads: call" in line]
+    assert [line.split()[0] for line in variants] == ["register", "tiles/groups"]
+    assert all(float(line.rsplit("difference", 1)[1]) < 1e-12 for line in variants)
+    assert any(line.startswith("launch path") for line in lines)

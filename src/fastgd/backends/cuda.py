@@ -1016,7 +1016,7 @@ def loss_grad(X, y, w, b, loss, sample_weight):
     w_on_device = is_device_array(w)
     X_d = _to_device(X)
     dtype = np.dtype(X_d.dtype)
-    n, d = X_d.shape
+    d = X_d.shape[1]
     w_d = _to_device(w, dtype)
     k = w_d.shape[1] if softmax else 1
     y_d = _to_device(y)
@@ -1026,26 +1026,7 @@ def loss_grad(X, y, w, b, loss, sample_weight):
         b_arg = float(np.asarray(b.copy_to_host() if is_device_array(b) else b, np.float64).reshape(-1)[0])
     has_sw = sample_weight is not None
     sw_d = _to_device(sample_weight, dtype) if has_sw else _scratch("no_weights", 1, dtype)
-    kernel = _tiles_kernel(softmax) if X_d.is_c_contiguous() else None
-    tpb = _threads_for(kernel) if kernel is not None else _threads()
-    tile_rows = _tile_rows(n, d, k, tpb) if kernel is not None else 0
-    parts = None
-    if kernel is not None and not softmax and _takes_registers(dtype, d):
-        parts = _launch_registers(X_d, y_d, w_d, b_arg, sw_d, has_sw, loss_code)
-    if parts is not None:
-        part_g, part_lw = parts
-    elif tile_rows:
-        group = _group_size(d, tpb)
-        blocks = _blocks(n, tile_rows, _F64_BYTES * ((d + 1) * k + 2))
-        part_g = _scratch("part_g", (blocks, d + 1, k))
-        part_lw = _scratch("part_lw", (blocks, 2))
-        shared_bytes = _F64_BYTES * (tile_rows * (d + k) + d * k + 2 * tpb)
-        kernel[blocks, tpb, 0, shared_bytes](
-            X_d.reshape(n * d), d, y_d, w_d, b_arg, sw_d, has_sw, *([] if softmax else [loss_code]),
-            group, tile_rows, part_g, part_lw,
-        )  # fmt: skip
-    else:
-        part_g, part_lw = _launch_groups(X_d, y_d, w_d, b_arg, sw_d, has_sw, loss_code, softmax, k)
+    part_g, part_lw = _launch_main(X_d, y_d, w_d, b_arg, sw_d, has_sw, loss_code, k)
     grad_w = cuda.device_array((d, k), dtype)
     grad_b = cuda.device_array(k, dtype)
     small = _scratch("small", 2 + k)
@@ -1061,6 +1042,34 @@ def loss_grad(X, y, w, b, loss, sample_weight):
     if w_on_device:
         return value, grad_w, grad_b
     return value, grad_w.copy_to_host(), grad_b
+
+
+def _launch_main(X_d, y_d, w_d, b_arg, sw_d, has_sw, loss_code, k):
+    """Step 1 of the plan in the module's docstring: the main kernel for these device
+    arrays (register, tile or row-group kernel), launched and not waited for. Returns its
+    per-block sums (part_g, part_lw), scratch arrays that the next launch overwrites.
+    ``b_arg`` is a float, or for softmax (``k`` classes) a device array."""
+    softmax = loss_code == _SOFTMAX
+    n, d = X_d.shape
+    kernel = _tiles_kernel(softmax) if X_d.is_c_contiguous() else None
+    if kernel is not None and not softmax and _takes_registers(X_d.dtype, d):
+        parts = _launch_registers(X_d, y_d, w_d, b_arg, sw_d, has_sw, loss_code)
+        if parts is not None:
+            return parts
+    tpb = _threads_for(kernel) if kernel is not None else _threads()
+    tile_rows = _tile_rows(n, d, k, tpb) if kernel is not None else 0
+    if not tile_rows:
+        return _launch_groups(X_d, y_d, w_d, b_arg, sw_d, has_sw, loss_code, softmax, k)
+    group = _group_size(d, tpb)
+    blocks = _blocks(n, tile_rows, _F64_BYTES * ((d + 1) * k + 2))
+    part_g = _scratch("part_g", (blocks, d + 1, k))
+    part_lw = _scratch("part_lw", (blocks, 2))
+    shared_bytes = _F64_BYTES * (tile_rows * (d + k) + d * k + 2 * tpb)
+    kernel[blocks, tpb, 0, shared_bytes](
+        X_d.reshape(n * d), d, y_d, w_d, b_arg, sw_d, has_sw, *([] if softmax else [loss_code]),
+        group, tile_rows, part_g, part_lw,
+    )  # fmt: skip
+    return part_g, part_lw
 
 
 def _takes_registers(dtype, d):
