@@ -339,6 +339,20 @@ def test_no_intercept_keeps_it_zero():
     assert result.coef[0] == pytest.approx(float(X[:, 0] @ y / (X[:, 0] @ X[:, 0])), rel=1e-6)
 
 
+def count_loss_grad_calls(monkeypatch, backend="numpy"):
+    """A list that gets one entry per loss_grad call on ``backend`` (one pass over X)."""
+    module = fastgd._registry.load(backend)
+    calls = []
+    real_loss_grad = module.loss_grad
+
+    def counting_loss_grad(*args):
+        calls.append(1)
+        return real_loss_grad(*args)
+
+    monkeypatch.setattr(module, "loss_grad", counting_loss_grad)
+    return calls
+
+
 def test_lbfgs_evaluates_no_point_twice(monkeypatch):
     """Every pass over X that L-BFGS makes is one scipy asked for: the starting point is
     evaluated once (for the monitor and for scipy), the final gradient is scipy's, and the
@@ -348,20 +362,15 @@ def test_lbfgs_evaluates_no_point_twice(monkeypatch):
     rng = np.random.default_rng(5)
     X = rng.normal(size=(400, 6))
     y = (X @ rng.normal(size=6) + rng.normal(size=400) > 0).astype(float)
-    module = fastgd._registry.load("numpy")
-    calls, nfev = [], []
-    real_loss_grad, real_minimize = module.loss_grad, scipy.optimize.minimize
-
-    def counting_loss_grad(*args):
-        calls.append(1)
-        return real_loss_grad(*args)
+    nfev = []
+    real_minimize = scipy.optimize.minimize
 
     def recording_minimize(*args, **kwargs):
         res = real_minimize(*args, **kwargs)
         nfev.append(res.nfev)
         return res
 
-    monkeypatch.setattr(module, "loss_grad", counting_loss_grad)
+    calls = count_loss_grad_calls(monkeypatch)
     monkeypatch.setattr(scipy.optimize, "minimize", recording_minimize)
     result = minimize(X, y, loss="logistic", l2=1e-3, solver="lbfgs", tol=1e-10, backend="numpy")
     assert result.converged and nfev and nfev[0] >= 3
@@ -380,15 +389,7 @@ def test_lbfgs_stops_a_line_search_at_the_rounding_level(monkeypatch):
     rng = np.random.default_rng(11)
     X = rng.normal(size=(20_000, 8))
     y = (X @ rng.normal(size=8) + rng.normal(size=20_000) > 0).astype(float)
-    module = fastgd._registry.load("numpy")
-    calls = []
-    real_loss_grad = module.loss_grad
-
-    def counting_loss_grad(*args):
-        calls.append(1)
-        return real_loss_grad(*args)
-
-    monkeypatch.setattr(module, "loss_grad", counting_loss_grad)
+    calls = count_loss_grad_calls(monkeypatch)
     fit = minimize(X, y, loss="logistic", l2=1e-4, solver="lbfgs", tol=1e-300, max_iter=500, backend="numpy")
     with_band = len(calls)
     calls.clear()
@@ -409,20 +410,13 @@ def test_lbfgs_rounding_level_stop_after_flat_evaluations(monkeypatch):
     import fastgd.solvers as solvers
 
     X, y = textbook_data(200)
-    module = fastgd._registry.load("numpy")
-    calls = []
-    real_loss_grad = module.loss_grad
-
-    def counting_loss_grad(*args):
-        calls.append(1)
-        return real_loss_grad(*args)
 
     def probing_minimize(fun, x0, **kwargs):
         for k in range(1, 100):
             fun(x0 + k * 1e-300)
         raise AssertionError("the solver let the line search run on")
 
-    monkeypatch.setattr(module, "loss_grad", counting_loss_grad)
+    calls = count_loss_grad_calls(monkeypatch)
     monkeypatch.setattr(scipy.optimize, "minimize", probing_minimize)
     result = minimize(X, y, solver="lbfgs", backend="numpy")
     assert len(calls) == 1 + solvers.LBFGS_FLAT_EVALS  # the start, then the flat probes
