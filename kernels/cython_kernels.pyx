@@ -341,6 +341,13 @@ cdef void _logistic_one_feature(
     dz_sum[0] = acc_dz
 
 
+cdef extern from "fastgd_softmax_steps.h" nogil:
+    enum: FGD_SOFTMAX_STEPS
+    double fgd_softmax_steps_d(double* ZT, Py_ssize_t ldz, Py_ssize_t m, Py_ssize_t k, Py_ssize_t kq,
+                               const Py_ssize_t* y, const double* sw, double* r_sum, const void* pf,
+                               Py_ssize_t pf_bytes)
+
+
 cdef extern from "fastgd_narrow.h" nogil:
     enum: FGD_NARROW_D_MAX
     int fgd_narrow_class_scores_d(const double* X, const double* Wt, const double* b, Py_ssize_t m,
@@ -424,8 +431,9 @@ def scalar_loss_grad(
 
 cdef extern from "fastgd_tiles.h" nogil:
     enum: FGD_PANEL_LDR
-    void fgd_class_scores_d(const double* X, const double* Wt, const double* Wd, const double* b, Py_ssize_t m,
-                            Py_ssize_t d, Py_ssize_t k, Py_ssize_t ldz, double* ZT)
+    Py_ssize_t fgd_class_scores_d(const double* X, const double* Wt, const double* Wd, const double* b,
+                                  Py_ssize_t m, Py_ssize_t d, Py_ssize_t k, Py_ssize_t ldz, double* ZT,
+                                  const void* pf, Py_ssize_t pf_bytes)
     void fgd_class_scores_tiles_f(const float* X, const float* Wt, const double* b, Py_ssize_t m,
                             Py_ssize_t d, Py_ssize_t k, Py_ssize_t ldz, float* ZT)
     void fgd_class_accumulate_d(const double* X, const double* RT, Py_ssize_t m, Py_ssize_t d,
@@ -441,25 +449,40 @@ cdef extern from "fastgd_tiles.h" nogil:
 PANEL_LDR = FGD_PANEL_LDR
 
 
+cdef enum:
+    # The shares (percent) of the next block's lines that a block's scores and softmax
+    # steps ask for on their way (the gradient asks for the rest), about their shares of
+    # the block's time: a block's arithmetic then overlaps the reads of the next one. 2M x
+    # 64, k = 10, float64, in one process: half the lines in the scores and half in the
+    # gradient 62 ms (the gradient alone asking for all: 79 ms with the panels the score
+    # groups replaced); 35 / 30 / 35: 54.5 ms. In a C harness of the three steps: 45 / 20
+    # and 40 / 25 as fast as 35 / 30, the next block but one slower.
+    SCORES_AHEAD_PERCENT = 35
+    STEPS_AHEAD_PERCENT = 30
+
+
 cdef void _softmax_chunk(
     const floating* X, const Py_ssize_t* y, const floating* Wt, const double* b,
     const floating* sw, bint has_sw, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t d, Py_ssize_t kq,
     Py_ssize_t k, Py_ssize_t block, double* G, double* r_sum, double* loss_sum,
 ) noexcept nogil:
     """Rows lo..hi in blocks: the scores of Wt's kq rows (with kq = k - 1 the last class
-    scores 0, see softmax_loss_grad; narrow rows fastgd_narrow.c, float64 the score panels
-    of fastgd_score_panels.h, which take Wt transposed, Wd, else the tiles of
+    scores 0, see softmax_loss_grad; narrow rows fastgd_narrow.c, float64 the score groups
+    of fastgd_score_groups.h, which take Wt transposed, Wd, else the tiles of
     fastgd_tiles.h), then the softmax steps with the scores stored class-major
-    (ZT[q * block + i]) so that each loop runs over the block's rows and vectorises: row
-    maxima, exponentials, sums, residuals p - onehot, in place; then the first kq classes'
-    residuals times the block's rows into G (kq, d) (fastgd_tiles.h: from seven classes
-    panels with their sums in registers, else tiles). The steps
-    run in X's dtype (float32 data: a float32 exponential, sixteen lanes; the loss and the
-    sums of residuals are added up in float64). Without sample weights a block's
-    log-sum-exps are one logarithm of a product."""
-    cdef Py_ssize_t start, m, i, q, j, ahead, part, part_end
+    (ZT[q * block + i]): row maxima, exponentials, sums, residuals p - onehot, in place
+    (float64 with AVX-512: fgd_softmax_steps_d of fastgd_softmax_steps.h, eight rows a
+    vector; else the loops below, each over the block's rows, vectorised by gcc); then the
+    first kq classes' residuals times the block's rows into G (kq, d) (fastgd_tiles.h:
+    panels with their sums in registers with AVX-512, else tiles). The steps run in X's
+    dtype (float32 data: a float32 exponential, sixteen lanes; the loss and the sums of
+    residuals are added up in float64). Without sample weights a block's log-sum-exps are
+    logarithms of products."""
+    cdef Py_ssize_t start, m, i, q, j, ahead, asked, steps_bytes, part, part_end
+    cdef const char* next_rows
     cdef Py_ssize_t prod_rows = max(1, <Py_ssize_t>(1000.0 / log2(<double>k)))
     cdef double s, prod
+    cdef bint steps_done
     cdef double acc_loss = 0.0
     # Separate allocations: gcc then knows that they do not overlap, and vectorises.
     cdef floating* ZT = <floating*> malloc(block * k * sizeof(floating))
@@ -469,7 +492,7 @@ cdef void _softmax_chunk(
     cdef floating* wt = <floating*> malloc(block * sizeof(floating))
     cdef floating* zq
     cdef floating* Gb = <floating*> malloc(kq * d * sizeof(floating))  # float32 only
-    cdef floating* Wd = NULL  # float64: Wt transposed, (d, kq), for the score panels
+    cdef floating* Wd = NULL  # float64: Wt transposed, (d, kq), for the score groups
     cdef floating* z_last = ZT + kq * block
     for i in range(kq * d):
         Gb[i] = 0
@@ -481,71 +504,86 @@ cdef void _softmax_chunk(
     start = lo
     while start < hi:
         m = min(block, hi - start)
+        # The next block's lines: asked for by the scores, the softmax steps and the
+        # gradient, each its share (see SCORES_AHEAD_PERCENT); what a step does not ask for
+        # passes to the next one.
+        ahead = min(block, hi - start - m) * d * <Py_ssize_t>sizeof(floating)
+        next_rows = <const char*>(X + (start + m) * d)
+        asked = 0
         if floating is double:
             if not fgd_narrow_class_scores_d(X + start * d, Wt, b, m, d, kq, block, ZT):
-                fgd_class_scores_d(X + start * d, Wt, Wd, b, m, d, kq, block, ZT)
+                asked = fgd_class_scores_d(X + start * d, Wt, Wd, b, m, d, kq, block, ZT, next_rows,
+                                           ahead * SCORES_AHEAD_PERCENT // 6400 * 64)
         else:
             if not fgd_narrow_class_scores_f(X + start * d, Wt, b, m, d, kq, block, ZT):
                 fgd_class_scores_tiles_f(X + start * d, Wt, b, m, d, kq, block, ZT)
-        if kq < k:  # the last class scores 0
-            for i in range(m):
-                z_last[i] = 0
-        for i in range(m):
-            top[i] = ZT[i]
-            wt[i] = sw[start + i] if has_sw else 1.0
-        for q in range(1, k):
-            zq = ZT + q * block
-            for i in range(m):
-                top[i] = zq[i] if zq[i] > top[i] else top[i]
-        for i in range(m):
-            acc_loss -= <double>wt[i] * <double>(ZT[y[start + i] * block + i] - top[i])
-            sum_e[i] = 0.0
-        for q in range(k):
-            zq = ZT + q * block
-            if floating is double:
+        steps_done = False
+        if floating is double:
+            if FGD_SOFTMAX_STEPS:
+                steps_bytes = ahead * STEPS_AHEAD_PERCENT // 6400 * 64
+                acc_loss += fgd_softmax_steps_d(ZT, block, m, k, kq, y + start, sw + start if has_sw else NULL,
+                                                r_sum, next_rows + asked, steps_bytes)
+                asked += steps_bytes
+                steps_done = True
+        if not steps_done:
+            if kq < k:  # the last class scores 0
                 for i in range(m):
-                    zq[i] = fgd_exp_nonpositive(zq[i] - top[i])
-                    sum_e[i] += zq[i]
+                    z_last[i] = 0
+            for i in range(m):
+                top[i] = ZT[i]
+                wt[i] = sw[start + i] if has_sw else 1.0
+            for q in range(1, k):
+                zq = ZT + q * block
+                for i in range(m):
+                    top[i] = zq[i] if zq[i] > top[i] else top[i]
+            for i in range(m):
+                acc_loss -= <double>wt[i] * <double>(ZT[y[start + i] * block + i] - top[i])
+                sum_e[i] = 0.0
+            for q in range(k):
+                zq = ZT + q * block
+                if floating is double:
+                    for i in range(m):
+                        zq[i] = fgd_exp_nonpositive(zq[i] - top[i])
+                        sum_e[i] += zq[i]
+                else:
+                    for i in range(m):
+                        zq[i] = fgd_expf_nonpositive(zq[i] - top[i])
+                        sum_e[i] += zq[i]
+            if has_sw:
+                for i in range(m):
+                    acc_loss += <double>wt[i] * log(<double>sum_e[i])
             else:
+                # Unweighted, the log-sum-exps as logarithms of products: sum_e[i] lies in
+                # [1, k], so a product of prod_rows of them stays below 2**1000. One vectorised
+                # product and one logarithm per prod_rows rows (a running product checked at
+                # every row was a serial chain of multiplies: 2.5M x 4, k = 3, float64, one
+                # process, 12.2 -> 8.8 ms).
+                part = 0
+                while part < m:
+                    part_end = min(m, part + prod_rows)
+                    prod = 1.0
+                    for i in range(part, part_end):
+                        prod *= sum_e[i]
+                    acc_loss += log(prod)
+                    part = part_end
+            for i in range(m):
+                scale[i] = wt[i] / sum_e[i]
+            for q in range(k):  # probabilities, and their sums (one pass)
+                zq = ZT + q * block
+                s = 0.0
                 for i in range(m):
-                    zq[i] = fgd_expf_nonpositive(zq[i] - top[i])
-                    sum_e[i] += zq[i]
-        if has_sw:
-            for i in range(m):
-                acc_loss += <double>wt[i] * log(<double>sum_e[i])
-        else:
-            # Unweighted, the log-sum-exps as logarithms of products: sum_e[i] lies in
-            # [1, k], so a product of prod_rows of them stays below 2**1000. One vectorised
-            # product and one logarithm per prod_rows rows (a running product checked at
-            # every row was a serial chain of multiplies: 2.5M x 4, k = 3, float64, one
-            # process, 12.2 -> 8.8 ms).
-            part = 0
-            while part < m:
-                part_end = min(m, part + prod_rows)
-                prod = 1.0
-                for i in range(part, part_end):
-                    prod *= sum_e[i]
-                acc_loss += log(prod)
-                part = part_end
-        for i in range(m):
-            scale[i] = wt[i] / sum_e[i]
-        for q in range(k):  # probabilities, and their sums (one pass)
-            zq = ZT + q * block
-            s = 0.0
-            for i in range(m):
-                zq[i] *= scale[i]
-                s += zq[i]
-            r_sum[q] += s
-        for i in range(m):  # minus the one-hot labels: residuals
-            ZT[y[start + i] * block + i] -= wt[i]
-            r_sum[y[start + i]] -= wt[i]
-        ahead = min(block, hi - start - m) * d * <Py_ssize_t>sizeof(floating)  # next block
+                    zq[i] *= scale[i]
+                    s += zq[i]
+                r_sum[q] += s
+            for i in range(m):  # minus the one-hot labels: residuals
+                ZT[y[start + i] * block + i] -= wt[i]
+                r_sum[y[start + i]] -= wt[i]
         if floating is double:  # straight into the float64 G
             if not fgd_narrow_class_accumulate_d(X + start * d, ZT, m, d, kq, block, G):
-                fgd_class_accumulate_d(X + start * d, ZT, m, d, kq, block, G, X + (start + m) * d, ahead)
+                fgd_class_accumulate_d(X + start * d, ZT, m, d, kq, block, G, next_rows + asked, ahead - asked)
         else:  # float32 sums span one block, then go into G
             if not fgd_narrow_class_accumulate_f(X + start * d, ZT, m, d, kq, block, Gb):
-                fgd_class_accumulate_f(X + start * d, ZT, m, d, kq, block, Gb, X + (start + m) * d, ahead)
+                fgd_class_accumulate_f(X + start * d, ZT, m, d, kq, block, Gb, next_rows + asked, ahead - asked)
             for j in range(kq * d):
                 G[j] += Gb[j]
                 Gb[j] = 0

@@ -24,13 +24,16 @@
 #include <stddef.h>
 
 #define FGD_STREAM_AHEAD_BYTES 2048
+#ifndef FGD_PF_LOC
+#define FGD_PF_LOC 2
+#endif
 
 static inline void fgd_prefetch(const void *p, ptrdiff_t bytes)
 {
     const char *c = (const char *)p;
 #if defined(__GNUC__)
     for (ptrdiff_t off = 0; off < bytes; off += 64)
-        __builtin_prefetch(c + off, 0, 2);
+        __builtin_prefetch(c + off, 0, FGD_PF_LOC);
 #else
     (void)c;
     (void)bytes;

@@ -113,13 +113,13 @@ static inline void fgd_reduce4_f(__m256 s0, __m256 s1, __m256 s2, __m256 s3, dou
 /* The gradient panels (fgd_class_accumulate_panels) with AVX-512: 512-bit vectors, masked
  * loads and stores for the columns past the last whole vector; at most 24 registers of sums
  * (FGD_PANEL_CLASSES_MAX classes by two vectors, or six by four) beside those of X and the
- * broadcast. From FGD_PANEL_CLASSES_MIN classes: with fewer (k = 3, 5, 6 in 500,000 x 64
- * float64, in one process: 11.7 / 14.1 / 14.1 ms against 15.9 / 14.9 / 18.2) the tiles,
- * slower themselves, leave the next block's reads more time (their prefetches, asked for
- * at the same rate per row, are spread over a longer loop). */
+ * broadcast. For any number of classes: the tiles took k below seven while the gradient
+ * asked for all of the next block's lines (the slower tiles spread them over a longer
+ * loop); with the lines shared among the block's three steps (cython_kernels.pyx) the
+ * panels are faster at every k (1M x 64, in one process, k = 3 / 5 / 7: float64 30.1 /
+ * 29.2 / 34.3 -> 21.4 / 24.2 / 24.2 ms, float32 14.9 / 17.5 / 23.5 -> 14.7 / 16.5 / 19.0). */
 #if FGD_VEC_BYTES && defined(__AVX512F__)
 #define FGD_PANELS 1
-#define FGD_PANEL_CLASSES_MIN 7
 #define FGD_PANEL_CLASSES_MAX 12
 #define FGD_PANEL_VECS_MAX 4
 #define FGD_PANEL_SUMS_MAX 24
@@ -177,6 +177,6 @@ static inline void fgd_reduce4_f(__m256 s0, __m256 s1, __m256 s2, __m256 s3, dou
 #undef FGD_T
 #undef FGD_NAME
 
-#include "fastgd_score_panels.h"
+#include "fastgd_score_groups.h"
 
 #endif

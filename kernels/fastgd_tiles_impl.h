@@ -200,7 +200,7 @@ static inline __attribute__((always_inline)) void FGD_NAME(fgd_panel_group)(
  * row-major; asks for the ahead_bytes from ahead (the next block's rows) on the way, an
  * equal share in each panel, spread over its rows. Panels of J vectors of columns by Q
  * classes: the k classes in as few groups of at most FGD_PANEL_CLASSES_MAX as will do, their
- * sizes differing by one at most (k >= FGD_PANEL_CLASSES_MIN: at least 6 classes a group).
+ * sizes differing by one at most.
  * Per row of a panel: J loads of X, Q broadcasts of residuals and Q J multiply-adds, all
  * sums in registers. The four-by-four tiles load and store four rows of Gb at every step
  * along d: 2M x 64, k = 10, in one process, float64 73 -> 66 ms, float32 43 -> 37 ms. */
@@ -234,6 +234,7 @@ FGD_ACCUMULATE_ATTR static void FGD_NAME(fgd_class_accumulate_panels)(
 #undef FGD_PANEL_CASE
 #endif /* FGD_PANELS */
 
+#if !FGD_PANELS
 FGD_ACCUMULATE_ATTR static void FGD_NAME(fgd_class_accumulate_tiles)(
     const FGD_T *restrict X, const FGD_T *restrict RT, ptrdiff_t m, ptrdiff_t d, ptrdiff_t k,
     ptrdiff_t ldr, FGD_T *restrict Gb, const void *ahead, ptrdiff_t ahead_bytes)
@@ -310,6 +311,7 @@ FGD_ACCUMULATE_ATTR static void FGD_NAME(fgd_class_accumulate_tiles)(
         }
     }
 }
+#endif /* !FGD_PANELS */
 
 /* Gb[q] += the sum over i < m of RT[q * ldr + i] X[i] for q < k (see the two above). */
 static void FGD_NAME(fgd_class_accumulate)(
@@ -317,12 +319,10 @@ static void FGD_NAME(fgd_class_accumulate)(
     ptrdiff_t ldr, FGD_T *restrict Gb, const void *ahead, ptrdiff_t ahead_bytes)
 {
 #if FGD_PANELS
-    if (k >= FGD_PANEL_CLASSES_MIN) {
-        FGD_NAME(fgd_class_accumulate_panels)(X, RT, m, d, k, ldr, Gb, ahead, ahead_bytes);
-        return;
-    }
-#endif
+    FGD_NAME(fgd_class_accumulate_panels)(X, RT, m, d, k, ldr, Gb, ahead, ahead_bytes);
+#else
     FGD_NAME(fgd_class_accumulate_tiles)(X, RT, m, d, k, ldr, Gb, ahead, ahead_bytes);
+#endif
 }
 
 /* z[i] = X[i] . w + b for i < m, one row at a time. Rows of four vectors or more: each

@@ -90,21 +90,23 @@ def test_softmax_block_rows_match_the_compiled_panel_stride():
 @pytest.mark.parametrize("block", [128, 16], ids=["default-block", "block-16"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
 def test_softmax_gradient_panels(backend, dtype, block, rng, monkeypatch):
-    """From seven classes the Cython softmax gradient takes panels of classes by two or four
-    vectors of columns (kernels/fastgd_tiles_impl.h), and the float64 scores panels of
-    eight rows by up to nine classes (kernels/fastgd_score_panels.h): k = 8 .. 150 (one
-    group of 8, 9 or 12 classes, or two of 6; groups of 7 and 6; three groups; thirteen or
-    more), widths with whole panels, a partial second vector, a partial first one, several
-    panels, and partial tiles of four columns, and 1,501 columns; blocks that leave a
-    partial panel of rows; the residuals' stride the compiled one (128 rows a block) and
-    another (16). Weighted and not, against the reference."""
+    """The Cython softmax kernel's block steps with AVX-512: the gradient panels of classes
+    by two or four vectors of columns (kernels/fastgd_tiles_impl.h), the float64 scores by
+    groups of eight classes (kernels/fastgd_score_groups.h) and the softmax steps on
+    vectors of rows (kernels/fastgd_softmax_steps.h). k = 2 .. 150: one scored class (dot
+    products alone), a part of a group, one whole group, a group and a class by dot
+    products (k = 10), two groups (one partial), two groups and a dot class, three and
+    more groups, and more classes than the steps keep their sums of residuals for on the
+    stack; widths with whole vectors, a partial one, several panels, and 1,501 columns;
+    blocks that leave a partial tile of rows; the residuals' stride the compiled one (128
+    rows a block) and another (16). Weighted and not, against the reference."""
     if backend == "cuda":
         pytest.skip("a CPU kernel path")
     from fastgd import _config
 
     monkeypatch.setattr(_config, "CPU_SOFTMAX_BLOCK_ROWS", block)
     tight = {np.float64: 1e-12, np.float32: RTOL[np.float32]}[dtype]
-    cases = [(k, d) for k in (8, 10, 13, 14, 27, 150) for d in (9, 16, 17, 31, 33, 64, 70)]
+    cases = [(k, d) for k in (2, 3, 9, 10, 11, 17, 18, 27, 150) for d in (9, 16, 17, 31, 33, 64, 70)]
     for k, d in cases + [(10, 1_501)]:  # and wide rows, fewer of them a block
         X, y, w, b, sw = make_problem(rng, 300, d, "softmax", dtype, k=k, weighted=True)
         for weights in (sw, None):

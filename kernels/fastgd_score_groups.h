@@ -1,0 +1,197 @@
+/* Softmax's float64 class scores by groups of eight classes (included by fastgd_tiles.h
+ * after its tiles): ZT[q * ldz + i] = X[i] . Wt[q] + b[q] for i < m, q < k, with Wd (d, k)
+ * the coefficients Wt (k, d) transposed.
+ *
+ * A tile is eight rows. Eight classes are the lanes of one 512-bit vector: for each column
+ * j the tile's eight values X[i][j] are broadcast, each into one multiply-add with the
+ * classes' coefficients Wd[j] (loaded once per tile), so every lane of every multiply-add
+ * is useful work and nothing is shuffled in the loop. k = 8 g + 1 (k = 10 scores nine
+ * classes) takes the last class by dot products along the rows, vectors of eight columns
+ * against its coefficients, in the same pass; other k mask the lanes of the last group.
+ * The tile's sums stay in registers (eight, sixteen with the dot products) and are
+ * transposed to class-major once per tile (24 shuffles). 2M x 64, k = 10, in one process
+ * against the panels of eight rows transposed in registers with 256-bit vectors that this
+ * replaces (a broadcast coefficient per multiply-add): the scores alone with X in cache 21
+ * -> 14 ms (C harness, two threads), the whole call 79 -> 62 ms (with half the next
+ * block's prefetches asked for here, below); 20,000 x 5,000 67 -> 62 ms; 500,000 x 256
+ * 73 -> 64 ms.
+ *
+ * The scores are where a block's rows first come from memory, and the softmax kernels
+ * are bound by their arithmetic: the next block's lines are asked for by all three
+ * steps of a block (scores, softmax steps, gradient), each its share, one line per row step,
+ * so that the memory reads stay spread over the block's arithmetic (see
+ * cython_kernels.pyx, _softmax_chunk). Asking for them in a burst at the end of each tile
+ * was slower (C harness, scores and gradient: 50.7 against 41.8 ms). */
+#ifndef FASTGD_SCORE_GROUPS_H
+#define FASTGD_SCORE_GROUPS_H
+
+#if defined(__AVX512F__)
+#define FGD_SCORE_GROUPS 1
+
+/* o[c] = column c of the 8 x 8 matrix whose rows are r[0..7]. */
+static inline __attribute__((always_inline)) void fgd_transpose8_d(const __m512d r[8], __m512d o[8])
+{
+    __m512d t0 = _mm512_unpacklo_pd(r[0], r[1]), t1 = _mm512_unpackhi_pd(r[0], r[1]);
+    __m512d t2 = _mm512_unpacklo_pd(r[2], r[3]), t3 = _mm512_unpackhi_pd(r[2], r[3]);
+    __m512d t4 = _mm512_unpacklo_pd(r[4], r[5]), t5 = _mm512_unpackhi_pd(r[4], r[5]);
+    __m512d t6 = _mm512_unpacklo_pd(r[6], r[7]), t7 = _mm512_unpackhi_pd(r[6], r[7]);
+    __m512d u0 = _mm512_shuffle_f64x2(t0, t2, 0x88), u1 = _mm512_shuffle_f64x2(t0, t2, 0xDD);
+    __m512d u2 = _mm512_shuffle_f64x2(t1, t3, 0x88), u3 = _mm512_shuffle_f64x2(t1, t3, 0xDD);
+    __m512d u4 = _mm512_shuffle_f64x2(t4, t6, 0x88), u5 = _mm512_shuffle_f64x2(t4, t6, 0xDD);
+    __m512d u6 = _mm512_shuffle_f64x2(t5, t7, 0x88), u7 = _mm512_shuffle_f64x2(t5, t7, 0xDD);
+    o[0] = _mm512_shuffle_f64x2(u0, u4, 0x88);
+    o[4] = _mm512_shuffle_f64x2(u0, u4, 0xDD);
+    o[1] = _mm512_shuffle_f64x2(u2, u6, 0x88);
+    o[5] = _mm512_shuffle_f64x2(u2, u6, 0xDD);
+    o[2] = _mm512_shuffle_f64x2(u1, u5, 0x88);
+    o[6] = _mm512_shuffle_f64x2(u1, u5, 0xDD);
+    o[3] = _mm512_shuffle_f64x2(u3, u7, 0x88);
+    o[7] = _mm512_shuffle_f64x2(u3, u7, 0xDD);
+}
+
+/* Lane r of the result = the sum of the lanes of a[r]. */
+static inline __attribute__((always_inline)) __m512d fgd_lane_sums8_d(const __m512d a[8])
+{
+    __m512d s01 = _mm512_add_pd(_mm512_unpacklo_pd(a[0], a[1]), _mm512_unpackhi_pd(a[0], a[1]));
+    __m512d s23 = _mm512_add_pd(_mm512_unpacklo_pd(a[2], a[3]), _mm512_unpackhi_pd(a[2], a[3]));
+    __m512d s45 = _mm512_add_pd(_mm512_unpacklo_pd(a[4], a[5]), _mm512_unpackhi_pd(a[4], a[5]));
+    __m512d s67 = _mm512_add_pd(_mm512_unpacklo_pd(a[6], a[7]), _mm512_unpackhi_pd(a[6], a[7]));
+    __m512d x = _mm512_add_pd(_mm512_shuffle_f64x2(s01, s23, 0x88), _mm512_shuffle_f64x2(s01, s23, 0xDD));
+    __m512d y = _mm512_add_pd(_mm512_shuffle_f64x2(s45, s67, 0x88), _mm512_shuffle_f64x2(s45, s67, 0xDD));
+    return _mm512_add_pd(_mm512_shuffle_f64x2(x, y, 0x88), _mm512_shuffle_f64x2(x, y, 0xDD));
+}
+
+/* The scores of one tile of eight rows (rows < 8: the missing rows read row 0 and are not
+ * stored): with GROUP for the classes q0 .. q0 + nq (nq <= 8, the lanes of one vector), with
+ * DOT for class qd by dot products along the rows (k = 1: DOT alone). Per eight columns:
+ * the eight coefficient vectors of the group are loaded once for the tile, each row's eight
+ * values are broadcast into one multiply-add each, and with DOT each row's eight values
+ * are one vector times the class's eight coefficients. The tile's sums stay in registers
+ * (8 or 16), then the group's are transposed to class-major. Asks for *pf_left lines from
+ * *pf, one per row step. */
+static inline __attribute__((always_inline)) void fgd_score_group_tile_d(
+    const double *restrict x, ptrdiff_t d, int rows, const double *restrict Wd, ptrdiff_t kq, ptrdiff_t q0, int nq,
+    ptrdiff_t qd, const double *restrict Wt, const double *restrict b, double *restrict z, ptrdiff_t ldz,
+    const int GROUP, const int DOT, const char **pf, ptrdiff_t *pf_left)
+{
+    __m512d az[8], ad[8];
+    const double *xr[8];
+    __mmask8 cm = (__mmask8)((1u << nq) - 1);
+    const char *p = *pf;
+    ptrdiff_t left = *pf_left;
+#pragma GCC unroll 8
+    for (int r = 0; r < 8; r++) {
+        az[r] = _mm512_setzero_pd();
+        ad[r] = _mm512_setzero_pd();
+        xr[r] = x + (r < rows ? r : 0) * d;
+    }
+    const double *wdot = DOT ? Wt + qd * d : NULL;
+    ptrdiff_t j = 0;
+    for (; j + 8 <= d; j += 8) {
+        __m512d wv[8], wd = _mm512_setzero_pd();
+#pragma GCC unroll 8
+        for (int t = 0; t < 8; t++)
+            wv[t] = GROUP ? _mm512_maskz_loadu_pd(cm, Wd + (j + t) * kq + q0) : _mm512_setzero_pd();
+        if (DOT)
+            wd = _mm512_loadu_pd(wdot + j);
+#pragma GCC unroll 8
+        for (int r = 0; r < 8; r++) {
+            if (left > 0) {
+                __builtin_prefetch(p, 0, FGD_PF_LOC);
+                p += 64;
+                left--;
+            }
+            const double *xj = xr[r] + j;
+            if (DOT)
+                ad[r] = _mm512_fmadd_pd(_mm512_loadu_pd(xj), wd, ad[r]);
+            if (GROUP) {
+#pragma GCC unroll 8
+                for (int t = 0; t < 8; t++)
+                    az[r] = _mm512_fmadd_pd(_mm512_set1_pd(xj[t]), wv[t], az[r]);
+            }
+        }
+    }
+    if (j < d) {
+        int dt = (int)(d - j);
+        __mmask8 jm = (__mmask8)((1u << dt) - 1);
+        __m512d wd = DOT ? _mm512_maskz_loadu_pd(jm, wdot + j) : _mm512_setzero_pd();
+        for (int t = 0; GROUP && t < dt; t++) {
+            __m512d wv = _mm512_maskz_loadu_pd(cm, Wd + (j + t) * kq + q0);
+#pragma GCC unroll 8
+            for (int r = 0; r < 8; r++)
+                az[r] = _mm512_fmadd_pd(_mm512_set1_pd(xr[r][j + t]), wv, az[r]);
+        }
+        if (DOT) {
+#pragma GCC unroll 8
+            for (int r = 0; r < 8; r++)
+                ad[r] = _mm512_fmadd_pd(_mm512_maskz_loadu_pd(jm, xr[r] + j), wd, ad[r]);
+        }
+    }
+    __mmask8 rm = (__mmask8)((1u << rows) - 1);
+    __m512d o[8];
+    fgd_transpose8_d(az, o);
+    for (int q = 0; GROUP && q < nq; q++)
+        _mm512_mask_storeu_pd(z + (q0 + q) * ldz, rm, _mm512_add_pd(o[q], _mm512_set1_pd(b[q0 + q])));
+    if (DOT)
+        _mm512_mask_storeu_pd(z + qd * ldz, rm, _mm512_add_pd(fgd_lane_sums8_d(ad), _mm512_set1_pd(b[qd])));
+    *pf = p;
+    *pf_left = left;
+}
+
+/* ZT[q * ldz + i] = X[i] . Wt[q] + b[q] for i < m, q < k, by tiles of eight rows: the
+ * classes in groups of eight (one vector; the last group masked), except that where
+ * k = 8 g + 1 the last class is taken by dot products in the first group's pass. Asks for
+ * the pf_bytes from pf (rows of the next block) on the way, spread over the row steps. */
+__attribute__((noinline)) static void fgd_class_scores_groups_d(
+    const double *restrict X, const double *restrict Wt, const double *restrict Wd, const double *restrict b,
+    ptrdiff_t m, ptrdiff_t d, ptrdiff_t k, ptrdiff_t ldz, double *restrict ZT, const void *pf, ptrdiff_t pf_bytes)
+{
+    int dot = k % 8 == 1;
+    ptrdiff_t kg = dot ? k - 1 : k;          /* classes in groups */
+    ptrdiff_t groups = kg > 0 ? (kg + 7) / 8 : 1; /* k = 1: one pass, of dot products alone */
+    ptrdiff_t tiles = (m + 7) / 8;
+    ptrdiff_t lines = (pf_bytes + 63) / 64;
+    ptrdiff_t per_tile = tiles > 0 ? (lines + tiles - 1) / tiles : 0;
+    const char *p = (const char *)pf;
+    for (ptrdiff_t i0 = 0; i0 < m; i0 += 8) {
+        int rows = (int)(m - i0 < 8 ? m - i0 : 8);
+        const double *x = X + i0 * d;
+        double *z = ZT + i0;
+        ptrdiff_t left = per_tile < lines ? per_tile : lines;
+        lines -= left;
+        for (ptrdiff_t g = 0; g < groups; g++) {
+            ptrdiff_t q0 = 8 * g;
+            int nq = (int)(kg - q0 < 8 ? kg - q0 : 8);
+            if (kg == 0)
+                fgd_score_group_tile_d(x, d, rows, Wd, k, 0, 0, 0, Wt, b, z, ldz, 0, 1, &p, &left);
+            else if (dot && g == 0)
+                fgd_score_group_tile_d(x, d, rows, Wd, k, q0, nq, k - 1, Wt, b, z, ldz, 1, 1, &p, &left);
+            else
+                fgd_score_group_tile_d(x, d, rows, Wd, k, q0, nq, 0, Wt, b, z, ldz, 1, 0, &p, &left);
+        }
+        for (; left > 0; left--, p += 64)
+            __builtin_prefetch(p, 0, FGD_PF_LOC);
+    }
+}
+#endif
+
+/* The scores of the block (see fgd_class_scores_groups_d; without AVX-512 the tiles of
+ * fastgd_tiles_impl.h). Returns the bytes from pf it asked for: pf_bytes, or 0 (the tiles
+ * ask for none). */
+__attribute__((noinline)) static ptrdiff_t fgd_class_scores_d(
+    const double *restrict X, const double *restrict Wt, const double *restrict Wd, const double *restrict b,
+    ptrdiff_t m, ptrdiff_t d, ptrdiff_t k, ptrdiff_t ldz, double *restrict ZT, const void *pf, ptrdiff_t pf_bytes)
+{
+#if FGD_SCORE_GROUPS
+    fgd_class_scores_groups_d(X, Wt, Wd, b, m, d, k, ldz, ZT, pf, pf_bytes);
+    return pf_bytes;
+#else
+    (void)Wd;
+    (void)pf;
+    (void)pf_bytes;
+    fgd_class_scores_tiles_d(X, Wt, b, m, d, k, ldz, ZT);
+    return 0;
+#endif
+}
+
+#endif
