@@ -346,6 +346,9 @@ cdef extern from "fastgd_softmax_steps.h" nogil:
     double fgd_softmax_steps_d(double* ZT, Py_ssize_t ldz, Py_ssize_t m, Py_ssize_t k, Py_ssize_t kq,
                                const Py_ssize_t* y, const double* sw, double* r_sum, const void* pf,
                                Py_ssize_t pf_bytes)
+    double fgd_softmax_steps_f(float* ZT, Py_ssize_t ldz, Py_ssize_t m, Py_ssize_t k, Py_ssize_t kq,
+                               const Py_ssize_t* y, const float* sw, double* r_sum, const void* pf,
+                               Py_ssize_t pf_bytes)
 
 
 cdef extern from "fastgd_narrow.h" nogil:
@@ -434,8 +437,11 @@ cdef extern from "fastgd_tiles.h" nogil:
     Py_ssize_t fgd_class_scores_d(const double* X, const double* Wt, const double* Wd, const double* b,
                                   Py_ssize_t m, Py_ssize_t d, Py_ssize_t k, Py_ssize_t ldz, double* ZT,
                                   const void* pf, Py_ssize_t pf_bytes)
-    void fgd_class_scores_tiles_f(const float* X, const float* Wt, const double* b, Py_ssize_t m,
-                            Py_ssize_t d, Py_ssize_t k, Py_ssize_t ldz, float* ZT)
+    Py_ssize_t fgd_class_scores_f(const float* X, const float* Wt, const float* Wp, const double* b,
+                                  Py_ssize_t m, Py_ssize_t d, Py_ssize_t k, Py_ssize_t ldz, float* ZT,
+                                  const void* pf, Py_ssize_t pf_bytes)
+    Py_ssize_t fgd_pair_coefficients_size_f(Py_ssize_t k, Py_ssize_t d)
+    void fgd_pair_coefficients_f(const float* Wt, Py_ssize_t k, Py_ssize_t d, float* Wp)
     void fgd_class_accumulate_d(const double* X, const double* RT, Py_ssize_t m, Py_ssize_t d,
                                 Py_ssize_t k, Py_ssize_t ldr, double* Gb, const void* ahead,
                                 Py_ssize_t ahead_bytes)
@@ -493,6 +499,7 @@ cdef void _softmax_chunk(
     cdef floating* zq
     cdef floating* Gb = <floating*> malloc(kq * d * sizeof(floating))  # float32 only
     cdef floating* Wd = NULL  # float64: Wt transposed, (d, kq), for the score groups
+    cdef float* Wp = NULL  # float32: Wt by column pairs, for the score groups
     cdef floating* z_last = ZT + kq * block
     for i in range(kq * d):
         Gb[i] = 0
@@ -501,6 +508,9 @@ cdef void _softmax_chunk(
         for q in range(kq):
             for j in range(d):
                 Wd[j * kq + q] = Wt[q * d + j]
+    else:
+        Wp = <float*> malloc(max(1, fgd_pair_coefficients_size_f(kq, d)) * sizeof(float))
+        fgd_pair_coefficients_f(Wt, kq, d, Wp)
     start = lo
     while start < hi:
         m = min(block, hi - start)
@@ -516,15 +526,19 @@ cdef void _softmax_chunk(
                                            ahead * SCORES_AHEAD_PERCENT // 6400 * 64)
         else:
             if not fgd_narrow_class_scores_f(X + start * d, Wt, b, m, d, kq, block, ZT):
-                fgd_class_scores_tiles_f(X + start * d, Wt, b, m, d, kq, block, ZT)
+                asked = fgd_class_scores_f(X + start * d, Wt, Wp, b, m, d, kq, block, ZT, next_rows,
+                                           ahead * SCORES_AHEAD_PERCENT // 6400 * 64)
         steps_done = False
-        if floating is double:
-            if FGD_SOFTMAX_STEPS:
-                steps_bytes = ahead * STEPS_AHEAD_PERCENT // 6400 * 64
+        if FGD_SOFTMAX_STEPS:
+            steps_bytes = ahead * STEPS_AHEAD_PERCENT // 6400 * 64
+            if floating is double:
                 acc_loss += fgd_softmax_steps_d(ZT, block, m, k, kq, y + start, sw + start if has_sw else NULL,
                                                 r_sum, next_rows + asked, steps_bytes)
-                asked += steps_bytes
-                steps_done = True
+            else:
+                acc_loss += fgd_softmax_steps_f(ZT, block, m, k, kq, y + start, sw + start if has_sw else NULL,
+                                                r_sum, next_rows + asked, steps_bytes)
+            asked += steps_bytes
+            steps_done = True
         if not steps_done:
             if kq < k:  # the last class scores 0
                 for i in range(m):
@@ -595,6 +609,7 @@ cdef void _softmax_chunk(
     free(wt)
     free(Gb)
     free(Wd)
+    free(Wp)
     loss_sum[0] = acc_loss
 
 

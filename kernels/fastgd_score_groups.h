@@ -1,6 +1,6 @@
-/* Softmax's float64 class scores by groups of eight classes (included by fastgd_tiles.h
- * after its tiles): ZT[q * ldz + i] = X[i] . Wt[q] + b[q] for i < m, q < k, with Wd (d, k)
- * the coefficients Wt (k, d) transposed.
+/* Softmax's class scores by groups of eight classes (included by fastgd_tiles.h after its
+ * tiles): ZT[q * ldz + i] = X[i] . Wt[q] + b[q] for i < m, q < k, with Wd (d, k) the float64
+ * coefficients Wt (k, d) transposed, Wp the float32 ones by column pairs.
  *
  * A tile is eight rows. Eight classes are the lanes of one 512-bit vector: for each column
  * j the tile's eight values X[i][j] are broadcast, each into one multiply-add with the
@@ -16,6 +16,13 @@
  * block's prefetches asked for here, below); 20,000 x 5,000 67 -> 62 ms; 500,000 x 256
  * 73 -> 64 ms.
  *
+ * float32 takes sixteen lanes as eight classes by two columns: a row's two values are
+ * broadcast as one 64-bit value, so each multiply-add again does sixteen useful lanes, and
+ * each class's two column sums are added once per tile (the tiles this replaces took four
+ * rows by four classes with 256-bit vectors). 2M x 64, k = 10, with the float32 softmax
+ * steps of fastgd_softmax_steps.h and the prefetch shares: 48 -> 32 ms (1.8x logistic's
+ * time in the same run; float64 58 ms, 1.8x).
+ *
  * The scores are where a block's rows first come from memory, and the softmax kernels
  * are bound by their arithmetic: the next block's lines are asked for by all three
  * steps of a block (scores, softmax steps, gradient), each its share, one line per row step,
@@ -24,6 +31,28 @@
  * was slower (C harness, scores and gradient: 50.7 against 41.8 ms). */
 #ifndef FASTGD_SCORE_GROUPS_H
 #define FASTGD_SCORE_GROUPS_H
+
+/* Floats in the pair coefficients of k classes and d columns (fgd_pair_coefficients_f). */
+static inline ptrdiff_t fgd_pair_coefficients_size_f(ptrdiff_t k, ptrdiff_t d)
+{
+    ptrdiff_t kg = k % 8 == 1 ? k - 1 : k;
+    return ((kg + 7) / 8) * ((d + 1) / 2) * 16;
+}
+
+/* Wp for the float32 groups: for group g (classes 8 g .. 8 g + 7) and column pair p
+ * (columns 2 p, 2 p + 1), the 16 floats Wp[(g * P + p) * 16 + 2 c + e] = Wt[8 g + c][2 p + e]
+ * (P = (d + 1) / 2; zero past the group's classes or the last column). */
+static void fgd_pair_coefficients_f(const float *restrict Wt, ptrdiff_t k, ptrdiff_t d, float *restrict Wp)
+{
+    ptrdiff_t kg = k % 8 == 1 ? k - 1 : k, P = (d + 1) / 2;
+    for (ptrdiff_t g = 0; g * 8 < kg; g++)
+        for (ptrdiff_t p = 0; p < P; p++)
+            for (int c = 0; c < 8; c++)
+                for (int e = 0; e < 2; e++) {
+                    ptrdiff_t q = 8 * g + c, j = 2 * p + e;
+                    Wp[(g * P + p) * 16 + 2 * c + e] = q < kg && j < d ? Wt[q * d + j] : 0.0f;
+                }
+}
 
 #if defined(__AVX512F__)
 #define FGD_SCORE_GROUPS 1
@@ -173,6 +202,154 @@ __attribute__((noinline)) static void fgd_class_scores_groups_d(
             __builtin_prefetch(p, 0, FGD_PF_LOC);
     }
 }
+
+/* ---- float32: eight classes by two columns a vector ---- */
+
+/* Lane r of the result = the sum of the lanes of a[r]. */
+static inline __attribute__((always_inline)) __m256 fgd_lane_sums8_f(const __m512 a[8])
+{
+    __m256 h[8];
+#pragma GCC unroll 8
+    for (int r = 0; r < 8; r++)
+        h[r] = _mm256_add_ps(_mm512_castps512_ps256(a[r]),
+                             _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a[r]), 1)));
+    __m256 s01 = _mm256_hadd_ps(h[0], h[1]), s23 = _mm256_hadd_ps(h[2], h[3]);
+    __m256 s45 = _mm256_hadd_ps(h[4], h[5]), s67 = _mm256_hadd_ps(h[6], h[7]);
+    __m256 t0 = _mm256_hadd_ps(s01, s23), t1 = _mm256_hadd_ps(s45, s67);
+    return _mm256_add_ps(_mm256_permute2f128_ps(t0, t1, 0x20), _mm256_permute2f128_ps(t0, t1, 0x31));
+}
+
+/* The float32 tile: as fgd_score_group_tile_d, with a vector holding eight classes by two
+ * columns (lanes 2 c and 2 c + 1: class c at columns j and j + 1), so that one broadcast
+ * of a row's two values (loaded as one 64-bit value) feeds sixteen useful lanes; the
+ * class's two column sums are added at the end. The dot class takes sixteen columns a
+ * vector. */
+static inline __attribute__((always_inline)) void fgd_score_group_tile_f(
+    const float *restrict x, ptrdiff_t d, int rows, const float *restrict Wp, int nq, ptrdiff_t q0, ptrdiff_t qd,
+    const float *restrict Wt, const double *restrict b, float *restrict z, ptrdiff_t ldz, const int GROUP,
+    const int DOT, const char **pf, ptrdiff_t *pf_left)
+{
+    __m512 az[8], ad[8];
+    const float *xr[8];
+    const char *p = *pf;
+    ptrdiff_t left = *pf_left;
+#pragma GCC unroll 8
+    for (int r = 0; r < 8; r++) {
+        az[r] = _mm512_setzero_ps();
+        ad[r] = _mm512_setzero_ps();
+        xr[r] = x + (r < rows ? r : 0) * d;
+    }
+    const float *wdot = DOT ? Wt + qd * d : NULL;
+    ptrdiff_t j = 0;
+    for (; j + 16 <= d; j += 16) {
+        __m512 wv[8], wd = _mm512_setzero_ps();
+#pragma GCC unroll 8
+        for (int t = 0; t < 8; t++)
+            wv[t] = GROUP ? _mm512_loadu_ps(Wp + (j / 2 + t) * 16) : _mm512_setzero_ps();
+        if (DOT)
+            wd = _mm512_loadu_ps(wdot + j);
+#pragma GCC unroll 8
+        for (int r = 0; r < 8; r++) {
+            if (left > 0) {
+                __builtin_prefetch(p, 0, FGD_PF_LOC);
+                p += 64;
+                left--;
+            }
+            const float *xj = xr[r] + j;
+            if (DOT)
+                ad[r] = _mm512_fmadd_ps(_mm512_loadu_ps(xj), wd, ad[r]);
+            if (GROUP) {
+#pragma GCC unroll 8
+                for (int t = 0; t < 8; t++) {
+                    double pair;
+                    memcpy(&pair, xj + 2 * t, sizeof pair);
+                    az[r] = _mm512_fmadd_ps(_mm512_castpd_ps(_mm512_set1_pd(pair)), wv[t], az[r]);
+                }
+            }
+        }
+    }
+    if (j < d) {
+        int dt = (int)(d - j);
+        __mmask16 jm = (__mmask16)((1u << dt) - 1);
+        if (GROUP) {
+            int t = 0;
+            for (; 2 * t + 1 < dt; t++) {
+                __m512 wv = _mm512_loadu_ps(Wp + (j / 2 + t) * 16);
+#pragma GCC unroll 8
+                for (int r = 0; r < 8; r++) {
+                    double pair;
+                    memcpy(&pair, xr[r] + j + 2 * t, sizeof pair);
+                    az[r] = _mm512_fmadd_ps(_mm512_castpd_ps(_mm512_set1_pd(pair)), wv, az[r]);
+                }
+            }
+            if (2 * t < dt) { /* the last column alone: its pair's second coefficients are 0 */
+                __m512 wv = _mm512_loadu_ps(Wp + (j / 2 + t) * 16);
+#pragma GCC unroll 8
+                for (int r = 0; r < 8; r++)
+                    az[r] = _mm512_fmadd_ps(_mm512_set1_ps(xr[r][j + 2 * t]), wv, az[r]);
+            }
+        }
+        if (DOT) {
+            __m512 wd = _mm512_maskz_loadu_ps(jm, wdot + j);
+#pragma GCC unroll 8
+            for (int r = 0; r < 8; r++)
+                ad[r] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(jm, xr[r] + j), wd, ad[r]);
+        }
+    }
+    __mmask8 rm = (__mmask8)((1u << rows) - 1);
+    if (GROUP) {
+        __m512d a[8], o[8];
+#pragma GCC unroll 8
+        for (int r = 0; r < 8; r++)
+            a[r] = _mm512_castps_pd(az[r]);
+        fgd_transpose8_d(a, o); /* o[c]: the eight rows' column pairs of class c */
+        for (int q = 0; q < nq; q++) {
+            __m512 v = _mm512_castpd_ps(o[q]);
+            v = _mm512_add_ps(v, _mm512_permute_ps(v, 0xB1)); /* each pair's sum, in both lanes */
+            __m256 s = _mm256_castsi256_ps(_mm512_cvtepi64_epi32(_mm512_castps_si512(v)));
+            _mm256_mask_storeu_ps(z + (q0 + q) * ldz, rm, _mm256_add_ps(s, _mm256_set1_ps((float)b[q0 + q])));
+        }
+    }
+    if (DOT)
+        _mm256_mask_storeu_ps(z + qd * ldz, rm, _mm256_add_ps(fgd_lane_sums8_f(ad), _mm256_set1_ps((float)b[qd])));
+    *pf = p;
+    *pf_left = left;
+}
+
+/* The float32 scores as fgd_class_scores_groups_d, with Wp from fgd_pair_coefficients_f. */
+__attribute__((noinline)) static void fgd_class_scores_groups_f(
+    const float *restrict X, const float *restrict Wt, const float *restrict Wp, const double *restrict b,
+    ptrdiff_t m, ptrdiff_t d, ptrdiff_t k, ptrdiff_t ldz, float *restrict ZT, const void *pf, ptrdiff_t pf_bytes)
+{
+    int dot = k % 8 == 1;
+    ptrdiff_t kg = dot ? k - 1 : k;
+    ptrdiff_t groups = kg > 0 ? (kg + 7) / 8 : 1;
+    ptrdiff_t P = (d + 1) / 2;
+    ptrdiff_t tiles = (m + 7) / 8;
+    ptrdiff_t lines = (pf_bytes + 63) / 64;
+    ptrdiff_t per_tile = tiles > 0 ? (lines + tiles - 1) / tiles : 0;
+    const char *p = (const char *)pf;
+    for (ptrdiff_t i0 = 0; i0 < m; i0 += 8) {
+        int rows = (int)(m - i0 < 8 ? m - i0 : 8);
+        const float *x = X + i0 * d;
+        float *z = ZT + i0;
+        ptrdiff_t left = per_tile < lines ? per_tile : lines;
+        lines -= left;
+        for (ptrdiff_t g = 0; g < groups; g++) {
+            ptrdiff_t q0 = 8 * g;
+            int nq = (int)(kg - q0 < 8 ? kg - q0 : 8);
+            const float *wp = Wp + g * P * 16;
+            if (kg == 0)
+                fgd_score_group_tile_f(x, d, rows, wp, 0, 0, 0, Wt, b, z, ldz, 0, 1, &p, &left);
+            else if (dot && g == 0)
+                fgd_score_group_tile_f(x, d, rows, wp, nq, q0, k - 1, Wt, b, z, ldz, 1, 1, &p, &left);
+            else
+                fgd_score_group_tile_f(x, d, rows, wp, nq, q0, 0, Wt, b, z, ldz, 1, 0, &p, &left);
+        }
+        for (; left > 0; left--, p += 64)
+            __builtin_prefetch(p, 0, FGD_PF_LOC);
+    }
+}
 #endif
 
 /* The scores of the block (see fgd_class_scores_groups_d; without AVX-512 the tiles of
@@ -190,6 +367,23 @@ __attribute__((noinline)) static ptrdiff_t fgd_class_scores_d(
     (void)pf;
     (void)pf_bytes;
     fgd_class_scores_tiles_d(X, Wt, b, m, d, k, ldz, ZT);
+    return 0;
+#endif
+}
+
+/* The float32 scores (Wp from fgd_pair_coefficients_f, with AVX-512), as fgd_class_scores_d. */
+__attribute__((noinline)) static ptrdiff_t fgd_class_scores_f(
+    const float *restrict X, const float *restrict Wt, const float *restrict Wp, const double *restrict b,
+    ptrdiff_t m, ptrdiff_t d, ptrdiff_t k, ptrdiff_t ldz, float *restrict ZT, const void *pf, ptrdiff_t pf_bytes)
+{
+#if FGD_SCORE_GROUPS
+    fgd_class_scores_groups_f(X, Wt, Wp, b, m, d, k, ldz, ZT, pf, pf_bytes);
+    return pf_bytes;
+#else
+    (void)Wp;
+    (void)pf;
+    (void)pf_bytes;
+    fgd_class_scores_tiles_f(X, Wt, b, m, d, k, ldz, ZT);
     return 0;
 #endif
 }

@@ -152,11 +152,149 @@ __attribute__((noinline)) static double fgd_softmax_steps_d(double *restrict ZT,
     free(rs_mem);
     return _mm512_reduce_add_pd(loss) + loss_logs;
 }
+
+/* fgd_expf_nonpositive on sixteen lanes (the polynomial by Estrin's scheme). */
+static inline __attribute__((always_inline)) __m512 fgd_expf_nonpositive_v16(__m512 x)
+{
+    __m512 v = _mm512_max_ps(_mm512_set1_ps(FGD_EXPF_MIN), x); /* NaN stays NaN, as above */
+    __m512 magic = _mm512_set1_ps(FGD_ROUND_MAGIC_F);
+    __m512 km = _mm512_fmadd_ps(v, _mm512_set1_ps(FGD_INV_LN2_F), magic);
+    __m512 k = _mm512_sub_ps(km, magic);
+    __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(FGD_LN2_HI_F), v);
+    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(FGD_LN2_LO_F), r);
+#define C(i) _mm512_set1_ps(FGD_EXPF_POLY[6 - (i)])
+    __m512 r2 = _mm512_mul_ps(r, r), r4 = _mm512_mul_ps(r2, r2);
+    __m512 p01 = _mm512_fmadd_ps(C(1), r, C(0)), p23 = _mm512_fmadd_ps(C(3), r, C(2));
+    __m512 p45 = _mm512_fmadd_ps(C(5), r, C(4));
+    __m512 p = _mm512_fmadd_ps(_mm512_fmadd_ps(C(6), r2, p45), r4, _mm512_fmadd_ps(p23, r2, p01));
+#undef C
+    __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_castps_si512(km), _mm512_set1_epi32(127)), 23);
+    return _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
+}
+
+/* The lanes of v as two vectors of float64 (lanes 0-7, 8-15). */
+static inline __attribute__((always_inline)) void fgd_widen16(__m512 v, __m512d *lo, __m512d *hi)
+{
+    *lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+    *hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+}
+
+/* The float32 steps: as fgd_softmax_steps_d, sixteen rows a vector, in float32; the loss
+ * terms, the products of sums and the sums of residuals are added up in float64. */
+__attribute__((noinline)) static double fgd_softmax_steps_f(float *restrict ZT, ptrdiff_t ldz, ptrdiff_t m,
+                                                            ptrdiff_t k, ptrdiff_t kq, const ptrdiff_t *restrict y,
+                                                            const float *restrict sw, double *restrict r_sum,
+                                                            const void *pf, ptrdiff_t pf_bytes)
+{
+    const char *pfc = (const char *)pf;
+    ptrdiff_t pf_lines = (pf_bytes + 63) / 64, tiles = (m + 15) / 16;
+    ptrdiff_t pf_per_tile = tiles > 0 ? (pf_lines + tiles - 1) / tiles : 0;
+    __m512d loss = _mm512_setzero_pd(), prod_lo = _mm512_set1_pd(1.0), prod_hi = _mm512_set1_pd(1.0);
+    double loss_logs = 0.0;
+    int fold = (int)(FGD_STEPS_PRODUCT_BITS / log2((double)(k > 2 ? k : 2)));
+    int tiles_in_prod = 0;
+    __m512d rs[64];
+    double *rs_mem = NULL;
+    /* Two float64 vectors of sums of residuals a class: on the stack for k <= 32. */
+    __m512d *rsv = k <= 32 ? rs : (__m512d *)(rs_mem = (double *)aligned_alloc(64, (size_t)k * 128));
+    for (ptrdiff_t q = 0; q < 2 * k; q++)
+        rsv[q] = _mm512_setzero_pd();
+    if (fold < 1)
+        fold = 1;
+    for (ptrdiff_t i0 = 0; i0 < m; i0 += 16) {
+        int rows = (int)(m - i0 < 16 ? m - i0 : 16);
+        __mmask16 rm = (__mmask16)((1u << rows) - 1);
+        float *z = ZT + i0;
+        __m512 wt = sw ? _mm512_maskz_loadu_ps(rm, sw + i0) : _mm512_maskz_mov_ps(rm, _mm512_set1_ps(1.0f));
+        __m512i ylo = _mm512_maskz_loadu_epi64((__mmask8)rm, y + i0);
+        __m512i yhi = _mm512_maskz_loadu_epi64((__mmask8)(rm >> 8), y + i0 + 8);
+        if (kq < k)
+            _mm512_mask_storeu_ps(z + kq * ldz, rm, _mm512_setzero_ps());
+        __m512 top = _mm512_maskz_loadu_ps(rm, z);
+        for (ptrdiff_t q = 1; q < k; q++)
+            top = _mm512_max_ps(_mm512_maskz_loadu_ps(rm, z + q * ldz), top); /* a NaN score is skipped */
+        __m512 zy = _mm512_setzero_ps(), sum = _mm512_setzero_ps();
+        ptrdiff_t pf_tile = pf_per_tile < pf_lines ? pf_per_tile : pf_lines;
+        pf_lines -= pf_tile;
+        for (ptrdiff_t q = 0; q < k; q++) {
+            if (pf_tile > 0) {
+                __builtin_prefetch(pfc, 0, FGD_PF_LOC);
+                pfc += 64;
+                pf_tile--;
+            }
+            __m512 zq = _mm512_maskz_loadu_ps(rm, z + q * ldz);
+            __m512i qv = _mm512_set1_epi64(q);
+            __mmask16 mq = (__mmask16)(_mm512_cmpeq_epi64_mask(ylo, qv) | (_mm512_cmpeq_epi64_mask(yhi, qv) << 8));
+            zy = _mm512_mask_mov_ps(zy, mq, zq);
+            __m512 e = fgd_expf_nonpositive_v16(_mm512_sub_ps(zq, top));
+            _mm512_mask_storeu_ps(z + q * ldz, rm, e);
+            sum = _mm512_add_ps(sum, e);
+        }
+        for (; pf_tile > 0; pf_tile--, pfc += 64)
+            __builtin_prefetch(pfc, 0, FGD_PF_LOC);
+        __m512d lo, hi;
+        fgd_widen16(_mm512_maskz_mul_ps(rm, wt, _mm512_sub_ps(zy, top)), &lo, &hi);
+        loss = _mm512_sub_pd(loss, _mm512_add_pd(lo, hi));
+        fgd_widen16(_mm512_mask_mov_ps(_mm512_set1_ps(1.0f), rm, sum), &lo, &hi);
+        if (sw) {
+            double sl[16], w[16];
+            __m512d wlo, whi;
+            fgd_widen16(wt, &wlo, &whi);
+            _mm512_storeu_pd(sl, lo);
+            _mm512_storeu_pd(sl + 8, hi);
+            _mm512_storeu_pd(w, wlo);
+            _mm512_storeu_pd(w + 8, whi);
+            for (int r = 0; r < rows; r++)
+                loss_logs += w[r] * log(sl[r]);
+        } else {
+            prod_lo = _mm512_mul_pd(prod_lo, lo); /* the rows past m: factors of 1 */
+            prod_hi = _mm512_mul_pd(prod_hi, hi);
+            if (++tiles_in_prod == fold) {
+                double pl[16];
+                _mm512_storeu_pd(pl, prod_lo);
+                _mm512_storeu_pd(pl + 8, prod_hi);
+                for (int r = 0; r < 16; r++)
+                    loss_logs += log(pl[r]);
+                prod_lo = prod_hi = _mm512_set1_pd(1.0);
+                tiles_in_prod = 0;
+            }
+        }
+        __m512 scale = _mm512_maskz_div_ps(rm, wt, _mm512_mask_mov_ps(_mm512_set1_ps(1.0f), rm, sum));
+        for (ptrdiff_t q = 0; q < k; q++) {
+            __m512i qv = _mm512_set1_epi64(q);
+            __mmask16 mq = (__mmask16)(_mm512_cmpeq_epi64_mask(ylo, qv) | (_mm512_cmpeq_epi64_mask(yhi, qv) << 8));
+            __m512 p = _mm512_maskz_mul_ps(rm, _mm512_maskz_loadu_ps(rm, z + q * ldz), scale);
+            p = _mm512_mask_sub_ps(p, mq & rm, p, wt);
+            _mm512_mask_storeu_ps(z + q * ldz, rm, p);
+            fgd_widen16(p, &lo, &hi);
+            rsv[2 * q] = _mm512_add_pd(rsv[2 * q], lo);
+            rsv[2 * q + 1] = _mm512_add_pd(rsv[2 * q + 1], hi);
+        }
+    }
+    if (tiles_in_prod > 0) {
+        double pl[16];
+        _mm512_storeu_pd(pl, prod_lo);
+        _mm512_storeu_pd(pl + 8, prod_hi);
+        for (int r = 0; r < 16; r++)
+            loss_logs += log(pl[r]);
+    }
+    for (ptrdiff_t q = 0; q < k; q++)
+        r_sum[q] += _mm512_reduce_add_pd(_mm512_add_pd(rsv[2 * q], rsv[2 * q + 1]));
+    free(rs_mem);
+    return _mm512_reduce_add_pd(loss) + loss_logs;
+}
 #else
 #define FGD_SOFTMAX_STEPS 0
 /* Never called (FGD_SOFTMAX_STEPS is 0): the Cython loops take the steps. */
 static inline double fgd_softmax_steps_d(double *ZT, ptrdiff_t ldz, ptrdiff_t m, ptrdiff_t k, ptrdiff_t kq,
                                          const ptrdiff_t *y, const double *sw, double *r_sum, const void *pf,
+                                         ptrdiff_t pf_bytes)
+{
+    (void)ZT, (void)ldz, (void)m, (void)k, (void)kq, (void)y, (void)sw, (void)r_sum, (void)pf, (void)pf_bytes;
+    return 0.0;
+}
+static inline double fgd_softmax_steps_f(float *ZT, ptrdiff_t ldz, ptrdiff_t m, ptrdiff_t k, ptrdiff_t kq,
+                                         const ptrdiff_t *y, const float *sw, double *r_sum, const void *pf,
                                          ptrdiff_t pf_bytes)
 {
     (void)ZT, (void)ldz, (void)m, (void)k, (void)kq, (void)y, (void)sw, (void)r_sum, (void)pf, (void)pf_bytes;
