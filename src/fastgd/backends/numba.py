@@ -16,6 +16,7 @@ import threading
 
 import numba
 import numpy as np
+from llvmlite import binding as llvm_binding
 from llvmlite import ir
 from numba.core import types
 from numba.cpython.unsafe.tuple import tuple_setitem
@@ -26,6 +27,7 @@ from .. import _config
 from .._config import LOSSES, MSE, NUMBA_FASTMATH
 from . import _csr, _sums
 from ._rowmath import scalar_loss_dz
+from ._simd import panel_rows, panel_vectors, score_group_tile
 from ._vecmath import (
     exp_nonpositive,
     exp_nonpositive_as,
@@ -109,6 +111,14 @@ NARROW_D_MAX = 7
 #: d = 2, k = 3 / 10: 30 / 68 -> 17 / 39 ms; d = 4: 15 / 39 -> 10 / 30 ms; d = 7: 11 / 27
 #: against 10 / 31 ms.
 NARROW_SOFTMAX_D_MAX = 4
+#: Whether the softmax scores take groups of eight classes a 512-bit vector
+#: (_block_class_scores_groups), where the CPU has AVX-512; elsewhere LLVM would split
+#: each vector in two or four, and the four-by-four tiles take them.
+SOFTMAX_GROUPS = "avx512f" in llvm_binding.get_host_cpu_features()
+#: The share (percent) of the next block's lines that the score groups ask for; the
+#: gradient asks for the rest (as SCORES_AHEAD_PERCENT in kernels/cython_kernels.pyx).
+SCORES_AHEAD_PERCENT = 35
+STEPS_AHEAD_PERCENT = 30
 _ZERO_F32 = np.float32(0.0)
 _ONE_F32 = np.float32(1.0)
 
@@ -875,8 +885,36 @@ def _block_class_scores(X, Wt, b, zero, start, m, ZT):
         i += 1
 
 
+@numba.njit(cache=True)
+def _block_class_scores_groups(X, Wg, wdot, dot, b, start, m, ZT, kq, pf_at, pf_lines):
+    """_block_class_scores by groups of eight classes (score_group_tile of _simd.py, the
+    Cython kernel's kernels/fastgd_score_groups.h in LLVM vector code): Wg, wdot and dot
+    from _group_coefficients. Asks for pf_lines cache lines of X from the flat offset pf_at
+    on the way, an equal share in each tile of eight rows."""
+    kg = kq - len(dot)
+    groups = (kg + 7) // 8
+    tiles = (m + 7) // 8
+    per_tile = (pf_lines + tiles - 1) // tiles
+    per_line = 64 // X.itemsize
+    for t in range(tiles):
+        i0 = 8 * t
+        rows = min(8, m - i0)
+        lines = min(per_tile, pf_lines)
+        pf_lines -= lines
+        if kg == 0:  # one class, by dot products alone
+            score_group_tile(X, start + i0, rows, Wg, 0, wdot, (0,), (), ZT, i0, 0, kq - 1, b, pf_at, lines)
+        else:
+            score_group_tile(
+                X, start + i0, rows, Wg, 0, wdot, dot, (0,), ZT, i0, min(8, kg), kq - 1, b, pf_at, lines
+            )
+            for g in range(1, groups):
+                nq = min(8, kg - 8 * g)
+                score_group_tile(X, start + i0, rows, Wg, 8 * g, wdot, (), (0,), ZT, i0, nq, kq - 1, b, 0, 0)
+        pf_at += lines * per_line
+
+
 @numba.njit(cache=True, fastmath=_FASTMATH)
-def _block_class_accumulate(X, RT, start, m, G, Gb, ahead, ahead_lines):
+def _block_class_accumulate(X, RT, start, m, G, Gb, ahead, ahead_lines, skip):
     """G[q] += sum_i RT[q, i] X[start + i] for i < m; Gb (k, d) in X's dtype, as in
     _block_accumulate: four rows per pass, then Gb is added into G and zeroed.
 
@@ -890,8 +928,8 @@ def _block_class_accumulate(X, RT, start, m, G, Gb, ahead, ahead_lines):
     d = X.shape[1]
     k = G.shape[0]
     per_line = 64 // X.itemsize
-    at = (start + m) * d
-    end = at + ahead
+    at = (start + m) * d + skip  # the first skip elements were asked for by the scores
+    end = (start + m) * d + ahead
     # Each pass asks for an equal share of the next block's lines for four rows (at most
     # ahead_lines), so the requests keep pace with the rows read whatever k is.
     passes = k // 4 + (k % 4 + 1) // 2
@@ -962,6 +1000,72 @@ def _block_class_accumulate(X, RT, start, m, G, Gb, ahead, ahead_lines):
             Gb[q, j] = 0
 
 
+@numba.njit(cache=True, inline="always")
+def _panel(X, start, m, RT, q0, n_classes, j0, Gb, at, lines):
+    """panel_rows for n_classes (1 to 12) classes: one compiled case for each."""
+    if n_classes == 1:
+        panel_rows(X, start, m, RT, q0, (0,), j0, Gb, at, lines)
+    elif n_classes == 2:
+        panel_rows(X, start, m, RT, q0, (0,) * 2, j0, Gb, at, lines)
+    elif n_classes == 3:
+        panel_rows(X, start, m, RT, q0, (0,) * 3, j0, Gb, at, lines)
+    elif n_classes == 4:
+        panel_rows(X, start, m, RT, q0, (0,) * 4, j0, Gb, at, lines)
+    elif n_classes == 5:
+        panel_rows(X, start, m, RT, q0, (0,) * 5, j0, Gb, at, lines)
+    elif n_classes == 6:
+        panel_rows(X, start, m, RT, q0, (0,) * 6, j0, Gb, at, lines)
+    elif n_classes == 7:
+        panel_rows(X, start, m, RT, q0, (0,) * 7, j0, Gb, at, lines)
+    elif n_classes == 8:
+        panel_rows(X, start, m, RT, q0, (0,) * 8, j0, Gb, at, lines)
+    elif n_classes == 9:
+        panel_rows(X, start, m, RT, q0, (0,) * 9, j0, Gb, at, lines)
+    elif n_classes == 10:
+        panel_rows(X, start, m, RT, q0, (0,) * 10, j0, Gb, at, lines)
+    elif n_classes == 11:
+        panel_rows(X, start, m, RT, q0, (0,) * 11, j0, Gb, at, lines)
+    else:
+        panel_rows(X, start, m, RT, q0, (0,) * 12, j0, Gb, at, lines)
+
+
+@numba.njit(cache=True)
+def _block_class_accumulate_panels(X, RT, start, m, G, Gb, ahead, skip):
+    """_block_class_accumulate by panels (panel_rows of _simd.py, the Cython kernel's
+    gradient panels in LLVM vector code): the k classes in as few groups of at most 12 as
+    will do (sizes differing by one at most), each group's panels of panel_vectors(Q)
+    vectors of columns across d, their sums in registers over the block's rows; then Gb is
+    added into G and zeroed. The next block's elements from (start + m) d + skip to
+    (start + m) d + ahead are asked for on the way, an equal share in each panel."""
+    d = X.shape[1]
+    k = G.shape[0]
+    lanes = 64 // X.itemsize
+    groups = (k + 11) // 12
+    base = k // groups
+    bigger = k % groups  # the first `bigger` groups: base + 1 classes
+    panels = 0
+    for g in range(groups):
+        columns = panel_vectors(base + (g < bigger)) * lanes
+        panels += (d + columns - 1) // columns
+    at = (start + m) * d + skip
+    lines = max(0, (start + m) * d + ahead - at) // lanes
+    per_panel = (lines + panels - 1) // panels
+    q0 = 0
+    for g in range(groups):
+        n_classes = base + (g < bigger)
+        columns = panel_vectors(n_classes) * lanes
+        for j0 in range(0, d, columns):
+            n = min(per_panel, lines)
+            _panel(X, start, m, RT, q0, n_classes, j0, Gb, at, n)
+            at += n * lanes
+            lines -= n
+        q0 += n_classes
+    for q in range(k):
+        for j in range(d):
+            G[q, j] += Gb[q, j]
+            Gb[q, j] = 0
+
+
 @numba.njit(cache=True, fastmath=_FASTMATH)
 def _narrow_class_scores(flat, Wt, b, start, m, ZT, shape):
     """_block_class_scores for narrow rows (d = len(shape) <= NARROW_SOFTMAX_D_MAX, a
@@ -993,7 +1097,7 @@ def _narrow_class_accumulate(flat, RT, start, m, G, shape):
 
 
 @numba.njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def _softmax_loss_grad(X, y, Wt, b, k, sw, zero, n_chunks, block, ahead_lines, narrow):
+def _softmax_loss_grad(X, y, Wt, b, k, sw, zero, n_chunks, block, ahead_lines, narrow, Wg, wdot, dot):
     """Loss and gradient sums for softmax over k classes.
 
     X (n, d); Wt (kq, d) and b (kq,) float64 from _sums.softmax_coefficients, transposed so
@@ -1035,8 +1139,14 @@ def _softmax_loss_grad(X, y, Wt, b, k, sw, zero, n_chunks, block, ahead_lines, n
         for start in range(c * chunk, stop, block):
             m = min(block, stop - start)
             yb = y[start : start + m]
+            ahead = min(block, stop - start - m) * d  # the next block's elements
+            skip = 0
             if len(narrow) > 0:  # a compile-time constant: d for narrow rows, else 0
                 _narrow_class_scores(flat, Wt, b, start, m, ZT, narrow)
+            elif Wg.shape[1] > 0:
+                lines = ahead * SCORES_AHEAD_PERCENT // 100 * X.itemsize // 64
+                _block_class_scores_groups(X, Wg, wdot, dot, b, start, m, ZT, kq, (start + m) * d, lines)
+                skip = lines * 64 // X.itemsize
             else:
                 _block_class_scores(X, Wt, b, zero, start, m, ZT)
             if has_sw:
@@ -1056,7 +1166,14 @@ def _softmax_loss_grad(X, y, Wt, b, k, sw, zero, n_chunks, block, ahead_lines, n
                     top[i] = max(top[i], ZT[q, i])
             for i in range(m):
                 loss_sum -= np.float64(wt[i]) * np.float64(ZT[yb[i], i] - top[i])
+            steps_lines = ahead * STEPS_AHEAD_PERCENT // 100 * X.itemsize // 64 if Wg.shape[1] > 0 else 0
+            per_class = (steps_lines + k - 1) // k
+            at = (start + m) * d + skip
             for q in range(k):
+                for _ in range(min(per_class, steps_lines)):  # a share of the next block's lines
+                    _prefetch(X, at)
+                    at += 64 // X.itemsize
+                    steps_lines -= 1
                 for i in range(m):
                     e = exp_nonpositive_as(ZT[q, i] - top[i])
                     ZT[q, i] = e
@@ -1087,8 +1204,11 @@ def _softmax_loss_grad(X, y, Wt, b, k, sw, zero, n_chunks, block, ahead_lines, n
                 rs[yb[i]] -= np.float64(wt[i])
             if len(narrow) > 0:
                 _narrow_class_accumulate(flat, ZT, start, m, G, narrow)
+            elif Wg.shape[1] > 0:
+                skip = at - (start + m) * d  # what the scores and the steps asked for
+                _block_class_accumulate_panels(X, ZT, start, m, G, Gb, ahead, skip)
             else:
-                _block_class_accumulate(X, ZT, start, m, G, Gb, min(block, stop - start - m) * d, ahead_lines)
+                _block_class_accumulate(X, ZT, start, m, G, Gb, ahead, ahead_lines, skip)
         losses[c] = loss_sum
         for q in range(k):
             r_sums[c, q] = rs[q]
@@ -1231,6 +1351,32 @@ def loss_grad(X, y, w, b, loss, sample_weight):
     return result
 
 
+def _group_coefficients(Wt, groups):
+    """(Wg, wdot, dot) for _block_class_scores_groups from the coefficients Wt (kq, d): the
+    classes in groups of eight, where kq = 8 g + 1 all but the last, which (dot = (0,))
+    is wdot and scored by dot products. float64: Wg (d, 8 G), class 8 g + c at column
+    8 g + c; float32: by column pairs, Wg ((d + 1) // 2, 16 G) with class 8 g + c at
+    columns 2 p and 2 p + 1 of row p in column 16 g + 2 c + e (see score_group_tile); zeros
+    past the classes and columns. Without groups, empty arrays (the tiles take the scores)."""
+    kq, d = Wt.shape
+    dot = (0,) if kq % 8 == 1 else ()
+    if not groups:
+        return np.zeros((0, 0), Wt.dtype), np.zeros(0, Wt.dtype), dot
+    kg = kq - len(dot)
+    n_groups = max(1, (kg + 7) // 8)
+    rows = np.zeros((8 * n_groups, d + d % 2), Wt.dtype)
+    rows[:kg, :d] = Wt[:kg]
+    if Wt.dtype.itemsize == 8:
+        Wg = np.ascontiguousarray(rows[:, :d].T)
+    else:  # rows[8 g + c, 2 p + e] -> Wg[p, 16 g + 2 c + e]
+        pairs = (d + 1) // 2
+        Wg = np.ascontiguousarray(
+            rows.reshape(n_groups, 8, pairs, 2).transpose(2, 0, 1, 3).reshape(pairs, 16 * n_groups)
+        )
+    wdot = np.ascontiguousarray(Wt[-1]) if dot else np.zeros(d, Wt.dtype)
+    return Wg, wdot, dot
+
+
 def _takes_fused_rows(dtype, d, loss, weighted):
     """Whether mse/logistic on dense X of this dtype and width take _fused_rows_loss_grad
     (see FUSED_D_MIN and FUSED_F32_D_MIN)."""
@@ -1252,8 +1398,9 @@ def _loss_grad(X, y, w, b, loss, sample_weight):
         # Narrow rows: a tuple of d zeros, whose length fixes d when compiling, picks the
         # one-loop-per-class products; otherwise an empty tuple.
         narrow = (0.0,) * d if 2 <= d <= NARROW_SOFTMAX_D_MAX else ()
+        Wg, wdot, dot = _group_coefficients(Wt, SOFTMAX_GROUPS and not narrow)
         value, grad_t, grad_b = _softmax_loss_grad(
-            X, y, Wt, b_t, w.shape[1], sw, dtype.type(0), n_chunks, block, AHEAD_LINES, narrow
+            X, y, Wt, b_t, w.shape[1], sw, dtype.type(0), n_chunks, block, AHEAD_LINES, narrow, Wg, wdot, dot
         )
         return _sums.normalised(value, grad_t.T, grad_b, total, dtype, True)
     if 2 <= d <= NARROW_D_MAX:
