@@ -79,27 +79,46 @@ def test_row_scores_widths(backend, loss, dtype, rng):
 
 
 def test_softmax_block_rows_match_the_compiled_panel_stride():
-    """The Cython softmax gradient panels have a case compiled for one residual stride, the
-    default softmax block (any other runs correctly, on a slower case): the two agree."""
-    cython_kernels = pytest.importorskip("fastgd.backends._cython_kernels")
+    """The Cython and Numba softmax gradient panels have a case compiled for one residual
+    stride, the default softmax block (any other runs correctly, on a slower case): they
+    agree."""
     from fastgd import _config
+    from fastgd.backends import _simd
 
+    assert _config.CPU_SOFTMAX_BLOCK_ROWS == _simd.PANEL_LDR
+    cython_kernels = pytest.importorskip("fastgd.backends._cython_kernels")
     assert _config.CPU_SOFTMAX_BLOCK_ROWS == cython_kernels.PANEL_LDR
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+def test_numba_softmax_without_vector_code(dtype, rng, monkeypatch):
+    """Where the CPU has no AVX-512 the Numba softmax kernel keeps its tiles and loops
+    (numba.SOFTMAX_SIMD false): they still match the reference, weighted and not."""
+    from fastgd.backends import numba as numba_backend
+
+    monkeypatch.setattr(numba_backend, "SOFTMAX_SIMD", False)
+    tight = {np.float64: 1e-12, np.float32: RTOL[np.float32]}[dtype]
+    for k, d in [(2, 9), (3, 16), (10, 64), (13, 33)]:
+        X, y, w, b, sw = make_problem(rng, 300, d, "softmax", dtype, k=k, weighted=True)
+        for weights in (sw, None):
+            result = fastgd.loss_grad(X, y, w, b, loss="softmax", sample_weight=weights, backend="numba")
+            assert_matches_naive(result, X, y, w, b, "softmax", weights, tight)
 
 
 @pytest.mark.parametrize("block", [128, 16], ids=["default-block", "block-16"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
 def test_softmax_gradient_panels(backend, dtype, block, rng, monkeypatch):
-    """The Cython softmax kernel's block steps with AVX-512: the gradient panels of classes
-    by two or four vectors of columns (kernels/fastgd_tiles_impl.h), the float64 scores by
-    groups of eight classes (kernels/fastgd_score_groups.h) and the softmax steps on
-    vectors of rows (kernels/fastgd_softmax_steps.h). k = 2 .. 150: one scored class (dot
-    products alone), a part of a group, one whole group, a group and a class by dot
-    products (k = 10), two groups (one partial), two groups and a dot class, three and
-    more groups, and more classes than the steps keep their sums of residuals for on the
-    stack; widths with whole vectors, a partial one, several panels, and 1,501 columns;
-    blocks that leave a partial tile of rows; the residuals' stride the compiled one (128
-    rows a block) and another (16). Weighted and not, against the reference."""
+    """The softmax kernels' block steps with AVX-512 (Cython: kernels/fastgd_tiles_impl.h,
+    fastgd_score_groups.h, fastgd_softmax_steps.h; Numba: _simd.py): the gradient panels of
+    classes by two or four vectors of columns, the scores by groups of eight classes
+    (float32: eight classes by two columns) and the softmax steps on vectors of rows.
+    k = 2 .. 150: one scored class (dot products alone), a part of a group, one whole
+    group, a group and a class by dot products (k = 10), two groups (one partial), two
+    groups and a dot class, three and more groups, and more classes than the steps keep
+    their sums of residuals for on the stack; widths with whole vectors, a partial one,
+    several panels, and 1,501 columns; blocks that leave a partial tile of rows; the
+    residuals' stride the compiled one (128 rows a block) and another (16). Weighted and
+    not, against the reference."""
     if backend == "cuda":
         pytest.skip("a CPU kernel path")
     from fastgd import _config

@@ -24,6 +24,11 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
+from ._vecmath import _PAIR_CONSTANTS
+
+#: The residuals' stride the gradient panels have a fast case for: the softmax block's rows
+#: (fastgd._config.CPU_SOFTMAX_BLOCK_ROWS; a test checks that the two agree).
+PANEL_LDR = 128
 _I32 = ir.IntType(32)
 _I64 = ir.IntType(64)
 _I1 = ir.IntType(1)
@@ -307,24 +312,38 @@ def _panel_rows_codegen(context, builder, sig, args):
     masks = [_lane_mask(builder, builder.sub(left, _I64(u * nl)), nl) for u in range(J)]
     acc = [[cgutils.alloca_once_value(builder, zero) for _ in range(J)] for _ in range(Q)]
     per_line = _I64(64 // (4 if f32 else 8))
-    # Lines per row: pf_lines spread over the m rows (m > 0).
-    per_row = builder.sdiv(
-        builder.add(pf_lines, builder.sub(m, _I64(1))),
-        builder.select(builder.icmp_signed(">", m, _I64(0)), m, _I64(1)),
-    )
-    with cgutils.for_range(builder, m) as loop:
-        i = loop.index
-        row = builder.gep(X, [builder.add(builder.mul(builder.add(start, i), d), j0)])
-        v = [_masked_load(builder, builder.gep(row, [_I64(u * nl)]), masks[u], vt) for u in range(J)]
-        with cgutils.for_range(builder, per_row) as ask:
-            line = builder.add(builder.mul(i, per_row), ask.index)
-            with builder.if_then(builder.icmp_signed("<", line, pf_lines), likely=True):
-                _prefetch(builder, builder.gep(X, [builder.add(pf_at, builder.mul(line, per_line))]))
-        for q in range(Q):
-            r = builder.load(builder.gep(R, [builder.add(builder.mul(builder.add(q0, _I64(q)), ldr), i)]))
-            c = _splat(builder, r, vt)
-            for u in range(J):
-                builder.store(_fma(builder, c, v[u], builder.load(acc[q][u])), acc[q][u])
+    base = builder.gep(R, [builder.mul(q0, ldr)])  # the group's first row of residuals
+
+    def rows(ldr_value):  # the loop over the rows, residual rows ldr_value apart
+        with cgutils.for_range(builder, m) as loop:
+            i = loop.index
+            row = builder.gep(X, [builder.add(builder.mul(builder.add(start, i), d), j0)])
+            v = [_masked_load(builder, builder.gep(row, [_I64(u * nl)]), masks[u], vt) for u in range(J)]
+            with builder.if_then(builder.icmp_signed("<", i, pf_lines), likely=True):
+                _prefetch(builder, builder.gep(X, [builder.add(pf_at, builder.mul(i, per_line))]))
+            ri = builder.gep(base, [i])
+            for q in range(Q):
+                offset = ldr_value * q if isinstance(ldr_value, int) else builder.mul(ldr_value, _I64(q))
+                c = _splat(
+                    builder,
+                    builder.load(builder.gep(ri, [_I64(offset) if isinstance(offset, int) else offset])),
+                    vt,
+                )
+                for u in range(J):
+                    builder.store(_fma(builder, c, v[u], builder.load(acc[q][u])), acc[q][u])
+
+    # With the residuals' stride a constant (the default block's rows), a row's Q residuals
+    # are loads at fixed offsets from one pointer; with a stride known only at run time LLVM
+    # kept a pointer per class, more than the free registers, and reloaded them every row.
+    with builder.if_else(builder.icmp_signed("==", ldr, _I64(PANEL_LDR))) as (fixed, other):
+        with fixed:
+            rows(PANEL_LDR)
+        with other:
+            rows(ldr)
+    with cgutils.for_range(builder, builder.sub(pf_lines, m)) as loop:  # lines beyond one a row
+        _prefetch(
+            builder, builder.gep(X, [builder.add(pf_at, builder.mul(builder.add(m, loop.index), per_line))])
+        )
     for q in range(Q):
         grow = builder.gep(Gb, [builder.add(builder.mul(builder.add(q0, _I64(q)), d), j0)])
         for u in range(J):
@@ -348,7 +367,7 @@ def panel_rows(typingctx, X, start, m, RT, q0, classes, j0, Gb, pf_at, pf_lines)
     of columns from j0 (eight float64 or sixteen float32 each; columns past d masked): each
     row's vectors of X loaded once for the Q classes, the Q J sums in registers over the m
     rows, added to Gb (in X's dtype) once. Asks for pf_lines cache lines of X from the flat
-    element offset pf_at on the way, an equal share in each row."""
+    element offset pf_at on the way, one a row (the rest after the rows)."""
     if not all(isinstance(a, types.Array) and a.layout == "C" for a in (X, RT, Gb)):
         return None
     if X.dtype not in (types.float32, types.float64) or RT.dtype != X.dtype or Gb.dtype != X.dtype:
@@ -356,3 +375,193 @@ def panel_rows(typingctx, X, start, m, RT, q0, classes, j0, Gb, pf_at, pf_lines)
     if not isinstance(classes, types.BaseTuple) or not 1 <= len(classes) <= 12:
         return None
     return types.void(X, start, m, RT, q0, classes, j0, Gb, pf_at, pf_lines), _panel_rows_codegen
+
+
+def _exp_nonpositive(builder, x, f32):
+    """exp(x) for x <= 0 on a vector: exp_nonpositive's steps (exp_nonpositive_f32's for
+    float32), the polynomial by Estrin's scheme (as kernels/fastgd_softmax_steps.h)."""
+    minimum, inv_ln2, magic, ln2_hi, ln2_lo, poly, bias, mask, bits, _, it = _PAIR_CONSTANTS[
+        types.float32 if f32 else types.float64
+    ]
+    vt = x.type
+    ivt = _vec(it, vt.count)
+
+    def const(c, t=vt):
+        return ir.Constant(t, [c] * t.count)
+
+    v = builder.select(builder.fcmp_ordered("<", x, const(minimum)), const(minimum), x)  # NaN kept
+    km = _fma(builder, v, const(inv_ln2), const(magic))
+    k = builder.fsub(km, const(magic))
+    neg_k = builder.fsub(const(0.0), k)
+    r = _fma(builder, neg_k, const(ln2_lo), _fma(builder, neg_k, const(ln2_hi), v))
+    a = [const(c) for c in reversed(poly)]  # a[i]: the coefficient of r**i
+    r2 = builder.fmul(r, r)
+    r4 = builder.fmul(r2, r2)
+    if f32:  # degree 6
+        q0 = _fma(builder, _fma(builder, a[3], r, a[2]), r2, _fma(builder, a[1], r, a[0]))
+        q1 = _fma(builder, a[6], r2, _fma(builder, a[5], r, a[4]))
+        p = _fma(builder, q1, r4, q0)
+    else:  # degree 11
+        pairs = [_fma(builder, a[i + 1], r, a[i]) for i in range(0, 12, 2)]
+        q = [_fma(builder, pairs[i + 1], r2, pairs[i]) for i in range(0, 6, 2)]
+        p = _fma(builder, q[2], builder.fmul(r4, r4), _fma(builder, q[1], r4, q[0]))
+    exponent = builder.shl(
+        builder.and_(builder.add(builder.bitcast(km, ivt), const(bias, ivt)), const(mask, ivt)),
+        const(bits, ivt),
+    )
+    return builder.fmul(p, builder.bitcast(exponent, vt))
+
+
+def _log(builder, x):
+    fn = _intrinsic(builder, "llvm.log", ir.FunctionType(x.type, [x.type]), x.type)
+    return builder.call(fn, [x])
+
+
+def _softmax_steps_codegen(context, builder, sig, args):
+    (z_ty, _, _, _, y_ty, _, sw_ty, has_sw_ty, rs_ty, x_ty, _, _) = sig.args
+    args = _indices_as_intp(context, builder, sig, args)
+    (z_arr, m, k, kq, y_arr, start, sw_arr, has_sw, rs_arr, x_arr, pf_at, pf_lines) = args
+    f32 = z_ty.dtype == types.float32
+    ft = ir.FloatType() if f32 else ir.DoubleType()
+    f64 = ir.DoubleType()
+    nl = 16 if f32 else 8
+    vt, dvt = _vec(ft, nl), _vec(f64, nl)
+    Z, (_, ldz) = _array(context, builder, z_ty, z_arr)
+    Y, _ = _array(context, builder, y_ty, y_arr)
+    SW, _ = _array(context, builder, sw_ty, sw_arr)
+    RS, _ = _array(context, builder, rs_ty, rs_arr)
+    X, _ = _array(context, builder, x_ty, x_arr)
+    weighted = builder.icmp_unsigned("!=", has_sw, ir.Constant(has_sw.type, 0))
+    one, zero = ir.Constant(vt, [1.0] * nl), ir.Constant(vt, None)
+    done = ir.Constant(dvt, [1.0] * nl)
+    loss = cgutils.alloca_once_value(builder, ir.Constant(dvt, None))
+    prod = cgutils.alloca_once_value(builder, done)
+    logs = cgutils.alloca_once_value(builder, f64(0.0))
+    in_prod = cgutils.alloca_once_value(builder, _I64(0))
+    pf_left = cgutils.alloca_once_value(builder, pf_lines)
+    pf_ptr = cgutils.alloca_once_value(builder, pf_at)
+    tiles = builder.sdiv(builder.add(m, _I64(nl - 1)), _I64(nl))
+    per_tile = builder.sdiv(
+        builder.add(pf_lines, builder.sub(tiles, _I64(1))),
+        builder.select(builder.icmp_signed(">", tiles, _I64(0)), tiles, _I64(1)),
+    )
+    per_line = _I64(64 // (4 if f32 else 8))
+    # Tiles whose product of sums of exponentials (each in [1, k]) stays below 2**1000.
+    kf = builder.sitofp(builder.select(builder.icmp_signed(">", k, _I64(2)), k, _I64(2)), f64)
+    fn_log2 = builder.module.declare_intrinsic("llvm.log2", [f64])
+    fold = builder.fptosi(builder.fdiv(f64(1000.0), builder.call(fn_log2, [kf])), _I64)
+    fold = builder.select(builder.icmp_signed("<", fold, _I64(1)), _I64(1), fold)
+
+    def lanes_sum(vec):
+        s = builder.extract_element(vec, _I32(0))
+        for lane in range(1, nl):
+            s = builder.fadd(s, builder.extract_element(vec, _I32(lane)))
+        return s
+
+    def add_logs(vec):  # logs += the sum of the lanes' logarithms
+        builder.store(builder.fadd(builder.load(logs), lanes_sum(_log(builder, vec))), logs)
+
+    with cgutils.for_range(builder, tiles) as tile:
+        i0 = builder.mul(tile.index, _I64(nl))
+        rows = builder.sub(m, i0)
+        rows = builder.select(builder.icmp_signed("<", rows, _I64(nl)), rows, _I64(nl))
+        rm = _lane_mask(builder, rows, nl)
+
+        def zrow(q, i0=i0):  # class q's scores of this tile
+            return builder.gep(Z, [builder.add(builder.mul(q, ldz), i0)])
+
+        wt = builder.select(rm, one, zero)
+        sw_v = _masked_load(
+            builder,
+            builder.gep(SW, [builder.add(start, i0)]),
+            builder.and_(rm, _splat(builder, weighted, _vec(_I1, nl))),
+            vt,
+        )
+        wt = builder.select(weighted, sw_v, wt)
+        yv = _masked_load(builder, builder.gep(Y, [builder.add(start, i0)]), rm, _vec(_I64, nl))
+        with builder.if_then(builder.icmp_signed("<", kq, k)):  # the last class scores 0
+            _masked_store(builder, zero, zrow(kq), rm)
+        top = cgutils.alloca_once_value(builder, _masked_load(builder, zrow(_I64(0)), rm, vt))
+        with cgutils.for_range(builder, builder.sub(k, _I64(1))) as loop:
+            zq = _masked_load(builder, zrow(builder.add(loop.index, _I64(1))), rm, vt)
+            t = builder.load(top)
+            builder.store(builder.select(builder.fcmp_ordered(">", zq, t), zq, t), top)  # NaN skipped
+        top_v = builder.load(top)
+        zy = cgutils.alloca_once_value(builder, zero)
+        total = cgutils.alloca_once_value(builder, zero)
+        n_pf = builder.load(pf_left)
+        n_pf = builder.select(builder.icmp_signed("<", per_tile, n_pf), per_tile, n_pf)
+        builder.store(builder.sub(builder.load(pf_left), n_pf), pf_left)
+        with cgutils.for_range(builder, k) as loop:
+            q = loop.index
+            with builder.if_then(builder.icmp_signed("<", q, n_pf), likely=True):
+                at = builder.load(pf_ptr)
+                _prefetch(builder, builder.gep(X, [at]))
+                builder.store(builder.add(at, per_line), pf_ptr)
+            zq = _masked_load(builder, zrow(q), rm, vt)
+            mq = builder.icmp_signed("==", yv, _splat(builder, q, _vec(_I64, nl)))
+            builder.store(builder.select(mq, zq, builder.load(zy)), zy)
+            e = _exp_nonpositive(builder, builder.fsub(zq, top_v), f32)
+            _masked_store(builder, e, zrow(q), rm)
+            builder.store(builder.fadd(builder.load(total), e), total)
+        with cgutils.for_range(
+            builder, builder.sub(n_pf, builder.select(builder.icmp_signed("<", k, n_pf), k, n_pf))
+        ) as loop:
+            at = builder.load(pf_ptr)
+            _prefetch(builder, builder.gep(X, [at]))
+            builder.store(builder.add(at, per_line), pf_ptr)
+        term = builder.select(rm, builder.fmul(wt, builder.fsub(builder.load(zy), top_v)), zero)
+        term = builder.fpext(term, dvt) if f32 else term
+        builder.store(builder.fsub(builder.load(loss), term), loss)
+        sums = builder.select(rm, builder.load(total), one)
+        sums_d = builder.fpext(sums, dvt) if f32 else sums
+        with builder.if_else(weighted) as (then, otherwise):
+            with then:
+                wt_d = builder.fpext(wt, dvt) if f32 else wt
+                builder.store(
+                    builder.fadd(builder.load(logs), lanes_sum(builder.fmul(wt_d, _log(builder, sums_d)))),
+                    logs,
+                )
+            with otherwise:
+                builder.store(builder.fmul(builder.load(prod), sums_d), prod)
+                count = builder.add(builder.load(in_prod), _I64(1))
+                builder.store(count, in_prod)
+                with builder.if_then(builder.icmp_signed("==", count, fold)):
+                    add_logs(builder.load(prod))
+                    builder.store(done, prod)
+                    builder.store(_I64(0), in_prod)
+        scale = builder.fdiv(wt, sums)
+        with cgutils.for_range(builder, k) as loop:
+            q = loop.index
+            mq = builder.and_(builder.icmp_signed("==", yv, _splat(builder, q, _vec(_I64, nl))), rm)
+            p = builder.select(rm, builder.fmul(_masked_load(builder, zrow(q), rm, vt), scale), zero)
+            p = builder.select(mq, builder.fsub(p, wt), p)
+            _masked_store(builder, p, zrow(q), rm)
+            rs_ptr = builder.bitcast(builder.gep(RS, [builder.mul(q, _I64(nl))]), dvt.as_pointer())
+            builder.store(
+                builder.fadd(builder.load(rs_ptr, align=8), builder.fpext(p, dvt) if f32 else p),
+                rs_ptr,
+                align=8,
+            )
+    with builder.if_then(builder.icmp_signed(">", builder.load(in_prod), _I64(0))):
+        add_logs(builder.load(prod))
+    return builder.fadd(lanes_sum(builder.load(loss)), builder.load(logs))
+
+
+@intrinsic
+def softmax_steps(typingctx, ZT, m, k, kq, y, start, sw, has_sw, rsv, X, pf_at, pf_lines):
+    """The softmax steps of a block (as kernels/fastgd_softmax_steps.h), eight float64 or
+    sixteen float32 rows a vector: ZT (k, ldz) from the block's class scores (with kq < k
+    the last class scores 0, its row written here) to its residuals s (p - onehot), in
+    place; rsv (k, lanes) float64 += the residuals' sums by lane; returns the block's loss
+    sum, float64. y and sw: the labels (int64) and weights (X's dtype, used where has_sw)
+    of rows start .. start + m. Asks for pf_lines cache lines of X from the flat element
+    offset pf_at on the way, an equal share in each tile."""
+    arrays = (ZT, y, sw, rsv, X)
+    if not all(isinstance(a, types.Array) and a.layout == "C" for a in arrays):
+        return None
+    if ZT.dtype not in (types.float32, types.float64) or sw.dtype != ZT.dtype or rsv.dtype != types.float64:
+        return None
+    if y.dtype != types.int64:
+        return None
+    return types.float64(ZT, m, k, kq, y, start, sw, has_sw, rsv, X, pf_at, pf_lines), _softmax_steps_codegen

@@ -27,7 +27,7 @@ from .. import _config
 from .._config import LOSSES, MSE, NUMBA_FASTMATH
 from . import _csr, _sums
 from ._rowmath import scalar_loss_dz
-from ._simd import panel_rows, panel_vectors, score_group_tile
+from ._simd import panel_rows, panel_vectors, score_group_tile, softmax_steps
 from ._vecmath import (
     exp_nonpositive,
     exp_nonpositive_as,
@@ -114,7 +114,7 @@ NARROW_SOFTMAX_D_MAX = 4
 #: Whether the softmax scores take groups of eight classes a 512-bit vector
 #: (_block_class_scores_groups), where the CPU has AVX-512; elsewhere LLVM would split
 #: each vector in two or four, and the four-by-four tiles take them.
-SOFTMAX_GROUPS = "avx512f" in llvm_binding.get_host_cpu_features()
+SOFTMAX_SIMD = "avx512f" in llvm_binding.get_host_cpu_features()
 #: The share (percent) of the next block's lines that the score groups ask for; the
 #: gradient asks for the rest (as SCORES_AHEAD_PERCENT in kernels/cython_kernels.pyx).
 SCORES_AHEAD_PERCENT = 35
@@ -1097,7 +1097,7 @@ def _narrow_class_accumulate(flat, RT, start, m, G, shape):
 
 
 @numba.njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def _softmax_loss_grad(X, y, Wt, b, k, sw, zero, n_chunks, block, ahead_lines, narrow, Wg, wdot, dot):
+def _softmax_loss_grad(X, y, Wt, b, k, sw, zero, n_chunks, block, ahead_lines, narrow, simd, Wg, wdot, dot):
     """Loss and gradient sums for softmax over k classes.
 
     X (n, d); Wt (kq, d) and b (kq,) float64 from _sums.softmax_coefficients, transposed so
@@ -1134,6 +1134,7 @@ def _softmax_loss_grad(X, y, Wt, b, k, sw, zero, n_chunks, block, ahead_lines, n
         sum_e = np.empty(block, X.dtype)
         wt = np.ones(block, X.dtype)
         rs = np.zeros(k)
+        rsv = np.zeros((k, 64 // X.itemsize))  # softmax_steps' sums of residuals by lane
         loss_sum = 0.0
         stop = min(n, (c + 1) * chunk)
         for start in range(c * chunk, stop, block):
@@ -1143,75 +1144,73 @@ def _softmax_loss_grad(X, y, Wt, b, k, sw, zero, n_chunks, block, ahead_lines, n
             skip = 0
             if len(narrow) > 0:  # a compile-time constant: d for narrow rows, else 0
                 _narrow_class_scores(flat, Wt, b, start, m, ZT, narrow)
-            elif Wg.shape[1] > 0:
+            elif simd:
                 lines = ahead * SCORES_AHEAD_PERCENT // 100 * X.itemsize // 64
                 _block_class_scores_groups(X, Wg, wdot, dot, b, start, m, ZT, kq, (start + m) * d, lines)
                 skip = lines * 64 // X.itemsize
             else:
                 _block_class_scores(X, Wt, b, zero, start, m, ZT)
-            if has_sw:
-                sb = sw[start : start + m]
-                for i in range(m):
-                    wt[i] = sb[i]
-            # Two-dimensional indexing (no row views): a view made in a loop costs a
-            # reference count increment and decrement each time.
-            for q in range(kq, k):  # the last class, when it scores 0
-                for i in range(m):
-                    ZT[q, i] = 0
-            for i in range(m):
-                top[i] = ZT[0, i]
-                sum_e[i] = 0
-            for q in range(1, k):
-                for i in range(m):
-                    top[i] = max(top[i], ZT[q, i])
-            for i in range(m):
-                loss_sum -= np.float64(wt[i]) * np.float64(ZT[yb[i], i] - top[i])
-            steps_lines = ahead * STEPS_AHEAD_PERCENT // 100 * X.itemsize // 64 if Wg.shape[1] > 0 else 0
-            per_class = (steps_lines + k - 1) // k
-            at = (start + m) * d + skip
-            for q in range(k):
-                for _ in range(min(per_class, steps_lines)):  # a share of the next block's lines
-                    _prefetch(X, at)
-                    at += 64 // X.itemsize
-                    steps_lines -= 1
-                for i in range(m):
-                    e = exp_nonpositive_as(ZT[q, i] - top[i])
-                    ZT[q, i] = e
-                    sum_e[i] += e
-            if has_sw:
-                for i in range(m):
-                    loss_sum += np.float64(wt[i]) * math.log(np.float64(sum_e[i]))
+            if simd:  # the steps eight or sixteen rows a vector, with a share of the next block's lines
+                steps_lines = ahead * STEPS_AHEAD_PERCENT // 100 * X.itemsize // 64
+                at = (start + m) * d + skip
+                loss_sum += softmax_steps(ZT, m, k, kq, y, start, sw, has_sw, rsv, X, at, steps_lines)
+                skip += steps_lines * 64 // X.itemsize
             else:
-                # Unweighted, logarithms of products of prod_rows rows, as in the Cython
-                # kernel (sum_e[i] in [1, k]: each product below 2**1000).
-                for lo in range(0, m, prod_rows):
-                    part = sum_e[lo : min(m, lo + prod_rows)]
-                    prod = 1.0
-                    for i in range(part.shape[0]):  # from 0: no wraparound checks, vectorised
-                        prod *= np.float64(part[i])
-                    loss_sum += math.log(prod)
-            for i in range(m):
-                sum_e[i] = wt[i] / sum_e[i]  # now the scale of row i
-            for q in range(k):  # probabilities, and their sums (one pass)
-                acc = 0.0
+                if has_sw:
+                    sb = sw[start : start + m]
+                    for i in range(m):
+                        wt[i] = sb[i]
+                # Two-dimensional indexing (no row views): a view made in a loop costs a
+                # reference count increment and decrement each time.
+                for q in range(kq, k):  # the last class, when it scores 0
+                    for i in range(m):
+                        ZT[q, i] = 0
                 for i in range(m):
-                    p = ZT[q, i] * sum_e[i]
-                    ZT[q, i] = p
-                    acc += np.float64(p)
-                rs[q] += acc
-            for i in range(m):  # minus the one-hot labels: residuals
-                ZT[yb[i], i] -= wt[i]
-                rs[yb[i]] -= np.float64(wt[i])
+                    top[i] = ZT[0, i]
+                    sum_e[i] = 0
+                for q in range(1, k):
+                    for i in range(m):
+                        top[i] = max(top[i], ZT[q, i])
+                for i in range(m):
+                    loss_sum -= np.float64(wt[i]) * np.float64(ZT[yb[i], i] - top[i])
+                for q in range(k):
+                    for i in range(m):
+                        e = exp_nonpositive_as(ZT[q, i] - top[i])
+                        ZT[q, i] = e
+                        sum_e[i] += e
+                if has_sw:
+                    for i in range(m):
+                        loss_sum += np.float64(wt[i]) * math.log(np.float64(sum_e[i]))
+                else:
+                    # Unweighted, logarithms of products of prod_rows rows, as in the Cython
+                    # kernel (sum_e[i] in [1, k]: each product below 2**1000).
+                    for lo in range(0, m, prod_rows):
+                        part = sum_e[lo : min(m, lo + prod_rows)]
+                        prod = 1.0
+                        for i in range(part.shape[0]):  # from 0: no wraparound checks, vectorised
+                            prod *= np.float64(part[i])
+                        loss_sum += math.log(prod)
+                for i in range(m):
+                    sum_e[i] = wt[i] / sum_e[i]  # now the scale of row i
+                for q in range(k):  # probabilities, and their sums (one pass)
+                    acc = 0.0
+                    for i in range(m):
+                        p = ZT[q, i] * sum_e[i]
+                        ZT[q, i] = p
+                        acc += np.float64(p)
+                    rs[q] += acc
+                for i in range(m):  # minus the one-hot labels: residuals
+                    ZT[yb[i], i] -= wt[i]
+                    rs[yb[i]] -= np.float64(wt[i])
             if len(narrow) > 0:
                 _narrow_class_accumulate(flat, ZT, start, m, G, narrow)
-            elif Wg.shape[1] > 0:
-                skip = at - (start + m) * d  # what the scores and the steps asked for
+            elif simd:
                 _block_class_accumulate_panels(X, ZT, start, m, G, Gb, ahead, skip)
             else:
                 _block_class_accumulate(X, ZT, start, m, G, Gb, ahead, ahead_lines, skip)
         losses[c] = loss_sum
         for q in range(k):
-            r_sums[c, q] = rs[q]
+            r_sums[c, q] = rs[q] + rsv[q].sum()
     grad = np.zeros((k, d))
     r_sum = np.zeros(k)
     for c in range(n_chunks):
@@ -1398,9 +1397,23 @@ def _loss_grad(X, y, w, b, loss, sample_weight):
         # Narrow rows: a tuple of d zeros, whose length fixes d when compiling, picks the
         # one-loop-per-class products; otherwise an empty tuple.
         narrow = (0.0,) * d if 2 <= d <= NARROW_SOFTMAX_D_MAX else ()
-        Wg, wdot, dot = _group_coefficients(Wt, SOFTMAX_GROUPS and not narrow)
+        Wg, wdot, dot = _group_coefficients(Wt, SOFTMAX_SIMD and not narrow)
         value, grad_t, grad_b = _softmax_loss_grad(
-            X, y, Wt, b_t, w.shape[1], sw, dtype.type(0), n_chunks, block, AHEAD_LINES, narrow, Wg, wdot, dot
+            X,
+            y,
+            Wt,
+            b_t,
+            w.shape[1],
+            sw,
+            dtype.type(0),
+            n_chunks,
+            block,
+            AHEAD_LINES,
+            narrow,
+            SOFTMAX_SIMD,
+            Wg,
+            wdot,
+            dot,
         )
         return _sums.normalised(value, grad_t.T, grad_b, total, dtype, True)
     if 2 <= d <= NARROW_D_MAX:
