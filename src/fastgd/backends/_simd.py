@@ -29,6 +29,9 @@ from ._vecmath import _PAIR_CONSTANTS
 #: The residuals' stride the gradient panels have a fast case for: the softmax block's rows
 #: (fastgd._config.CPU_SOFTMAX_BLOCK_ROWS; a test checks that the two agree).
 PANEL_LDR = 128
+#: The most classes a gradient panel takes (as FGD_PANEL_CLASSES_MAX in
+#: kernels/fastgd_tiles.h): more classes are split into groups of at most this many.
+PANEL_CLASSES_MAX = 12
 _I32 = ir.IntType(32)
 _I64 = ir.IntType(64)
 _I1 = ir.IntType(1)
@@ -295,61 +298,71 @@ def score_group_tile(typingctx, X, r0, rows, Wg, c0, wdot, dot, group, ZT, i0, n
 
 
 def _panel_rows_codegen(context, builder, sig, args):
-    (x_ty, _, _, r_ty, _, q_ty, _, g_ty, _, _) = sig.args
+    (x_ty, _, _, r_ty, _, _, _, g_ty, _, _) = sig.args
     args = _indices_as_intp(context, builder, sig, args)
-    (x_arr, start, m, r_arr, q0, _, j0, g_arr, pf_at, pf_lines) = args
+    (x_arr, start, m, r_arr, q0, n_classes, j0, g_arr, pf_at, pf_lines) = args
     f32 = x_ty.dtype == types.float32
     ft = ir.FloatType() if f32 else ir.DoubleType()
     nl = 16 if f32 else 8
     vt = _vec(ft, nl)
     zero = ir.Constant(vt, None)
-    Q = len(q_ty)
-    J = panel_vectors.py_func(Q)
     X, (_, d) = _array(context, builder, x_ty, x_arr)
     R, (_, ldr) = _array(context, builder, r_ty, r_arr)
     Gb, _ = _array(context, builder, g_ty, g_arr)
     left = builder.sub(d, j0)  # columns from j0 on
-    masks = [_lane_mask(builder, builder.sub(left, _I64(u * nl)), nl) for u in range(J)]
-    acc = [[cgutils.alloca_once_value(builder, zero) for _ in range(J)] for _ in range(Q)]
     per_line = _I64(64 // (4 if f32 else 8))
     base = builder.gep(R, [builder.mul(q0, ldr)])  # the group's first row of residuals
 
-    def rows(ldr_value):  # the loop over the rows, residual rows ldr_value apart
-        with cgutils.for_range(builder, m) as loop:
-            i = loop.index
-            row = builder.gep(X, [builder.add(builder.mul(builder.add(start, i), d), j0)])
-            v = [_masked_load(builder, builder.gep(row, [_I64(u * nl)]), masks[u], vt) for u in range(J)]
-            with builder.if_then(builder.icmp_signed("<", i, pf_lines), likely=True):
-                _prefetch(builder, builder.gep(X, [builder.add(pf_at, builder.mul(i, per_line))]))
-            ri = builder.gep(base, [i])
-            for q in range(Q):
-                offset = ldr_value * q if isinstance(ldr_value, int) else builder.mul(ldr_value, _I64(q))
-                c = _splat(
-                    builder,
-                    builder.load(builder.gep(ri, [_I64(offset) if isinstance(offset, int) else offset])),
-                    vt,
-                )
-                for u in range(J):
-                    builder.store(_fma(builder, c, v[u], builder.load(acc[q][u])), acc[q][u])
+    def panel(Q):  # the code for Q classes, a compile-time constant
+        J = panel_vectors.py_func(Q)
+        masks = [_lane_mask(builder, builder.sub(left, _I64(u * nl)), nl) for u in range(J)]
+        acc = [[cgutils.alloca_once_value(builder, zero) for _ in range(J)] for _ in range(Q)]
 
-    # With the residuals' stride a constant (the default block's rows), a row's Q residuals
-    # are loads at fixed offsets from one pointer; with a stride known only at run time LLVM
-    # kept a pointer per class, more than the free registers, and reloaded them every row.
-    with builder.if_else(builder.icmp_signed("==", ldr, _I64(PANEL_LDR))) as (fixed, other):
-        with fixed:
-            rows(PANEL_LDR)
-        with other:
-            rows(ldr)
+        def rows(ldr_value):  # the loop over the rows, residual rows ldr_value apart
+            with cgutils.for_range(builder, m) as loop:
+                i = loop.index
+                row = builder.gep(X, [builder.add(builder.mul(builder.add(start, i), d), j0)])
+                v = [_masked_load(builder, builder.gep(row, [_I64(u * nl)]), masks[u], vt) for u in range(J)]
+                with builder.if_then(builder.icmp_signed("<", i, pf_lines), likely=True):
+                    _prefetch(builder, builder.gep(X, [builder.add(pf_at, builder.mul(i, per_line))]))
+                ri = builder.gep(base, [i])
+                for q in range(Q):
+                    offset = (
+                        _I64(ldr_value * q) if isinstance(ldr_value, int) else builder.mul(ldr_value, _I64(q))
+                    )
+                    c = _splat(builder, builder.load(builder.gep(ri, [offset])), vt)
+                    for u in range(J):
+                        builder.store(_fma(builder, c, v[u], builder.load(acc[q][u])), acc[q][u])
+
+        # With the residuals' stride a constant (the default block's rows), a row's Q
+        # residuals are loads at fixed offsets from one pointer; with a stride known only
+        # at run time LLVM kept a pointer per class, more than the free registers, and
+        # reloaded them at every row.
+        with builder.if_else(builder.icmp_signed("==", ldr, _I64(PANEL_LDR))) as (fixed, other):
+            with fixed:
+                rows(PANEL_LDR)
+            with other:
+                rows(ldr)
+        for q in range(Q):
+            grow = builder.gep(Gb, [builder.add(builder.mul(builder.add(q0, _I64(q)), d), j0)])
+            for u in range(J):
+                ptr = builder.gep(grow, [_I64(u * nl)])
+                total = builder.fadd(_masked_load(builder, ptr, masks[u], vt), builder.load(acc[q][u]))
+                _masked_store(builder, total, ptr, masks[u])
+
+    # One case for each number of classes, 1 to PANEL_CLASSES_MAX.
+    done = builder.append_basic_block("panel.done")
+    switch = builder.switch(n_classes, done)
+    for Q in range(1, PANEL_CLASSES_MAX + 1):
+        case = builder.append_basic_block(f"panel.q{Q}")
+        switch.add_case(n_classes.type(Q), case)
+        builder.position_at_end(case)
+        panel(Q)
+        builder.branch(done)
+    builder.position_at_end(done)
     with cgutils.for_range(builder, builder.sub(pf_lines, m)) as loop:  # lines beyond one a row
-        _prefetch(
-            builder, builder.gep(X, [builder.add(pf_at, builder.mul(builder.add(m, loop.index), per_line))])
-        )
-    for q in range(Q):
-        grow = builder.gep(Gb, [builder.add(builder.mul(builder.add(q0, _I64(q)), d), j0)])
-        for u in range(J):
-            ptr = builder.gep(grow, [_I64(u * nl)])
-            total = builder.fadd(_masked_load(builder, ptr, masks[u], vt), builder.load(acc[q][u]))
-            _masked_store(builder, total, ptr, masks[u])
+        line = builder.add(m, loop.index)
+        _prefetch(builder, builder.gep(X, [builder.add(pf_at, builder.mul(line, per_line))]))
     return context.get_dummy_value()
 
 
@@ -361,9 +374,9 @@ def panel_vectors(n_classes):
 
 
 @intrinsic
-def panel_rows(typingctx, X, start, m, RT, q0, classes, j0, Gb, pf_at, pf_lines):
+def panel_rows(typingctx, X, start, m, RT, q0, n_classes, j0, Gb, pf_at, pf_lines):
     """Gb[q0 + q, j0 + c] += sum_{i < m} RT[q0 + q, i] X[start + i, j0 + c] for q < Q =
-    len(classes) (a tuple: Q is a compile-time constant) and the panel_vectors(Q) vectors
+    n_classes (1 to PANEL_CLASSES_MAX; each has its compiled case) and the panel_vectors(Q) vectors
     of columns from j0 (eight float64 or sixteen float32 each; columns past d masked): each
     row's vectors of X loaded once for the Q classes, the Q J sums in registers over the m
     rows, added to Gb (in X's dtype) once. Asks for pf_lines cache lines of X from the flat
@@ -372,9 +385,7 @@ def panel_rows(typingctx, X, start, m, RT, q0, classes, j0, Gb, pf_at, pf_lines)
         return None
     if X.dtype not in (types.float32, types.float64) or RT.dtype != X.dtype or Gb.dtype != X.dtype:
         return None
-    if not isinstance(classes, types.BaseTuple) or not 1 <= len(classes) <= 12:
-        return None
-    return types.void(X, start, m, RT, q0, classes, j0, Gb, pf_at, pf_lines), _panel_rows_codegen
+    return types.void(X, start, m, RT, q0, n_classes, j0, Gb, pf_at, pf_lines), _panel_rows_codegen
 
 
 def _exp_nonpositive(builder, x, f32):

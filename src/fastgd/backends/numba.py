@@ -27,7 +27,7 @@ from .. import _config
 from .._config import LOSSES, MSE, NUMBA_FASTMATH
 from . import _csr, _sums
 from ._rowmath import scalar_loss_dz
-from ._simd import panel_rows, panel_vectors, score_group_tile, softmax_steps
+from ._simd import PANEL_CLASSES_MAX, panel_rows, panel_vectors, score_group_tile, softmax_steps
 from ._vecmath import (
     exp_nonpositive,
     exp_nonpositive_as,
@@ -1000,47 +1000,19 @@ def _block_class_accumulate(X, RT, start, m, G, Gb, ahead, ahead_lines, skip):
             Gb[q, j] = 0
 
 
-@numba.njit(cache=True, inline="always")
-def _panel(X, start, m, RT, q0, n_classes, j0, Gb, at, lines):
-    """panel_rows for n_classes (1 to 12) classes: one compiled case for each."""
-    if n_classes == 1:
-        panel_rows(X, start, m, RT, q0, (0,), j0, Gb, at, lines)
-    elif n_classes == 2:
-        panel_rows(X, start, m, RT, q0, (0,) * 2, j0, Gb, at, lines)
-    elif n_classes == 3:
-        panel_rows(X, start, m, RT, q0, (0,) * 3, j0, Gb, at, lines)
-    elif n_classes == 4:
-        panel_rows(X, start, m, RT, q0, (0,) * 4, j0, Gb, at, lines)
-    elif n_classes == 5:
-        panel_rows(X, start, m, RT, q0, (0,) * 5, j0, Gb, at, lines)
-    elif n_classes == 6:
-        panel_rows(X, start, m, RT, q0, (0,) * 6, j0, Gb, at, lines)
-    elif n_classes == 7:
-        panel_rows(X, start, m, RT, q0, (0,) * 7, j0, Gb, at, lines)
-    elif n_classes == 8:
-        panel_rows(X, start, m, RT, q0, (0,) * 8, j0, Gb, at, lines)
-    elif n_classes == 9:
-        panel_rows(X, start, m, RT, q0, (0,) * 9, j0, Gb, at, lines)
-    elif n_classes == 10:
-        panel_rows(X, start, m, RT, q0, (0,) * 10, j0, Gb, at, lines)
-    elif n_classes == 11:
-        panel_rows(X, start, m, RT, q0, (0,) * 11, j0, Gb, at, lines)
-    else:
-        panel_rows(X, start, m, RT, q0, (0,) * 12, j0, Gb, at, lines)
-
-
 @numba.njit(cache=True)
 def _block_class_accumulate_panels(X, RT, start, m, G, Gb, ahead, skip):
     """_block_class_accumulate by panels (panel_rows of _simd.py, the Cython kernel's
-    gradient panels in LLVM vector code): the k classes in as few groups of at most 12 as
-    will do (sizes differing by one at most), each group's panels of panel_vectors(Q)
-    vectors of columns across d, their sums in registers over the block's rows; then Gb is
-    added into G and zeroed. The next block's elements from (start + m) d + skip to
-    (start + m) d + ahead are asked for on the way, an equal share in each panel."""
+    gradient panels in LLVM vector code): the k classes in as few groups of at most
+    PANEL_CLASSES_MAX as will do (sizes differing by one at most), each group's panels of
+    panel_vectors(Q) vectors of columns across d, their sums in registers over the block's
+    rows; then Gb is added into G and zeroed. The next block's elements from
+    (start + m) d + skip to (start + m) d + ahead are asked for on the way, an equal share
+    in each panel."""
     d = X.shape[1]
     k = G.shape[0]
     lanes = 64 // X.itemsize
-    groups = (k + 11) // 12
+    groups = (k + PANEL_CLASSES_MAX - 1) // PANEL_CLASSES_MAX
     base = k // groups
     bigger = k % groups  # the first `bigger` groups: base + 1 classes
     panels = 0
@@ -1056,7 +1028,7 @@ def _block_class_accumulate_panels(X, RT, start, m, G, Gb, ahead, skip):
         columns = panel_vectors(n_classes) * lanes
         for j0 in range(0, d, columns):
             n = min(per_panel, lines)
-            _panel(X, start, m, RT, q0, n_classes, j0, Gb, at, n)
+            panel_rows(X, start, m, RT, q0, n_classes, j0, Gb, at, n)
             at += n * lanes
             lines -= n
         q0 += n_classes
