@@ -111,12 +111,13 @@ NARROW_D_MAX = 7
 #: d = 2, k = 3 / 10: 30 / 68 -> 17 / 39 ms; d = 4: 15 / 39 -> 10 / 30 ms; d = 7: 11 / 27
 #: against 10 / 31 ms.
 NARROW_SOFTMAX_D_MAX = 4
-#: Whether the softmax scores take groups of eight classes a 512-bit vector
-#: (_block_class_scores_groups), where the CPU has AVX-512; elsewhere LLVM would split
-#: each vector in two or four, and the four-by-four tiles take them.
+#: Whether the softmax kernel takes the LLVM vector code of _simd.py (scores by groups of
+#: eight classes, the steps on vectors of rows, the gradient by panels), where the CPU has
+#: AVX-512; elsewhere LLVM would split each 512-bit vector in two or four, and the
+#: four-by-four tiles and the loops take the blocks.
 SOFTMAX_SIMD = "avx512f" in llvm_binding.get_host_cpu_features()
-#: The share (percent) of the next block's lines that the score groups ask for; the
-#: gradient asks for the rest (as SCORES_AHEAD_PERCENT in kernels/cython_kernels.pyx).
+#: The shares (percent) of the next block's lines that the score groups and the steps ask
+#: for on their way; the gradient panels ask for the rest (as in kernels/cython_kernels.pyx).
 SCORES_AHEAD_PERCENT = 35
 STEPS_AHEAD_PERCENT = 30
 _ZERO_F32 = np.float32(0.0)
@@ -1078,7 +1079,11 @@ def _softmax_loss_grad(X, y, Wt, b, k, sw, zero, n_chunks, block, ahead_lines, n
     0 and only k - 1 classes' products computed; sw (n,) or (0,) in X's dtype; y (n,) int
     labels; narrow a tuple of d zeros for narrow rows (2 <= d <= NARROW_SOFTMAX_D_MAX: the
     block products of _narrow_class_scores / _narrow_class_accumulate, compiled for that
-    d), else (). Returns (sum s l, sum s (p - onehot) x^T as (k, d), sum s (p - onehot) of shape
+    d), else (); simd (SOFTMAX_SIMD): the block's scores by _block_class_scores_groups
+    (with Wg, wdot and dot from _group_coefficients; not for narrow rows), its steps by
+    _simd.softmax_steps and its gradient by _block_class_accumulate_panels, the three
+    asking for the next block's lines in shares; else the four-by-four tiles and the loops
+    below. Returns (sum s l, sum s (p - onehot) x^T as (k, d), sum s (p - onehot) of shape
     (k,)), float64; with kq = k - 1 the gradient's last row is minus the sum of the others
     (each row's residuals sum to zero over the classes). Blocks of rows as in
     _scalar_loss_grad. The block's scores are stored class-major (ZT[q, i]), so each
