@@ -16,8 +16,8 @@ intrinsics write those loops as LLVM vector code, the same steps as the Cython k
 - :func:`softmax_steps` -- a block's softmax steps, from scores to residuals, eight float64
   or sixteen float32 rows a vector (kernels/fastgd_softmax_steps.h).
 
-Where the CPU has AVX-512 these took 2M x 64, k = 10 from 95 to 71-74 ms in float64 and 54
-to 37-39 ms in float32 (README, Performance).
+Where the CPU has AVX-512 these took 2M x 64, k = 10 from 95 to 56-58 ms in float64 and 54
+to 30-39 ms in float32 (README, Performance).
 
 The multiply-adds are ``llvm.fma``; the loops over columns and rows are LLVM loops whose
 sums live in stack slots that LLVM turns into registers. Nothing here reads outside the
