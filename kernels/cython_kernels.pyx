@@ -467,6 +467,9 @@ cdef enum:
     STEPS_AHEAD_PERCENT = 30
 
 
+cdef double TINY_REST = 2.0 ** -20  # see fgd_log1p_split in fastgd_softmax_steps.h
+
+
 cdef void _softmax_chunk(
     const floating* X, const Py_ssize_t* y, const floating* Wt, const double* b,
     const floating* sw, bint has_sw, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t d, Py_ssize_t kq,
@@ -487,7 +490,8 @@ cdef void _softmax_chunk(
     cdef Py_ssize_t start, m, i, q, j, ahead, asked, steps_bytes, part, part_end
     cdef const char* next_rows
     cdef Py_ssize_t prod_rows = max(1, <Py_ssize_t>(1000.0 / log2(<double>k)))
-    cdef double s, prod
+    cdef double s, prod, tiny, e
+    cdef float ef
     cdef bint steps_done
     cdef double acc_loss = 0.0
     # Separate allocations: gcc then knows that they do not overlap, and vectorises.
@@ -496,6 +500,8 @@ cdef void _softmax_chunk(
     cdef floating* sum_e = <floating*> malloc(block * sizeof(floating))
     cdef floating* scale = <floating*> malloc(block * sizeof(floating))
     cdef floating* wt = <floating*> malloc(block * sizeof(floating))
+    cdef double* rest = <double*> malloc(block * sizeof(double))  # the fallback steps' log1p terms
+    cdef double* ties = <double*> malloc(block * sizeof(double))
     cdef floating* zq
     cdef floating* Gb = <floating*> malloc(kq * d * sizeof(floating))  # float32 only
     cdef floating* Wd = NULL  # float64: Wt transposed, (d, kq), for the score groups
@@ -553,32 +559,46 @@ cdef void _softmax_chunk(
             for i in range(m):
                 acc_loss -= <double>wt[i] * <double>(ZT[y[start + i] * block + i] - top[i])
                 sum_e[i] = 0.0
+                rest[i] = 0.0
+                ties[i] = 0.0
             for q in range(k):
                 zq = ZT + q * block
                 if floating is double:
                     for i in range(m):
-                        zq[i] = fgd_exp_nonpositive(zq[i] - top[i])
-                        sum_e[i] += zq[i]
+                        e = fgd_exp_nonpositive(zq[i] - top[i])
+                        rest[i] += e if zq[i] < top[i] else 0.0
+                        ties[i] += 1.0 if zq[i] == top[i] else 0.0
+                        zq[i] = e
+                        sum_e[i] += e
                 else:
                     for i in range(m):
-                        zq[i] = fgd_expf_nonpositive(zq[i] - top[i])
-                        sum_e[i] += zq[i]
+                        ef = fgd_expf_nonpositive(zq[i] - top[i])
+                        rest[i] += <double>ef if zq[i] < top[i] else 0.0
+                        ties[i] += 1.0 if zq[i] == top[i] else 0.0
+                        zq[i] = ef
+                        sum_e[i] += ef
+            # log of the sum as log1p of the sum but the maximum's 1 (see fgd_log1p_split in
+            # fastgd_softmax_steps.h: the log of the rounded sum lost it).
+            for i in range(m):
+                rest[i] += ties[i] - 1.0
             if has_sw:
                 for i in range(m):
-                    acc_loss += <double>wt[i] * log(<double>sum_e[i])
+                    acc_loss += <double>wt[i] * log1p(rest[i])
             else:
-                # Unweighted, the log-sum-exps as logarithms of products: sum_e[i] lies in
-                # [1, k], so a product of prod_rows of them stays below 2**1000. One vectorised
-                # product and one logarithm per prod_rows rows (a running product checked at
-                # every row was a serial chain of multiplies: 2.5M x 4, k = 3, float64, one
-                # process, 12.2 -> 8.8 ms).
+                # Unweighted, logarithms of products of 1 + rest: each in [1, k], so a
+                # product of prod_rows of them stays below 2**1000. One vectorised product
+                # and one logarithm per prod_rows rows (a running product checked at every
+                # row was a serial chain of multiplies: 2.5M x 4, k = 3, float64, one
+                # process, 12.2 -> 8.8 ms); rest below 2**-20 as rest - rest^2 / 2.
                 part = 0
                 while part < m:
                     part_end = min(m, part + prod_rows)
                     prod = 1.0
+                    tiny = 0.0
                     for i in range(part, part_end):
-                        prod *= sum_e[i]
-                    acc_loss += log(prod)
+                        prod *= 1.0 if rest[i] < TINY_REST else 1.0 + rest[i]
+                        tiny += rest[i] - 0.5 * rest[i] * rest[i] if rest[i] < TINY_REST else 0.0
+                    acc_loss += log(prod) + tiny
                     part = part_end
             for i in range(m):
                 scale[i] = wt[i] / sum_e[i]
@@ -607,6 +627,8 @@ cdef void _softmax_chunk(
     free(sum_e)
     free(scale)
     free(wt)
+    free(rest)
+    free(ties)
     free(Gb)
     free(Wd)
     free(Wp)

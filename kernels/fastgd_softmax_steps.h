@@ -14,8 +14,9 @@
  * 62.2 -> 61.0 ms in one process; with the share of the next block's lines these steps
  * then ask for (cython_kernels.pyx), 54.5 ms.
  *
- * The loss terms: -w (z_y - max) per row, plus w log(sum of exponentials). Without
- * weights the logarithms are of per-lane products of the sums (each in [1, k]), folded
+ * The loss terms: -w (z_y - max) per row, plus w log1p(rest), rest the sum of the
+ * exponentials but the maximum's (see fgd_log1p_split). Without
+ * weights the logarithms are of per-lane products of 1 + rest (each in [1, k]), folded
  * every FGD_STEPS_PRODUCT_BITS / log2(k) tiles; with weights one logarithm per row.
  *
  * The exponential is fgd_exp_nonpositive of fastgd_vecmath.h on eight lanes, with its
@@ -62,6 +63,20 @@ static inline __attribute__((always_inline)) __m512d fgd_exp_nonpositive_v8d(__m
     return _mm512_mul_pd(p, _mm512_castsi512_pd(bits));
 }
 
+/* log(1 + rest) for the lanes in m, rest = the sum of a row's exponentials but the one of its
+ * maximum (the whole sum is 1 + rest): rest below 2**-20 adds rest - rest^2 / 2 to *tiny
+ * (within 1e-13 of log1p), other lanes multiply *prod by 1 + rest. Taking log(1 + rest) of
+ * the rounded sum instead lost every rest below the sum's rounding (1e-16 in float64, 6e-8
+ * in float32): a row predicted that surely scored a loss of 0. */
+static inline __attribute__((always_inline)) void fgd_log1p_split(__m512d rest, __mmask8 m, __m512d *prod,
+                                                                  __m512d *tiny)
+{
+    __mmask8 small = _mm512_mask_cmp_pd_mask(m, rest, _mm512_set1_pd(0x1p-20), _CMP_LT_OQ);
+    __m512d series = _mm512_fnmadd_pd(_mm512_mul_pd(rest, rest), _mm512_set1_pd(0.5), rest);
+    *tiny = _mm512_mask_add_pd(*tiny, small, *tiny, series);
+    *prod = _mm512_mask_mul_pd(*prod, m & (__mmask8)~small, *prod, _mm512_add_pd(_mm512_set1_pd(1.0), rest));
+}
+
 /* The steps for the block's m rows (see above): ZT (k rows of stride ldz) from scores to
  * residuals, r_sum[q] += the sum of class q's residuals; returns the block's loss sum.
  * y: the block's labels; sw: its weights or NULL. */
@@ -73,7 +88,7 @@ __attribute__((noinline)) static double fgd_softmax_steps_d(double *restrict ZT,
     const char *pfc = (const char *)pf;
     ptrdiff_t pf_lines = (pf_bytes + 63) / 64, tiles = (m + 7) / 8;
     ptrdiff_t pf_per_tile = tiles > 0 ? (pf_lines + tiles - 1) / tiles : 0;
-    __m512d loss = _mm512_setzero_pd(), prod = _mm512_set1_pd(1.0);
+    __m512d loss = _mm512_setzero_pd(), prod = _mm512_set1_pd(1.0), tiny = _mm512_setzero_pd();
     double loss_logs = 0.0;
     int fold = (int)(FGD_STEPS_PRODUCT_BITS / log2((double)(k > 2 ? k : 2)));
     int tiles_in_prod = 0;
@@ -96,7 +111,8 @@ __attribute__((noinline)) static double fgd_softmax_steps_d(double *restrict ZT,
         __m512d top = _mm512_maskz_loadu_pd(rm, z);
         for (ptrdiff_t q = 1; q < k; q++)
             top = _mm512_max_pd(_mm512_maskz_loadu_pd(rm, z + q * ldz), top); /* a NaN score is skipped */
-        __m512d zy = _mm512_setzero_pd(), sum = _mm512_setzero_pd();
+        __m512d zy = _mm512_setzero_pd(), sum = _mm512_setzero_pd(), rest = _mm512_setzero_pd();
+        __m512d ties = _mm512_setzero_pd(); /* classes at the maximum */
         ptrdiff_t pf_tile = pf_per_tile < pf_lines ? pf_per_tile : pf_lines;
         pf_lines -= pf_tile;
         for (ptrdiff_t q = 0; q < k; q++) {
@@ -111,16 +127,19 @@ __attribute__((noinline)) static double fgd_softmax_steps_d(double *restrict ZT,
             __m512d e = fgd_exp_nonpositive_v8d(_mm512_sub_pd(zq, top));
             _mm512_mask_storeu_pd(z + q * ldz, rm, e);
             sum = _mm512_add_pd(sum, e);
+            rest = _mm512_mask_add_pd(rest, _mm512_cmp_pd_mask(zq, top, _CMP_LT_OQ), rest, e);
+            ties = _mm512_mask_add_pd(ties, _mm512_cmp_pd_mask(zq, top, _CMP_EQ_OQ), ties, _mm512_set1_pd(1.0));
         }
+        rest = _mm512_add_pd(rest, _mm512_sub_pd(ties, _mm512_set1_pd(1.0))); /* ties past the first: 1 each */
         loss = _mm512_mask3_fnmadd_pd(wt, _mm512_sub_pd(zy, top), loss, rm);
         if (sw) {
             double s[8], w[8];
-            _mm512_storeu_pd(s, sum);
+            _mm512_storeu_pd(s, rest);
             _mm512_storeu_pd(w, wt);
             for (int r = 0; r < rows; r++)
-                loss_logs += w[r] * log(s[r]);
+                loss_logs += w[r] * log1p(s[r]);
         } else {
-            prod = _mm512_mask_mul_pd(prod, rm, prod, sum);
+            fgd_log1p_split(rest, rm, &prod, &tiny);
             if (++tiles_in_prod == fold) {
                 double p[8];
                 _mm512_storeu_pd(p, prod);
@@ -150,7 +169,7 @@ __attribute__((noinline)) static double fgd_softmax_steps_d(double *restrict ZT,
     for (ptrdiff_t q = 0; q < k; q++)
         r_sum[q] += _mm512_reduce_add_pd(rsv[q]);
     free(rs_mem);
-    return _mm512_reduce_add_pd(loss) + loss_logs;
+    return _mm512_reduce_add_pd(loss) + (loss_logs + _mm512_reduce_add_pd(tiny));
 }
 
 /* fgd_expf_nonpositive on sixteen lanes (the polynomial by Estrin's scheme). */
@@ -190,6 +209,7 @@ __attribute__((noinline)) static double fgd_softmax_steps_f(float *restrict ZT, 
     ptrdiff_t pf_lines = (pf_bytes + 63) / 64, tiles = (m + 15) / 16;
     ptrdiff_t pf_per_tile = tiles > 0 ? (pf_lines + tiles - 1) / tiles : 0;
     __m512d loss = _mm512_setzero_pd(), prod_lo = _mm512_set1_pd(1.0), prod_hi = _mm512_set1_pd(1.0);
+    __m512d tiny = _mm512_setzero_pd();
     double loss_logs = 0.0;
     int fold = (int)(FGD_STEPS_PRODUCT_BITS / log2((double)(k > 2 ? k : 2)));
     int tiles_in_prod = 0;
@@ -213,7 +233,8 @@ __attribute__((noinline)) static double fgd_softmax_steps_f(float *restrict ZT, 
         __m512 top = _mm512_maskz_loadu_ps(rm, z);
         for (ptrdiff_t q = 1; q < k; q++)
             top = _mm512_max_ps(_mm512_maskz_loadu_ps(rm, z + q * ldz), top); /* a NaN score is skipped */
-        __m512 zy = _mm512_setzero_ps(), sum = _mm512_setzero_ps();
+        __m512 zy = _mm512_setzero_ps(), sum = _mm512_setzero_ps(), rest = _mm512_setzero_ps();
+        __m512 ties = _mm512_setzero_ps(); /* classes at the maximum */
         ptrdiff_t pf_tile = pf_per_tile < pf_lines ? pf_per_tile : pf_lines;
         pf_lines -= pf_tile;
         for (ptrdiff_t q = 0; q < k; q++) {
@@ -229,13 +250,16 @@ __attribute__((noinline)) static double fgd_softmax_steps_f(float *restrict ZT, 
             __m512 e = fgd_expf_nonpositive_v16(_mm512_sub_ps(zq, top));
             _mm512_mask_storeu_ps(z + q * ldz, rm, e);
             sum = _mm512_add_ps(sum, e);
+            rest = _mm512_mask_add_ps(rest, _mm512_cmp_ps_mask(zq, top, _CMP_LT_OQ), rest, e);
+            ties = _mm512_mask_add_ps(ties, _mm512_cmp_ps_mask(zq, top, _CMP_EQ_OQ), ties, _mm512_set1_ps(1.0f));
         }
+        rest = _mm512_add_ps(rest, _mm512_sub_ps(ties, _mm512_set1_ps(1.0f))); /* ties past the first */
         for (; pf_tile > 0; pf_tile--, pfc += 64)
             __builtin_prefetch(pfc, 0, FGD_PF_LOC);
         __m512d lo, hi;
         fgd_widen16(_mm512_maskz_mul_ps(rm, wt, _mm512_sub_ps(zy, top)), &lo, &hi);
         loss = _mm512_sub_pd(loss, _mm512_add_pd(lo, hi));
-        fgd_widen16(_mm512_mask_mov_ps(_mm512_set1_ps(1.0f), rm, sum), &lo, &hi);
+        fgd_widen16(_mm512_maskz_mov_ps(rm, rest), &lo, &hi);
         if (sw) {
             double sl[16], w[16];
             __m512d wlo, whi;
@@ -245,10 +269,10 @@ __attribute__((noinline)) static double fgd_softmax_steps_f(float *restrict ZT, 
             _mm512_storeu_pd(w, wlo);
             _mm512_storeu_pd(w + 8, whi);
             for (int r = 0; r < rows; r++)
-                loss_logs += w[r] * log(sl[r]);
+                loss_logs += w[r] * log1p(sl[r]);
         } else {
-            prod_lo = _mm512_mul_pd(prod_lo, lo); /* the rows past m: factors of 1 */
-            prod_hi = _mm512_mul_pd(prod_hi, hi);
+            fgd_log1p_split(lo, (__mmask8)rm, &prod_lo, &tiny);
+            fgd_log1p_split(hi, (__mmask8)(rm >> 8), &prod_hi, &tiny);
             if (++tiles_in_prod == fold) {
                 double pl[16];
                 _mm512_storeu_pd(pl, prod_lo);
@@ -281,7 +305,7 @@ __attribute__((noinline)) static double fgd_softmax_steps_f(float *restrict ZT, 
     for (ptrdiff_t q = 0; q < k; q++)
         r_sum[q] += _mm512_reduce_add_pd(_mm512_add_pd(rsv[2 * q], rsv[2 * q + 1]));
     free(rs_mem);
-    return _mm512_reduce_add_pd(loss) + loss_logs;
+    return _mm512_reduce_add_pd(loss) + (loss_logs + _mm512_reduce_add_pd(tiny));
 }
 #else
 #define FGD_SOFTMAX_STEPS 0

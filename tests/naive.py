@@ -58,7 +58,12 @@ def loss_grad(X, y, w, b, loss, sample_weight=None):
         dz_abs = np.abs(dz) + z_abs
     elif loss == "softmax":
         rows = np.arange(n)
-        per = special.logsumexp(z, axis=1) - z[rows, y]
+        # log-sum-exp - z_y as (max - z_y) + log1p(the other classes' exponentials), so that
+        # a row predicted that surely keeps its tiny loss (log of the rounded sum gives 0).
+        top = np.argmax(z_l, axis=1)
+        e = np.exp(z_l - z_l[rows, top][:, None])
+        e[rows, top] = 0
+        per = ((z_l[rows, top] - z_l[rows, y]) + np.log1p(e.sum(axis=1))).astype(np.float64)
         dz = special.softmax(z, axis=1)
         dz[rows, y] -= 1.0
         dz_abs = np.abs(dz) + z_abs
@@ -66,8 +71,13 @@ def loss_grad(X, y, w, b, loss, sample_weight=None):
         raise ValueError(loss)
     pl = np.asarray(p, dtype=np.longdouble)
     value = float(np.sum(pl * per))
+    # Softmax's log of a sum of at least 1: a correct computation may round that sum, an
+    # error of one unit in the last place of 1 a row.
+    lse = 1.0 if loss == "softmax" else 0.0
     loss_scale = float(
-        np.sum(p * (np.abs(per) + np.abs(dz).reshape(n, -1).sum(axis=1) * z_abs.reshape(n, -1).sum(axis=1)))
+        np.sum(
+            p * (np.abs(per) + lse + np.abs(dz).reshape(n, -1).sum(axis=1) * z_abs.reshape(n, -1).sum(axis=1))
+        )
     )
     r = (pl * dz.T).T
     grad_w = (Xl.T @ r).astype(np.float64)

@@ -484,6 +484,34 @@ def test_property_cpu_backends(problem):
             assert_matches_naive(result, X, y, w, b, loss, sw, RTOL[dtype])
 
 
+@st.composite
+def softmax_problems(draw):
+    """Softmax problems over the class counts and widths of the CPU kernels' vector code:
+    k from 2 to 20 (a part of a group of eight classes, whole groups, a group and one class
+    by dot products, two and three groups, panels of up to twelve classes and more), d from
+    1 to 40 (partial vectors and column pairs), n from 1 to 200 (partial tiles of rows)."""
+    n = draw(st.integers(1, 200))
+    d = draw(st.integers(1, 40))
+    k = draw(st.integers(2, 20))
+    dtype = draw(st.sampled_from([np.float64, np.float32]))
+    weighted = draw(st.booleans())
+    scale = draw(st.sampled_from([1e-3, 1.0, 30.0]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    X, y, w, b, sw = make_problem(
+        rng, n, d, "softmax", dtype, k=k, weighted=weighted, intercept=True, scale=scale
+    )
+    return X, y, w, b, sw, dtype
+
+
+@given(problem=softmax_problems())
+def test_property_softmax_cpu_backends(problem):
+    X, y, w, b, sw, dtype = problem
+    for name in ("numba", "cython"):
+        if name in fastgd.available_backends():
+            result = fastgd.loss_grad(X, y, w, b, loss="softmax", sample_weight=sw, backend=name)
+            assert_matches_naive(result, X, y, w, b, "softmax", sw, RTOL[dtype])
+
+
 @given(problem=problems(max_n=CUDA_MAX_N))
 def test_property_cuda(problem):
     if "cuda" not in fastgd.available_backends():

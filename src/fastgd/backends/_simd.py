@@ -428,6 +428,19 @@ def _exp_nonpositive(builder, x, f32):
     return builder.fmul(p, builder.bitcast(exponent, vt))
 
 
+def _log1p(builder, x):
+    """log1p of each lane (the C library's, one call a lane)."""
+    fn = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(x.type.element, [x.type.element]), "log1p"
+    )
+    out = x
+    for lane in range(x.type.count):
+        out = builder.insert_element(
+            out, builder.call(fn, [builder.extract_element(x, _I32(lane))]), _I32(lane)
+        )
+    return out
+
+
 def _log(builder, x):
     fn = _intrinsic(builder, "llvm.log", ir.FunctionType(x.type, [x.type]), x.type)
     return builder.call(fn, [x])
@@ -452,6 +465,7 @@ def _softmax_steps_codegen(context, builder, sig, args):
     done = ir.Constant(dvt, [1.0] * nl)
     loss = cgutils.alloca_once_value(builder, ir.Constant(dvt, None))
     prod = cgutils.alloca_once_value(builder, done)
+    tiny = cgutils.alloca_once_value(builder, ir.Constant(dvt, None))
     logs = cgutils.alloca_once_value(builder, f64(0.0))
     in_prod = cgutils.alloca_once_value(builder, _I64(0))
     pf_left = cgutils.alloca_once_value(builder, pf_lines)
@@ -505,6 +519,8 @@ def _softmax_steps_codegen(context, builder, sig, args):
         top_v = builder.load(top)
         zy = cgutils.alloca_once_value(builder, zero)
         total = cgutils.alloca_once_value(builder, zero)
+        rest = cgutils.alloca_once_value(builder, zero)  # the exponentials but the maximum's
+        ties = cgutils.alloca_once_value(builder, zero)  # classes at the maximum
         n_pf = builder.load(pf_left)
         n_pf = builder.select(builder.icmp_signed("<", per_tile, n_pf), per_tile, n_pf)
         builder.store(builder.sub(builder.load(pf_left), n_pf), pf_left)
@@ -520,6 +536,12 @@ def _softmax_steps_codegen(context, builder, sig, args):
             e = _exp_nonpositive(builder, builder.fsub(zq, top_v), f32)
             _masked_store(builder, e, zrow(q), rm)
             builder.store(builder.fadd(builder.load(total), e), total)
+            below = builder.fcmp_ordered("<", zq, top_v)
+            builder.store(
+                builder.select(below, builder.fadd(builder.load(rest), e), builder.load(rest)), rest
+            )
+            at_top = builder.fcmp_ordered("==", zq, top_v)
+            builder.store(builder.fadd(builder.load(ties), builder.select(at_top, one, zero)), ties)
         with cgutils.for_range(
             builder, builder.sub(n_pf, builder.select(builder.icmp_signed("<", k, n_pf), k, n_pf))
         ) as loop:
@@ -530,16 +552,29 @@ def _softmax_steps_codegen(context, builder, sig, args):
         term = builder.fpext(term, dvt) if f32 else term
         builder.store(builder.fsub(builder.load(loss), term), loss)
         sums = builder.select(rm, builder.load(total), one)
-        sums_d = builder.fpext(sums, dvt) if f32 else sums
+        # log(sum) as log1p(rest): rest = the sum but the maximum's 1 (ties past the first
+        # count 1 each); see fgd_log1p_split in kernels/fastgd_softmax_steps.h.
+        rest_v = builder.fadd(builder.load(rest), builder.fsub(builder.load(ties), one))
+        rest_v = builder.select(rm, rest_v, zero)
+        rest_d = builder.fpext(rest_v, dvt) if f32 else rest_v
         with builder.if_else(weighted) as (then, otherwise):
             with then:
                 wt_d = builder.fpext(wt, dvt) if f32 else wt
                 builder.store(
-                    builder.fadd(builder.load(logs), lanes_sum(builder.fmul(wt_d, _log(builder, sums_d)))),
+                    builder.fadd(builder.load(logs), lanes_sum(builder.fmul(wt_d, _log1p(builder, rest_d)))),
                     logs,
                 )
             with otherwise:
-                builder.store(builder.fmul(builder.load(prod), sums_d), prod)
+                small = builder.and_(builder.fcmp_ordered("<", rest_d, ir.Constant(dvt, [2.0**-20] * nl)), rm)
+                series = builder.fsub(
+                    rest_d, builder.fmul(ir.Constant(dvt, [0.5] * nl), builder.fmul(rest_d, rest_d))
+                )
+                builder.store(
+                    builder.fadd(builder.load(tiny), builder.select(small, series, ir.Constant(dvt, None))),
+                    tiny,
+                )
+                factor = builder.select(small, done, builder.fadd(done, rest_d))
+                builder.store(builder.fmul(builder.load(prod), factor), prod)
                 count = builder.add(builder.load(in_prod), _I64(1))
                 builder.store(count, in_prod)
                 with builder.if_then(builder.icmp_signed("==", count, fold)):
@@ -561,7 +596,8 @@ def _softmax_steps_codegen(context, builder, sig, args):
             )
     with builder.if_then(builder.icmp_signed(">", builder.load(in_prod), _I64(0))):
         add_logs(builder.load(prod))
-    return builder.fadd(lanes_sum(builder.load(loss)), builder.load(logs))
+    logs_total = builder.fadd(builder.load(logs), lanes_sum(builder.load(tiny)))
+    return builder.fadd(lanes_sum(builder.load(loss)), logs_total)
 
 
 @intrinsic

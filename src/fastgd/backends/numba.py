@@ -120,6 +120,8 @@ SOFTMAX_SIMD = "avx512f" in llvm_binding.get_host_cpu_features()
 #: for on their way; the gradient panels ask for the rest (as in kernels/cython_kernels.pyx).
 SCORES_AHEAD_PERCENT = 35
 STEPS_AHEAD_PERCENT = 30
+#: Below this, a softmax row's log1p(rest) is taken as rest - rest^2 / 2 (see _simd.py).
+TINY_REST = 2.0**-20
 _ZERO_F32 = np.float32(0.0)
 _ONE_F32 = np.float32(1.0)
 
@@ -1112,6 +1114,8 @@ def _softmax_loss_grad(X, y, Wt, b, k, sw, zero, n_chunks, block, ahead_lines, n
         ZT = np.empty((k, block), X.dtype)
         top = np.empty(block, X.dtype)
         sum_e = np.empty(block, X.dtype)
+        rest = np.empty(block)
+        ties = np.empty(block)
         wt = np.ones(block, X.dtype)
         rs = np.zeros(k)
         rsv = np.zeros((k, 64 // X.itemsize))  # softmax_steps' sums of residuals by lane
@@ -1148,6 +1152,8 @@ def _softmax_loss_grad(X, y, Wt, b, k, sw, zero, n_chunks, block, ahead_lines, n
                 for i in range(m):
                     top[i] = ZT[0, i]
                     sum_e[i] = 0
+                    rest[i] = 0.0
+                    ties[i] = 0.0
                 for q in range(1, k):
                     for i in range(m):
                         top[i] = max(top[i], ZT[q, i])
@@ -1155,21 +1161,33 @@ def _softmax_loss_grad(X, y, Wt, b, k, sw, zero, n_chunks, block, ahead_lines, n
                     loss_sum -= np.float64(wt[i]) * np.float64(ZT[yb[i], i] - top[i])
                 for q in range(k):
                     for i in range(m):
-                        e = exp_nonpositive_as(ZT[q, i] - top[i])
+                        z = ZT[q, i]
+                        e = exp_nonpositive_as(z - top[i])
                         ZT[q, i] = e
                         sum_e[i] += e
+                        # The sum but the maximum's 1, for log1p (see fgd_log1p_split in
+                        # kernels/fastgd_softmax_steps.h): log of the rounded sum lost it.
+                        rest[i] += np.float64(e) if z < top[i] else 0.0
+                        ties[i] += 1.0 if z == top[i] else 0.0
+                for i in range(m):
+                    rest[i] += ties[i] - 1.0
                 if has_sw:
                     for i in range(m):
-                        loss_sum += np.float64(wt[i]) * math.log(np.float64(sum_e[i]))
+                        loss_sum += np.float64(wt[i]) * math.log1p(rest[i])
                 else:
-                    # Unweighted, logarithms of products of prod_rows rows, as in the Cython
-                    # kernel (sum_e[i] in [1, k]: each product below 2**1000).
+                    # Unweighted, logarithms of products of prod_rows rows of 1 + rest, as in
+                    # the Cython kernel (each factor in [1, k]: a product below 2**1000);
+                    # rest below 2**-20 as rest - rest^2 / 2.
                     for lo in range(0, m, prod_rows):
-                        part = sum_e[lo : min(m, lo + prod_rows)]
+                        part = rest[lo : min(m, lo + prod_rows)]
                         prod = 1.0
+                        tiny = 0.0
                         for i in range(part.shape[0]):  # from 0: no wraparound checks, vectorised
-                            prod *= np.float64(part[i])
-                        loss_sum += math.log(prod)
+                            r = part[i]
+                            small = r < TINY_REST
+                            prod *= 1.0 if small else 1.0 + r
+                            tiny += r - 0.5 * r * r if small else 0.0
+                        loss_sum += math.log(prod) + tiny
                 for i in range(m):
                     sum_e[i] = wt[i] / sum_e[i]  # now the scale of row i
                 for q in range(k):  # probabilities, and their sums (one pass)
