@@ -24,9 +24,10 @@
 #include <stddef.h>
 
 #define FGD_STREAM_AHEAD_BYTES 2048
-#ifndef FGD_PF_LOC
+/* The locality of the prefetches (2: x86 prefetcht1, into L2). The softmax block steps in a
+ * C harness, 2M x 64 float64, k = 10: 51.6 ms with 2, 52.2 with 1, 57.0 with 3 (into L1),
+ * 136 with 0 (non-temporal). */
 #define FGD_PF_LOC 2
-#endif
 
 static inline void fgd_prefetch(const void *p, ptrdiff_t bytes)
 {

@@ -99,7 +99,7 @@ static inline __attribute__((always_inline)) __m512d fgd_lane_sums8_d(const __m5
  * (8 or 16), then the group's are transposed to class-major. Asks for *pf_left lines from
  * *pf, one per row step. */
 static inline __attribute__((always_inline)) void fgd_score_group_tile_d(
-    const double *restrict x, ptrdiff_t d, int rows, const double *restrict Wd, ptrdiff_t kq, ptrdiff_t q0, int nq,
+    const double *restrict x, ptrdiff_t d, int rows, const double *restrict Wg, ptrdiff_t ldw, int nq, ptrdiff_t q0,
     ptrdiff_t qd, const double *restrict Wt, const double *restrict b, double *restrict z, ptrdiff_t ldz,
     const int GROUP, const int DOT, const char **pf, ptrdiff_t *pf_left)
 {
@@ -120,7 +120,7 @@ static inline __attribute__((always_inline)) void fgd_score_group_tile_d(
         __m512d wv[8], wd = _mm512_setzero_pd();
 #pragma GCC unroll 8
         for (int t = 0; t < 8; t++)
-            wv[t] = GROUP ? _mm512_maskz_loadu_pd(cm, Wd + (j + t) * kq + q0) : _mm512_setzero_pd();
+            wv[t] = GROUP ? _mm512_maskz_loadu_pd(cm, Wg + (j + t) * ldw) : _mm512_setzero_pd();
         if (DOT)
             wd = _mm512_loadu_pd(wdot + j);
 #pragma GCC unroll 8
@@ -145,7 +145,7 @@ static inline __attribute__((always_inline)) void fgd_score_group_tile_d(
         __mmask8 jm = (__mmask8)((1u << dt) - 1);
         __m512d wd = DOT ? _mm512_maskz_loadu_pd(jm, wdot + j) : _mm512_setzero_pd();
         for (int t = 0; GROUP && t < dt; t++) {
-            __m512d wv = _mm512_maskz_loadu_pd(cm, Wd + (j + t) * kq + q0);
+            __m512d wv = _mm512_maskz_loadu_pd(cm, Wg + (j + t) * ldw);
 #pragma GCC unroll 8
             for (int r = 0; r < 8; r++)
                 az[r] = _mm512_fmadd_pd(_mm512_set1_pd(xr[r][j + t]), wv, az[r]);
@@ -167,41 +167,6 @@ static inline __attribute__((always_inline)) void fgd_score_group_tile_d(
     *pf_left = left;
 }
 
-/* ZT[q * ldz + i] = X[i] . Wt[q] + b[q] for i < m, q < k, by tiles of eight rows: the
- * classes in groups of eight (one vector; the last group masked), except that where
- * k = 8 g + 1 the last class is taken by dot products in the first group's pass. Asks for
- * the pf_bytes from pf (rows of the next block) on the way, spread over the row steps. */
-__attribute__((noinline)) static void fgd_class_scores_groups_d(
-    const double *restrict X, const double *restrict Wt, const double *restrict Wd, const double *restrict b,
-    ptrdiff_t m, ptrdiff_t d, ptrdiff_t k, ptrdiff_t ldz, double *restrict ZT, const void *pf, ptrdiff_t pf_bytes)
-{
-    int dot = k % 8 == 1;
-    ptrdiff_t kg = dot ? k - 1 : k;          /* classes in groups */
-    ptrdiff_t groups = kg > 0 ? (kg + 7) / 8 : 1; /* k = 1: one pass, of dot products alone */
-    ptrdiff_t tiles = (m + 7) / 8;
-    ptrdiff_t lines = (pf_bytes + 63) / 64;
-    ptrdiff_t per_tile = tiles > 0 ? (lines + tiles - 1) / tiles : 0;
-    const char *p = (const char *)pf;
-    for (ptrdiff_t i0 = 0; i0 < m; i0 += 8) {
-        int rows = (int)(m - i0 < 8 ? m - i0 : 8);
-        const double *x = X + i0 * d;
-        double *z = ZT + i0;
-        ptrdiff_t left = per_tile < lines ? per_tile : lines;
-        lines -= left;
-        for (ptrdiff_t g = 0; g < groups; g++) {
-            ptrdiff_t q0 = 8 * g;
-            int nq = (int)(kg - q0 < 8 ? kg - q0 : 8);
-            if (kg == 0)
-                fgd_score_group_tile_d(x, d, rows, Wd, k, 0, 0, 0, Wt, b, z, ldz, 0, 1, &p, &left);
-            else if (dot && g == 0)
-                fgd_score_group_tile_d(x, d, rows, Wd, k, q0, nq, k - 1, Wt, b, z, ldz, 1, 1, &p, &left);
-            else
-                fgd_score_group_tile_d(x, d, rows, Wd, k, q0, nq, 0, Wt, b, z, ldz, 1, 0, &p, &left);
-        }
-        for (; left > 0; left--, p += 64)
-            __builtin_prefetch(p, 0, FGD_PF_LOC);
-    }
-}
 
 /* ---- float32: eight classes by two columns a vector ---- */
 
@@ -225,9 +190,9 @@ static inline __attribute__((always_inline)) __m256 fgd_lane_sums8_f(const __m51
  * class's two column sums are added at the end. The dot class takes sixteen columns a
  * vector. */
 static inline __attribute__((always_inline)) void fgd_score_group_tile_f(
-    const float *restrict x, ptrdiff_t d, int rows, const float *restrict Wp, int nq, ptrdiff_t q0, ptrdiff_t qd,
-    const float *restrict Wt, const double *restrict b, float *restrict z, ptrdiff_t ldz, const int GROUP,
-    const int DOT, const char **pf, ptrdiff_t *pf_left)
+    const float *restrict x, ptrdiff_t d, int rows, const float *restrict Wg, ptrdiff_t ldw, int nq, ptrdiff_t q0,
+    ptrdiff_t qd, const float *restrict Wt, const double *restrict b, float *restrict z, ptrdiff_t ldz,
+    const int GROUP, const int DOT, const char **pf, ptrdiff_t *pf_left)
 {
     __m512 az[8], ad[8];
     const float *xr[8];
@@ -245,7 +210,7 @@ static inline __attribute__((always_inline)) void fgd_score_group_tile_f(
         __m512 wv[8], wd = _mm512_setzero_ps();
 #pragma GCC unroll 8
         for (int t = 0; t < 8; t++)
-            wv[t] = GROUP ? _mm512_loadu_ps(Wp + (j / 2 + t) * 16) : _mm512_setzero_ps();
+            wv[t] = GROUP ? _mm512_loadu_ps(Wg + (j / 2 + t) * ldw) : _mm512_setzero_ps();
         if (DOT)
             wd = _mm512_loadu_ps(wdot + j);
 #pragma GCC unroll 8
@@ -274,7 +239,7 @@ static inline __attribute__((always_inline)) void fgd_score_group_tile_f(
         if (GROUP) {
             int t = 0;
             for (; 2 * t + 1 < dt; t++) {
-                __m512 wv = _mm512_loadu_ps(Wp + (j / 2 + t) * 16);
+                __m512 wv = _mm512_loadu_ps(Wg + (j / 2 + t) * ldw);
 #pragma GCC unroll 8
                 for (int r = 0; r < 8; r++) {
                     double pair;
@@ -283,7 +248,7 @@ static inline __attribute__((always_inline)) void fgd_score_group_tile_f(
                 }
             }
             if (2 * t < dt) { /* the last column alone: its pair's second coefficients are 0 */
-                __m512 wv = _mm512_loadu_ps(Wp + (j / 2 + t) * 16);
+                __m512 wv = _mm512_loadu_ps(Wg + (j / 2 + t) * ldw);
 #pragma GCC unroll 8
                 for (int r = 0; r < 8; r++)
                     az[r] = _mm512_fmadd_ps(_mm512_set1_ps(xr[r][j + 2 * t]), wv, az[r]);
@@ -316,76 +281,27 @@ static inline __attribute__((always_inline)) void fgd_score_group_tile_f(
     *pf_left = left;
 }
 
-/* The float32 scores as fgd_class_scores_groups_d, with Wp from fgd_pair_coefficients_f. */
-__attribute__((noinline)) static void fgd_class_scores_groups_f(
-    const float *restrict X, const float *restrict Wt, const float *restrict Wp, const double *restrict b,
-    ptrdiff_t m, ptrdiff_t d, ptrdiff_t k, ptrdiff_t ldz, float *restrict ZT, const void *pf, ptrdiff_t pf_bytes)
-{
-    int dot = k % 8 == 1;
-    ptrdiff_t kg = dot ? k - 1 : k;
-    ptrdiff_t groups = kg > 0 ? (kg + 7) / 8 : 1;
-    ptrdiff_t P = (d + 1) / 2;
-    ptrdiff_t tiles = (m + 7) / 8;
-    ptrdiff_t lines = (pf_bytes + 63) / 64;
-    ptrdiff_t per_tile = tiles > 0 ? (lines + tiles - 1) / tiles : 0;
-    const char *p = (const char *)pf;
-    for (ptrdiff_t i0 = 0; i0 < m; i0 += 8) {
-        int rows = (int)(m - i0 < 8 ? m - i0 : 8);
-        const float *x = X + i0 * d;
-        float *z = ZT + i0;
-        ptrdiff_t left = per_tile < lines ? per_tile : lines;
-        lines -= left;
-        for (ptrdiff_t g = 0; g < groups; g++) {
-            ptrdiff_t q0 = 8 * g;
-            int nq = (int)(kg - q0 < 8 ? kg - q0 : 8);
-            const float *wp = Wp + g * P * 16;
-            if (kg == 0)
-                fgd_score_group_tile_f(x, d, rows, wp, 0, 0, 0, Wt, b, z, ldz, 0, 1, &p, &left);
-            else if (dot && g == 0)
-                fgd_score_group_tile_f(x, d, rows, wp, nq, q0, k - 1, Wt, b, z, ldz, 1, 1, &p, &left);
-            else
-                fgd_score_group_tile_f(x, d, rows, wp, nq, q0, 0, Wt, b, z, ldz, 1, 0, &p, &left);
-        }
-        for (; left > 0; left--, p += 64)
-            __builtin_prefetch(p, 0, FGD_PF_LOC);
-    }
-}
 #endif
 
-/* The scores of the block (see fgd_class_scores_groups_d; without AVX-512 the tiles of
- * fastgd_tiles_impl.h). Returns the bytes from pf it asked for: pf_bytes, or 0 (the tiles
- * ask for none). */
-__attribute__((noinline)) static ptrdiff_t fgd_class_scores_d(
-    const double *restrict X, const double *restrict Wt, const double *restrict Wd, const double *restrict b,
-    ptrdiff_t m, ptrdiff_t d, ptrdiff_t k, ptrdiff_t ldz, double *restrict ZT, const void *pf, ptrdiff_t pf_bytes)
-{
-#if FGD_SCORE_GROUPS
-    fgd_class_scores_groups_d(X, Wt, Wd, b, m, d, k, ldz, ZT, pf, pf_bytes);
-    return pf_bytes;
-#else
-    (void)Wd;
-    (void)pf;
-    (void)pf_bytes;
-    fgd_class_scores_tiles_d(X, Wt, b, m, d, k, ldz, ZT);
-    return 0;
-#endif
-}
-
-/* The float32 scores (Wp from fgd_pair_coefficients_f, with AVX-512), as fgd_class_scores_d. */
-__attribute__((noinline)) static ptrdiff_t fgd_class_scores_f(
-    const float *restrict X, const float *restrict Wt, const float *restrict Wp, const double *restrict b,
-    ptrdiff_t m, ptrdiff_t d, ptrdiff_t k, ptrdiff_t ldz, float *restrict ZT, const void *pf, ptrdiff_t pf_bytes)
-{
-#if FGD_SCORE_GROUPS
-    fgd_class_scores_groups_f(X, Wt, Wp, b, m, d, k, ldz, ZT, pf, pf_bytes);
-    return pf_bytes;
-#else
-    (void)Wp;
-    (void)pf;
-    (void)pf_bytes;
-    fgd_class_scores_tiles_f(X, Wt, b, m, d, k, ldz, ZT);
-    return 0;
-#endif
-}
+/* The tile loop over a block and the dispatch, once per dtype (fastgd_score_groups_impl.h):
+ * the group's coefficients at FGD_GROUP_W(W, g, k, d), rows FGD_GROUP_LDW(k) apart. */
+#define FGD_T double
+#define FGD_NAME(name) name##_d
+#define FGD_GROUP_W(W, g, k, d) ((W) + 8 * (g))
+#define FGD_GROUP_LDW(k) (k)
+#include "fastgd_score_groups_impl.h"
+#undef FGD_T
+#undef FGD_NAME
+#undef FGD_GROUP_W
+#undef FGD_GROUP_LDW
+#define FGD_T float
+#define FGD_NAME(name) name##_f
+#define FGD_GROUP_W(W, g, k, d) ((W) + (g) * (((d) + 1) / 2) * 16)
+#define FGD_GROUP_LDW(k) 16
+#include "fastgd_score_groups_impl.h"
+#undef FGD_T
+#undef FGD_NAME
+#undef FGD_GROUP_W
+#undef FGD_GROUP_LDW
 
 #endif

@@ -151,11 +151,13 @@ def _array(context, builder, ty, value):
     return a.data, cgutils.unpack_tuple(builder, a.shape)
 
 
-def _prefetch(builder, ptr):
+def prefetch_line(builder, ptr, locality=2):
+    """LLVM's prefetch of the cache line holding *ptr (read, data; locality 2: x86
+    ``prefetcht1``, into L2), also used by the numba backend's _prefetch intrinsics."""
     i8p = ir.IntType(8).as_pointer()
     fnty = ir.FunctionType(ir.VoidType(), [i8p, _I32, _I32, _I32])
     fn = builder.module.declare_intrinsic("llvm.prefetch", [i8p], fnty=fnty)
-    builder.call(fn, [builder.bitcast(ptr, i8p), _I32(0), _I32(2), _I32(1)])
+    builder.call(fn, [builder.bitcast(ptr, i8p), _I32(0), _I32(locality), _I32(1)])
 
 
 def _score_group_tile_codegen(context, builder, sig, args):
@@ -205,7 +207,7 @@ def _score_group_tile_codegen(context, builder, sig, args):
         for r in range(8):
             s = builder.add(builder.mul(loop.index, _I64(8)), _I64(r))
             with builder.if_then(builder.icmp_signed("<", s, pf_n), likely=False):
-                _prefetch(builder, builder.gep(X, [builder.add(pf_at, builder.mul(s, per_line))]))
+                prefetch_line(builder, builder.gep(X, [builder.add(pf_at, builder.mul(s, per_line))]))
             if dot:
                 xv = _load_vec(builder, builder.gep(rowp[r], [j]), vt)
                 builder.store(_fma(builder, xv, wd, builder.load(dacc[r])), dacc[r])
@@ -329,7 +331,7 @@ def _panel_rows_codegen(context, builder, sig, args):
                 row = builder.gep(X, [builder.add(builder.mul(builder.add(start, i), d), j0)])
                 v = [_masked_load(builder, builder.gep(row, [_I64(u * nl)]), masks[u], vt) for u in range(J)]
                 with builder.if_then(builder.icmp_signed("<", i, pf_lines), likely=True):
-                    _prefetch(builder, builder.gep(X, [builder.add(pf_at, builder.mul(i, per_line))]))
+                    prefetch_line(builder, builder.gep(X, [builder.add(pf_at, builder.mul(i, per_line))]))
                 ri = builder.gep(base, [i])
                 for q in range(Q):
                     offset = (
@@ -367,7 +369,7 @@ def _panel_rows_codegen(context, builder, sig, args):
     builder.position_at_end(done)
     with cgutils.for_range(builder, builder.sub(pf_lines, m)) as loop:  # lines beyond one a row
         line = builder.add(m, loop.index)
-        _prefetch(builder, builder.gep(X, [builder.add(pf_at, builder.mul(line, per_line))]))
+        prefetch_line(builder, builder.gep(X, [builder.add(pf_at, builder.mul(line, per_line))]))
     return context.get_dummy_value()
 
 
@@ -528,7 +530,7 @@ def _softmax_steps_codegen(context, builder, sig, args):
             q = loop.index
             with builder.if_then(builder.icmp_signed("<", q, n_pf), likely=True):
                 at = builder.load(pf_ptr)
-                _prefetch(builder, builder.gep(X, [at]))
+                prefetch_line(builder, builder.gep(X, [at]))
                 builder.store(builder.add(at, per_line), pf_ptr)
             zq = _masked_load(builder, zrow(q), rm, vt)
             mq = builder.icmp_signed("==", yv, _splat(builder, q, _vec(_I64, nl)))
@@ -546,7 +548,7 @@ def _softmax_steps_codegen(context, builder, sig, args):
             builder, builder.sub(n_pf, builder.select(builder.icmp_signed("<", k, n_pf), k, n_pf))
         ) as loop:
             at = builder.load(pf_ptr)
-            _prefetch(builder, builder.gep(X, [at]))
+            prefetch_line(builder, builder.gep(X, [at]))
             builder.store(builder.add(at, per_line), pf_ptr)
         term = builder.select(rm, builder.fmul(wt, builder.fsub(builder.load(zy), top_v)), zero)
         term = builder.fpext(term, dvt) if f32 else term

@@ -17,7 +17,6 @@ import threading
 import numba
 import numpy as np
 from llvmlite import binding as llvm_binding
-from llvmlite import ir
 from numba.core import types
 from numba.cpython.unsafe.tuple import tuple_setitem
 from numba.extending import intrinsic
@@ -27,7 +26,14 @@ from .. import _config
 from .._config import LOSSES, MSE, NUMBA_FASTMATH
 from . import _csr, _sums
 from ._rowmath import scalar_loss_dz
-from ._simd import PANEL_CLASSES_MAX, panel_rows, panel_vectors, score_group_tile, softmax_steps
+from ._simd import (
+    PANEL_CLASSES_MAX,
+    panel_rows,
+    panel_vectors,
+    prefetch_line,
+    score_group_tile,
+    softmax_steps,
+)
 from ._vecmath import (
     exp_nonpositive,
     exp_nonpositive_as,
@@ -131,14 +137,8 @@ def _prefetch_codegen(locality):
 
     def codegen(context, builder, sig, args):
         data = context.make_array(sig.args[0])(context, builder, args[0]).data
-        i8p = ir.IntType(8).as_pointer()
-        i32 = ir.IntType(32)
-        itemsize = context.get_abi_sizeof(context.get_data_type(sig.args[0].dtype))
         offset = context.cast(builder, args[1], sig.args[1], types.intp)
-        ptr = builder.gep(builder.bitcast(data, i8p), [builder.mul(offset, offset.type(itemsize))])
-        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
-        fn = builder.module.declare_intrinsic("llvm.prefetch", [i8p], fnty=fnty)
-        builder.call(fn, [ptr, i32(0), i32(locality), i32(1)])
+        prefetch_line(builder, builder.gep(data, [offset]), locality)
         return context.get_dummy_value()
 
     return codegen
@@ -1123,7 +1123,6 @@ def _softmax_loss_grad(X, y, Wt, b, k, sw, zero, n_chunks, block, ahead_lines, n
         stop = min(n, (c + 1) * chunk)
         for start in range(c * chunk, stop, block):
             m = min(block, stop - start)
-            yb = y[start : start + m]
             ahead = min(block, stop - start - m) * d  # the next block's elements
             skip = 0
             if len(narrow) > 0:  # a compile-time constant: d for narrow rows, else 0
@@ -1140,6 +1139,7 @@ def _softmax_loss_grad(X, y, Wt, b, k, sw, zero, n_chunks, block, ahead_lines, n
                 loss_sum += softmax_steps(ZT, m, k, kq, y, start, sw, has_sw, rsv, X, at, steps_lines)
                 skip += steps_lines * 64 // X.itemsize
             else:
+                yb = y[start : start + m]
                 if has_sw:
                     sb = sw[start : start + m]
                     for i in range(m):
