@@ -8,8 +8,9 @@ its own row of the caller's float64 buffers, so threads share nothing. Each chun
 walked in small blocks of rows, as in the Numba backend (``fastgd/backends/numba.py``
 explains the layout), except for narrow rows: mse/logistic with d up to 8 take one pass
 (``fastgd_narrow.c``, which also holds softmax's block products for such rows), d = 1
-its own loops below, and with AVX-512 rows of up to sixteen 512-bit vectors one pass four
-rows at a time (``fastgd_fused_rows.c``). The vectorisable exp/log1p are in ``fastgd_vecmath.h``.
+its own loops below (unweighted logistic with AVX-512: ``fastgd_one_feature.c``), and with
+AVX-512 rows of up to sixteen 512-bit vectors one pass four rows at a time
+(``fastgd_fused_rows.c``). The vectorisable exp/log1p are in ``fastgd_vecmath.h``.
 """
 
 from cython cimport floating
@@ -234,6 +235,13 @@ cdef void _mse_one_feature(
     dz_sum[0] = 2.0 * acc_dz
 
 
+cdef extern from "fastgd_one_feature.h" nogil:
+    int fgd_logistic_one_feature_d(const double* x, const double* y, double w0, double b, Py_ssize_t lo,
+                                   Py_ssize_t hi, double* g, double* dz_sum, double* loss_sum)
+    int fgd_logistic_one_feature_f(const float* x, const float* y, float w0, float b, Py_ssize_t lo,
+                                   Py_ssize_t hi, double* g, double* dz_sum, double* loss_sum)
+
+
 cdef void _logistic_one_feature_f32(
     const float* x, const float* y, float w0, float b, Py_ssize_t lo, Py_ssize_t hi,
     double* g, double* dz_sum, double* loss_sum,
@@ -289,8 +297,13 @@ cdef void _logistic_one_feature(
     cdef Py_ssize_t i, part, part_end
     cdef double z, e, r, xi, yi, s, num, den, t, p_sum, p_den, prod = 1.0
     cdef double acc_loss = 0.0, acc_g = 0.0, acc_dz = 0.0
-    if floating is float:
-        if not has_sw:
+    if not has_sw:  # with AVX-512, 512-bit vectors (fastgd_one_feature.h); else below
+        if floating is double:
+            if fgd_logistic_one_feature_d(x, y, w0, b, lo, hi, g, dz_sum, loss_sum):
+                return
+        else:
+            if fgd_logistic_one_feature_f(x, y, <float>w0, <float>b, lo, hi, g, dz_sum, loss_sum):
+                return
             _logistic_one_feature_f32(x, y, <float>w0, <float>b, lo, hi, g, dz_sum, loss_sum)
             return
     if has_sw:

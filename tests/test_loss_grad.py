@@ -413,6 +413,45 @@ def test_float32_logistic_one_feature_is_float32_exact(backend, rng):
         assert gb32 == pytest.approx(gb64, rel=5e-7)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+def test_logistic_one_feature_vectors(backend, dtype, rng):
+    """Unweighted d = 1 logistic with AVX-512 (kernels/fastgd_one_feature.c, numba's
+    _simd.logistic_one_feature): eight float64 or sixteen float32 rows a vector, in parts of
+    2 KB of x. Row counts either side of a vector, of a part (256 float64, 512 float32
+    rows) and of two, so that each thread's rows end in a partial vector or none; scores
+    of both signs up to +-900 (past the exponential's clamp) and exactly 0; against the
+    independent reference."""
+    if backend == "cuda":
+        pytest.skip("a CPU kernel path")
+    tight = {np.float64: 1e-12, np.float32: RTOL[np.float32]}[dtype]
+    lanes = 64 // np.dtype(dtype).itemsize
+    part = 2048 // np.dtype(dtype).itemsize
+    counts = {1, 2, 3} | {m + e for m in (lanes, 2 * lanes, part, 2 * part, 4 * part) for e in (-1, 0, 1)}
+    for n in sorted(counts):
+        X = rng.normal(size=(n, 1)).astype(dtype)
+        X[::5] = 0.0  # z = b = 0 there, sigmoid 1/2
+        y = (rng.random(n) < 0.5).astype(dtype)
+        for w0, b in [(1.7, 0.0), (-3.0, 0.4), (300.0, 0.0)]:
+            w = np.array([w0], dtype)
+            result = fastgd.loss_grad(X, y, w, b, loss="logistic", backend=backend)
+            assert_matches_naive(result, X, y, w, b, "logistic", None, tight)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+def test_numba_logistic_one_feature_without_vector_code(dtype, rng, monkeypatch):
+    """Where the CPU has no AVX-512 the Numba backend takes unweighted d = 1 logistic
+    through its scalar loops (numba.ONE_FEATURE_SIMD false): they still match the
+    reference."""
+    from fastgd.backends import numba as numba_backend
+
+    monkeypatch.setattr(numba_backend, "ONE_FEATURE_SIMD", False)
+    tight = {np.float64: 1e-12, np.float32: RTOL[np.float32]}[dtype]
+    for n in (1, 17, 4099):
+        X, y, w, b, _ = make_problem(rng, n, 1, "logistic", dtype, scale=4.0)
+        result = fastgd.loss_grad(X, y, w, b, loss="logistic", backend="numba")
+        assert_matches_naive(result, X, y, w, b, "logistic", None, tight)
+
+
 def test_readonly_memmap_used_in_place(backend, rng, tmp_path):
     X, y, w, b, sw = make_problem(rng, 97, 5, "logistic", np.float32, weighted=True)
     path = tmp_path / "X.npy"

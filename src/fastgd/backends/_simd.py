@@ -14,7 +14,9 @@ intrinsics write those loops as LLVM vector code, the same steps as the Cython k
 - :func:`panel_rows` -- a panel of the gradient update: Q classes by J vectors of columns,
   summed in registers over a block's rows;
 - :func:`softmax_steps` -- a block's softmax steps, from scores to residuals, eight float64
-  or sixteen float32 rows a vector (kernels/fastgd_softmax_steps.h).
+  or sixteen float32 rows a vector (kernels/fastgd_softmax_steps.h);
+- :func:`logistic_one_feature` -- unweighted logistic for d = 1, eight float64 or sixteen
+  float32 rows a vector (kernels/fastgd_one_feature.c).
 
 Where the CPU has AVX-512 these took 2M x 64, k = 10 from 95 to 56-58 ms in float64 and 54
 to 30-39 ms in float32 (README, Performance).
@@ -29,7 +31,7 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
-from ._vecmath import _PAIR_CONSTANTS
+from ._vecmath import _PAIR_CONSTANTS, PADE_EVEN, PADE_ODD
 
 #: The residuals' stride the gradient panels have a fast case for: the softmax block's rows
 #: (fastgd._config.CPU_SOFTMAX_BLOCK_ROWS; a test checks that the two agree).
@@ -619,3 +621,172 @@ def softmax_steps(typingctx, ZT, m, k, kq, y, start, sw, has_sw, rsv, X, pf_at, 
     if y.dtype != types.int64:
         return None
     return types.float64(ZT, m, k, kq, y, start, sw, has_sw, rsv, X, pf_at, pf_lines), _softmax_steps_codegen
+
+
+#: Bytes of x per part of logistic_one_feature (FGD_ONE_FEATURE_PART_BYTES in
+#: kernels/fastgd_one_feature.c): the rows between two foldings of its products, and
+#: between two requests for the rows STREAM_AHEAD_BYTES ahead.
+ONE_FEATURE_PART_BYTES = 2048
+#: FGD_STREAM_AHEAD_BYTES in kernels/fastgd_prefetch.h.
+STREAM_AHEAD_BYTES = 2048
+
+
+def _logistic_one_feature_codegen(context, builder, sig, args):
+    x_ty = sig.args[0]
+    x_arr, y_arr, lo, hi, w0, b = _indices_as_intp(context, builder, sig, args)
+    f32 = x_ty.dtype == types.float32
+    ft = ir.FloatType() if f32 else ir.DoubleType()
+    f64 = ir.DoubleType()
+    nl = 16 if f32 else 8
+    vt, dvt = _vec(ft, nl), _vec(f64, nl)
+    it = ir.IntType(32 if f32 else 64)
+    ivt = _vec(it, nl)
+    X, _ = _array(context, builder, x_ty, x_arr)
+    Y, _ = _array(context, builder, sig.args[1], y_arr)
+    minimum, inv_ln2, magic, ln2_hi, ln2_lo, _, bias, exp_mask, bits, _, _ = _PAIR_CONSTANTS[x_ty.dtype]
+    mantissa_bits = (1 << bits) - 1
+
+    def const(c, t=vt):
+        return ir.Constant(t, [c] * t.count)
+
+    zero, one = const(0.0), const(1.0)
+    w_v = _splat(builder, context.cast(builder, w0, sig.args[4], x_ty.dtype), vt)
+    b_v = _splat(builder, context.cast(builder, b, sig.args[5], x_ty.dtype), vt)
+    fabs = _intrinsic(builder, "llvm.fabs", ir.FunctionType(vt, [vt]), vt)
+    # Sums by lane: float64 rows sum in X's dtype throughout; float32 rows in float32 over
+    # a part, then into the float64 totals.
+    part_sums = [cgutils.alloca_once_value(builder, zero) for _ in range(4)]  # loss, loss_pos, dz, g
+    totals = [cgutils.alloca_once_value(builder, const(0.0, dvt)) for _ in range(4)]
+    p_sum = cgutils.alloca_once_value(builder, one)  # of num + den (float64), of 1 + e (float32)
+    p_den = cgutils.alloca_once_value(builder, one)  # of den (float64 only)
+    p_exp = cgutils.alloca_once_value(builder, const(0.0, dvt))  # exponents taken out of them
+
+    def accumulate(slot, value):
+        builder.store(builder.fadd(builder.load(slot), value), slot)
+
+    def step(xv, yv, live):
+        """One vector of rows; live (None: all) marks those that count (the others were
+        loaded as x = y = 0, which add 0 to the loss's y z and to g)."""
+        z = _fma(builder, xv, w_v, b_v)
+        a = builder.fsub(const(-0.0), builder.call(fabs, [z]))  # -|z|
+        nonneg = builder.fcmp_ordered(">=", z, zero)
+        if f32:
+            e = _exp_nonpositive(builder, a, True)
+            t = builder.fadd(one, e)
+            den = None
+            sig_num = builder.select(nonneg, one, e)
+        else:  # e^-|z| = num / den, fastgd_vecmath.h's fgd_exp_ratio_nonpositive
+            a = builder.select(builder.fcmp_ordered("<", a, const(minimum)), const(minimum), a)  # NaN kept
+            km = _fma(builder, a, const(inv_ln2), const(magic))
+            k = builder.fsub(km, const(magic))
+            neg_k = builder.fsub(const(-0.0), k)
+            r = _fma(builder, neg_k, const(ln2_lo), _fma(builder, neg_k, const(ln2_hi), a))
+            q = builder.fmul(r, r)
+            even = const(PADE_EVEN[0])
+            for c in PADE_EVEN[1:]:
+                even = _fma(builder, even, q, const(c))
+            odd = const(PADE_ODD[0])
+            for c in PADE_ODD[1:]:
+                odd = _fma(builder, odd, q, const(c))
+            scale = builder.shl(
+                builder.and_(builder.add(builder.bitcast(km, ivt), const(bias, ivt)), const(exp_mask, ivt)),
+                const(bits, ivt),
+            )
+            num = builder.fmul(_fma(builder, odd, r, even), builder.bitcast(scale, vt))
+            den = _fma(builder, builder.fsub(const(-0.0), odd), r, even)
+            t = builder.fadd(num, den)
+            sig_num = builder.select(nonneg, den, num)
+        res = builder.fsub(builder.fdiv(sig_num, t), yv)
+        loss, loss_pos, dz, g = part_sums
+        builder.store(_fma(builder, builder.fsub(const(-0.0), yv), z, builder.load(loss)), loss)
+        pos = nonneg if live is None else builder.and_(nonneg, live)
+        accumulate(loss_pos, builder.select(pos, z, zero))
+        accumulate(dz, res if live is None else builder.select(live, res, zero))
+        builder.store(_fma(builder, res, xv, builder.load(g)), g)
+        for slot, factor in ((p_sum, t), (p_den, den)):
+            if factor is not None:
+                factor = factor if live is None else builder.select(live, factor, one)
+                builder.store(builder.fmul(builder.load(slot), factor), slot)
+
+    def take_exponent(slot):
+        """The product in slot (positive, normal) to its mantissa in [1, 2); returns its
+        exponents (float64)."""
+        v = builder.bitcast(builder.load(slot), ivt)
+        e = builder.sub(builder.lshr(v, const(bits, ivt)), const(bias, ivt))
+        m = builder.or_(builder.and_(v, const(mantissa_bits, ivt)), const(bias << bits, ivt))
+        builder.store(builder.bitcast(m, vt), slot)
+        return builder.sitofp(e, dvt)
+
+    itemsize = 4 if f32 else 8
+    part_rows = ONE_FEATURE_PART_BYTES // itemsize
+    ahead = STREAM_AHEAD_BYTES // itemsize
+    per_line = 64 // itemsize
+    with cgutils.for_range_slice(builder, lo, hi, _I64(part_rows), _I64) as (part, _):
+        end = builder.add(part, _I64(part_rows))
+        end = builder.select(builder.icmp_signed("<", end, hi), end, hi)
+        # ask for the rows STREAM_AHEAD_BYTES ahead, those before hi (fastgd_prefetch.h)
+        pf_end = builder.add(end, _I64(ahead))
+        pf_end = builder.select(builder.icmp_signed("<", pf_end, hi), pf_end, hi)
+        pf_start = builder.add(part, _I64(ahead))
+        with cgutils.for_range_slice(builder, pf_start, pf_end, _I64(per_line), _I64) as (at, _):
+            prefetch_line(builder, builder.gep(X, [at]))
+            prefetch_line(builder, builder.gep(Y, [at]))
+        full = builder.sdiv(builder.sub(end, part), _I64(nl))
+        with cgutils.for_range(builder, full) as loop:
+            i = builder.add(part, builder.mul(loop.index, _I64(nl)))
+            xv = _load_vec(builder, builder.gep(X, [i]), vt)
+            step(xv, _load_vec(builder, builder.gep(Y, [i]), vt), None)
+        i = builder.add(part, builder.mul(full, _I64(nl)))
+        with builder.if_then(builder.icmp_signed("<", i, end)):
+            live = _lane_mask(builder, builder.sub(end, i), nl)
+            xv = _masked_load(builder, builder.gep(X, [i]), live, vt)
+            yv = _masked_load(builder, builder.gep(Y, [i]), live, vt)
+            step(xv, yv, live)
+        exps = take_exponent(p_sum)
+        if not f32:
+            exps = builder.fsub(exps, take_exponent(p_den))
+        accumulate(p_exp, exps)
+        if f32:  # the part's float32 sums into the float64 totals
+            for slot, total in zip(part_sums, totals, strict=True):
+                accumulate(total, builder.fpext(builder.load(slot), dvt))
+                builder.store(zero, slot)
+
+    def lanes(vec, op):
+        out = builder.extract_element(vec, _I32(0))
+        for lane in range(1, vec.type.count):
+            out = op(out, builder.extract_element(vec, _I32(lane)))
+        return out
+
+    if f32:
+        loss, loss_pos, dz, g = (builder.load(t) for t in totals)
+        ratio = builder.fpext(builder.load(p_sum), dvt)
+    else:
+        loss, loss_pos, dz, g = (builder.load(t) for t in part_sums)
+        ratio = builder.fdiv(builder.load(p_sum), builder.load(p_den))
+    # the lanes' mantissas multiplied: sixteen in [1, 2) (float32), or eight ratios of two
+    # such (float64), so between 2**-8 and 2**16
+    log = builder.module.declare_intrinsic("llvm.log", [f64])
+    loss_sum = builder.fadd(
+        lanes(builder.fadd(loss, loss_pos), builder.fadd),
+        builder.fadd(
+            builder.fmul(f64(0.6931471805599453), lanes(builder.load(p_exp), builder.fadd)),
+            builder.call(log, [lanes(ratio, builder.fmul)]),
+        ),
+    )
+    return context.make_tuple(
+        builder, sig.return_type, [loss_sum, lanes(g, builder.fadd), lanes(dz, builder.fadd)]
+    )
+
+
+@intrinsic
+def logistic_one_feature(typingctx, x, y, lo, hi, w0, b):
+    """Unweighted logistic for d = 1 on rows lo..hi of x and y (1-d, float64 or float32),
+    z = x w0 + b: (sum l, sum (sigmoid(z) - y) x, sum (sigmoid(z) - y)), float64. The
+    steps of kernels/fastgd_one_feature.c as LLVM vector code: eight float64 rows a vector
+    (e^-|z| as a Pade ratio; the log1p terms as the logarithm of products) or sixteen
+    float32 rows in float32 arithmetic (sums over a part, then float64)."""
+    if not all(isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C" for a in (x, y)):
+        return None
+    if x.dtype not in (types.float32, types.float64) or y.dtype != x.dtype:
+        return None
+    return types.UniTuple(types.float64, 3)(x, y, lo, hi, w0, b), _logistic_one_feature_codegen

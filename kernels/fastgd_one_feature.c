@@ -1,0 +1,176 @@
+/* The loops declared in fastgd_one_feature.h (see there). */
+#include "fastgd_one_feature.h"
+
+#include <math.h>
+
+#include "fastgd_prefetch.h"
+#include "fastgd_vecmath.h"
+
+/* Bytes of x per part: the rows between two foldings of the products (float64: 256 rows,
+ * 32 factors a lane, each at most 2.4, so below 2**41; float32: 512 rows, 32 factors of
+ * at most 2 a lane), and between two prefetches. */
+#define FGD_ONE_FEATURE_PART_BYTES 2048
+
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__AVX512F__)
+#include <immintrin.h>
+
+#define FGD_ALWAYS_INLINE inline __attribute__((always_inline))
+
+/* float64 lanes' sums: loss (sum -y z), loss_pos (sum max(z, 0)), dz, g, and the log1p
+ * products p_sum (of num + den) and p_den (of den) with the exponents taken out of them
+ * (p_exp). */
+typedef struct {
+    __m512d loss, loss_pos, dz, g, p_sum, p_den, p_exp;
+} fgd_one_sums_d;
+
+/* One vector of rows; live marks the rows that count (all but in a partial last vector,
+ * whose other lanes were loaded as x = y = 0: they add 0 to loss and g). */
+static FGD_ALWAYS_INLINE void fgd_one_step_d(__m512d x, __m512d y, __m512d w0, __m512d b, __mmask8 live,
+                                             fgd_one_sums_d *s)
+{
+    const __m512d zero = _mm512_setzero_pd();
+    __m512d z = _mm512_fmadd_pd(x, w0, b);
+    /* a = -|z| at least FGD_EXP_MIN (max returns its second operand, a, where a is NaN) */
+    __m512d a = _mm512_max_pd(_mm512_set1_pd(FGD_EXP_MIN), _mm512_or_pd(z, _mm512_set1_pd(-0.0)));
+    __m512d km = _mm512_fmadd_pd(a, _mm512_set1_pd(FGD_INV_LN2), _mm512_set1_pd(FGD_ROUND_MAGIC));
+    __m512d k = _mm512_sub_pd(km, _mm512_set1_pd(FGD_ROUND_MAGIC));
+    __m512d r = _mm512_fnmadd_pd(k, _mm512_set1_pd(FGD_LN2_LO), _mm512_fnmadd_pd(k, _mm512_set1_pd(FGD_LN2_HI), a));
+    __m512d q = _mm512_mul_pd(r, r);
+    __m512d even = _mm512_fmadd_pd(
+        _mm512_fmadd_pd(_mm512_fmadd_pd(_mm512_set1_pd(FGD_PADE_EVEN[0]), q, _mm512_set1_pd(FGD_PADE_EVEN[1])), q,
+                        _mm512_set1_pd(FGD_PADE_EVEN[2])),
+        q, _mm512_set1_pd(FGD_PADE_EVEN[3]));
+    __m512d odd = _mm512_mul_pd(
+        r, _mm512_fmadd_pd(_mm512_fmadd_pd(_mm512_set1_pd(FGD_PADE_ODD[0]), q, _mm512_set1_pd(FGD_PADE_ODD[1])), q,
+                           _mm512_set1_pd(FGD_PADE_ODD[2])));
+    __m512d num = _mm512_scalef_pd(_mm512_add_pd(even, odd), k); /* e^-|z| = num / den */
+    __m512d den = _mm512_sub_pd(even, odd);
+    __m512d t = _mm512_add_pd(num, den);
+    __mmask8 nonneg = _mm512_cmp_pd_mask(z, zero, _CMP_GE_OQ);
+    /* sigmoid(z) - y: sigmoid(z) = den / t for z >= 0, num / t below */
+    __m512d res = _mm512_sub_pd(_mm512_div_pd(_mm512_mask_blend_pd(nonneg, num, den), t), y);
+    s->loss = _mm512_fnmadd_pd(y, z, s->loss);
+    s->loss_pos = _mm512_mask_add_pd(s->loss_pos, nonneg & live, s->loss_pos, z);
+    s->dz = _mm512_mask_add_pd(s->dz, live, s->dz, res);
+    s->g = _mm512_fmadd_pd(res, x, s->g);
+    s->p_sum = _mm512_mask_mul_pd(s->p_sum, live, s->p_sum, t);
+    s->p_den = _mm512_mask_mul_pd(s->p_den, live, s->p_den, den);
+}
+
+int fgd_logistic_one_feature_d(const double *x, const double *y, double w0, double b, ptrdiff_t lo, ptrdiff_t hi,
+                               double *g, double *dz_sum, double *loss_sum)
+{
+    const ptrdiff_t part_rows = FGD_ONE_FEATURE_PART_BYTES / sizeof(double);
+    const __m512d zero = _mm512_setzero_pd(), one = _mm512_set1_pd(1.0);
+    const __m512d W = _mm512_set1_pd(w0), B = _mm512_set1_pd(b);
+    fgd_one_sums_d s = {zero, zero, zero, zero, one, one, zero};
+    for (ptrdiff_t part = lo, part_end; part < hi; part = part_end) {
+        part_end = hi < part + part_rows ? hi : part + part_rows;
+        fgd_prefetch_stream(x, sizeof(double), part, part_end, hi);
+        fgd_prefetch_stream(y, sizeof(double), part, part_end, hi);
+        ptrdiff_t i = part;
+        for (; i + 8 <= part_end; i += 8)
+            fgd_one_step_d(_mm512_loadu_pd(x + i), _mm512_loadu_pd(y + i), W, B, 0xFF, &s);
+        if (i < part_end) {
+            __mmask8 live = (__mmask8)((1u << (part_end - i)) - 1);
+            fgd_one_step_d(_mm512_maskz_loadu_pd(live, x + i), _mm512_maskz_loadu_pd(live, y + i), W, B, live, &s);
+        }
+        /* the products back to [1, 2), their exponents summed */
+        s.p_exp = _mm512_add_pd(s.p_exp, _mm512_sub_pd(_mm512_getexp_pd(s.p_sum), _mm512_getexp_pd(s.p_den)));
+        s.p_sum = _mm512_getmant_pd(s.p_sum, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_zero);
+        s.p_den = _mm512_getmant_pd(s.p_den, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_zero);
+    }
+    *loss_sum = _mm512_reduce_add_pd(_mm512_add_pd(s.loss, s.loss_pos)) + M_LN2 * _mm512_reduce_add_pd(s.p_exp) +
+                log(_mm512_reduce_mul_pd(s.p_sum) / _mm512_reduce_mul_pd(s.p_den));
+    *g = _mm512_reduce_add_pd(s.g);
+    *dz_sum = _mm512_reduce_add_pd(s.dz);
+    return 1;
+}
+
+/* The float32 part's sums (float32 lanes), added into float64 lanes after every part. */
+typedef struct {
+    __m512 loss, loss_pos, dz, g;
+} fgd_one_part_f;
+
+static FGD_ALWAYS_INLINE void fgd_one_step_f(__m512 x, __m512 y, __m512 w0, __m512 b, __mmask16 live,
+                                             fgd_one_part_f *s, __m512 *prod)
+{
+    const __m512 zero = _mm512_setzero_ps(), one = _mm512_set1_ps(1.0f);
+    __m512 z = _mm512_fmadd_ps(x, w0, b);
+    __m512 a = _mm512_max_ps(_mm512_set1_ps(FGD_EXPF_MIN), _mm512_or_ps(z, _mm512_set1_ps(-0.0f)));
+    __m512 km = _mm512_fmadd_ps(a, _mm512_set1_ps(FGD_INV_LN2_F), _mm512_set1_ps(FGD_ROUND_MAGIC_F));
+    __m512 k = _mm512_sub_ps(km, _mm512_set1_ps(FGD_ROUND_MAGIC_F));
+    __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(FGD_LN2_LO_F), _mm512_fnmadd_ps(k, _mm512_set1_ps(FGD_LN2_HI_F), a));
+    __m512 p = _mm512_set1_ps(FGD_EXPF_POLY[0]);
+    for (int j = 1; j < 7; j++)
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(FGD_EXPF_POLY[j]));
+    __m512 e = _mm512_scalef_ps(p, k); /* e^-|z| */
+    __m512 t = _mm512_add_ps(one, e);
+    __mmask16 nonneg = _mm512_cmp_ps_mask(z, zero, _CMP_GE_OQ);
+    __m512 res = _mm512_sub_ps(_mm512_div_ps(_mm512_mask_blend_ps(nonneg, e, one), t), y);
+    s->loss = _mm512_fnmadd_ps(y, z, s->loss);
+    s->loss_pos = _mm512_mask_add_ps(s->loss_pos, nonneg & live, s->loss_pos, z);
+    s->dz = _mm512_mask_add_ps(s->dz, live, s->dz, res);
+    s->g = _mm512_fmadd_ps(res, x, s->g);
+    *prod = _mm512_mask_mul_ps(*prod, live, *prod, t);
+}
+
+/* v's sixteen lanes as float64, added pairwise into eight */
+static FGD_ALWAYS_INLINE __m512d fgd_widen_sum(__m512 v)
+{
+    __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
+    return _mm512_add_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(v)), _mm512_cvtps_pd(hi));
+}
+
+int fgd_logistic_one_feature_f(const float *x, const float *y, float w0, float b, ptrdiff_t lo, ptrdiff_t hi,
+                               double *g, double *dz_sum, double *loss_sum)
+{
+    const ptrdiff_t part_rows = FGD_ONE_FEATURE_PART_BYTES / sizeof(float);
+    const __m512 zero = _mm512_setzero_ps(), W = _mm512_set1_ps(w0), B = _mm512_set1_ps(b);
+    __m512d loss = _mm512_setzero_pd(), dz = loss, gs = loss, p_exp = loss;
+    __m512 prod = _mm512_set1_ps(1.0f);
+    for (ptrdiff_t part = lo, part_end; part < hi; part = part_end) {
+        part_end = hi < part + part_rows ? hi : part + part_rows;
+        fgd_prefetch_stream(x, sizeof(float), part, part_end, hi);
+        fgd_prefetch_stream(y, sizeof(float), part, part_end, hi);
+        fgd_one_part_f s = {zero, zero, zero, zero};
+        ptrdiff_t i = part;
+        for (; i + 16 <= part_end; i += 16)
+            fgd_one_step_f(_mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i), W, B, 0xFFFF, &s, &prod);
+        if (i < part_end) {
+            __mmask16 live = (__mmask16)((1u << (part_end - i)) - 1);
+            fgd_one_step_f(_mm512_maskz_loadu_ps(live, x + i), _mm512_maskz_loadu_ps(live, y + i), W, B, live, &s,
+                           &prod);
+        }
+        loss = _mm512_add_pd(loss, fgd_widen_sum(_mm512_add_ps(s.loss, s.loss_pos)));
+        dz = _mm512_add_pd(dz, fgd_widen_sum(s.dz));
+        gs = _mm512_add_pd(gs, fgd_widen_sum(s.g));
+        p_exp = _mm512_add_pd(p_exp, fgd_widen_sum(_mm512_getexp_ps(prod)));
+        prod = _mm512_getmant_ps(prod, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_zero);
+    }
+    /* the sixteen mantissas' product, at most 2**16 */
+    *loss_sum = _mm512_reduce_add_pd(loss) + M_LN2 * _mm512_reduce_add_pd(p_exp) +
+                log(_mm512_reduce_mul_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(prod))) *
+                    _mm512_reduce_mul_pd(_mm512_cvtps_pd(
+                        _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(prod), 1)))));
+    *g = _mm512_reduce_add_pd(gs);
+    *dz_sum = _mm512_reduce_add_pd(dz);
+    return 1;
+}
+
+#else /* no AVX-512: the caller's loop takes every row */
+
+int fgd_logistic_one_feature_d(const double *x, const double *y, double w0, double b, ptrdiff_t lo, ptrdiff_t hi,
+                               double *g, double *dz_sum, double *loss_sum)
+{
+    (void)x, (void)y, (void)w0, (void)b, (void)lo, (void)hi, (void)g, (void)dz_sum, (void)loss_sum;
+    return 0;
+}
+
+int fgd_logistic_one_feature_f(const float *x, const float *y, float w0, float b, ptrdiff_t lo, ptrdiff_t hi,
+                               double *g, double *dz_sum, double *loss_sum)
+{
+    (void)x, (void)y, (void)w0, (void)b, (void)lo, (void)hi, (void)g, (void)dz_sum, (void)loss_sum;
+    return 0;
+}
+#endif
