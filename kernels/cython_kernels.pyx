@@ -201,15 +201,33 @@ cdef void _scalar_chunk(
     dz_sum[0] = acc_dz
 
 
+cdef extern from "fastgd_one_feature.h" nogil:
+    int fgd_logistic_one_feature_d(const double* x, const double* y, double w0, double b, Py_ssize_t lo,
+                                   Py_ssize_t hi, double* g, double* dz_sum, double* loss_sum)
+    int fgd_logistic_one_feature_f(const float* x, const float* y, float w0, float b, Py_ssize_t lo,
+                                   Py_ssize_t hi, double* g, double* dz_sum, double* loss_sum)
+    int fgd_mse_one_feature_d(const double* x, const double* y, const double* sw, double w0, double b,
+                              Py_ssize_t lo, Py_ssize_t hi, double* g, double* dz_sum, double* loss_sum)
+    int fgd_mse_one_feature_f(const float* x, const float* y, const float* sw, double w0, double b,
+                              Py_ssize_t lo, Py_ssize_t hi, double* g, double* dz_sum, double* loss_sum)
+
+
 cdef void _mse_one_feature(
     const floating* x, const floating* y, const floating* sw, bint has_sw, double w0, double b,
     Py_ssize_t lo, Py_ssize_t hi, double* g, double* dz_sum, double* loss_sum,
 ) noexcept nogil:
     """mse for d = 1, rows lo..hi: one loop that reads x and y once, with no per-block
-    passes (at a few bytes a row they would cost more than the read)."""
+    passes (at a few bytes a row they would cost more than the read); with AVX-512 the
+    loop of fastgd_one_feature.c, which asks for its lines one at a time ahead."""
     cdef Py_ssize_t i, part, part_end
     cdef double r, sr
     cdef double acc_loss = 0.0, acc_g = 0.0, acc_dz = 0.0
+    if floating is double:
+        if fgd_mse_one_feature_d(x, y, sw if has_sw else NULL, w0, b, lo, hi, g, dz_sum, loss_sum):
+            return
+    else:
+        if fgd_mse_one_feature_f(x, y, sw if has_sw else NULL, w0, b, lo, hi, g, dz_sum, loss_sum):
+            return
     part = lo
     while part < hi:
         part_end = min(hi, part + PADE_ROWS)
@@ -233,13 +251,6 @@ cdef void _mse_one_feature(
     loss_sum[0] = acc_loss
     g[0] = 2.0 * acc_g
     dz_sum[0] = 2.0 * acc_dz
-
-
-cdef extern from "fastgd_one_feature.h" nogil:
-    int fgd_logistic_one_feature_d(const double* x, const double* y, double w0, double b, Py_ssize_t lo,
-                                   Py_ssize_t hi, double* g, double* dz_sum, double* loss_sum)
-    int fgd_logistic_one_feature_f(const float* x, const float* y, float w0, float b, Py_ssize_t lo,
-                                   Py_ssize_t hi, double* g, double* dz_sum, double* loss_sum)
 
 
 cdef void _logistic_one_feature_f32(

@@ -3,13 +3,16 @@
 
 #include <math.h>
 
-#include "fastgd_prefetch.h"
 #include "fastgd_vecmath.h"
 
 /* Bytes of x per part: the rows between two foldings of the products (float64: 256 rows,
  * 32 factors a lane, each at most 2.4, so below 2**41; float32: 512 rows, 32 factors of
- * at most 2 a lane), and between two prefetches. */
+ * at most 2 a lane). */
 #define FGD_ONE_FEATURE_PART_BYTES 2048
+
+/* Each step asks for the line of x and the line of y (and of the weights) this far ahead,
+ * into L1 (see fastgd_one_feature.h). */
+#define FGD_ONE_FEATURE_AHEAD_BYTES 4096
 
 #if defined(__GNUC__) && defined(__x86_64__) && defined(__AVX512F__)
 #include <immintrin.h>
@@ -61,16 +64,20 @@ int fgd_logistic_one_feature_d(const double *x, const double *y, double w0, doub
                                double *g, double *dz_sum, double *loss_sum)
 {
     const ptrdiff_t part_rows = FGD_ONE_FEATURE_PART_BYTES / sizeof(double);
+    const ptrdiff_t ahead = FGD_ONE_FEATURE_AHEAD_BYTES / sizeof(double);
     const __m512d zero = _mm512_setzero_pd(), one = _mm512_set1_pd(1.0);
     const __m512d W = _mm512_set1_pd(w0), B = _mm512_set1_pd(b);
     fgd_one_sums_d s = {zero, zero, zero, zero, one, one, zero};
     for (ptrdiff_t part = lo, part_end; part < hi; part = part_end) {
         part_end = hi < part + part_rows ? hi : part + part_rows;
-        fgd_prefetch_stream(x, sizeof(double), part, part_end, hi);
-        fgd_prefetch_stream(y, sizeof(double), part, part_end, hi);
         ptrdiff_t i = part;
-        for (; i + 8 <= part_end; i += 8)
+        for (; i + 8 <= part_end; i += 8) {
+            if (i + ahead < hi) {
+                __builtin_prefetch(x + i + ahead, 0, 3);
+                __builtin_prefetch(y + i + ahead, 0, 3);
+            }
             fgd_one_step_d(_mm512_loadu_pd(x + i), _mm512_loadu_pd(y + i), W, B, 0xFF, &s);
+        }
         if (i < part_end) {
             __mmask8 live = (__mmask8)((1u << (part_end - i)) - 1);
             fgd_one_step_d(_mm512_maskz_loadu_pd(live, x + i), _mm512_maskz_loadu_pd(live, y + i), W, B, live, &s);
@@ -126,17 +133,21 @@ int fgd_logistic_one_feature_f(const float *x, const float *y, float w0, float b
                                double *g, double *dz_sum, double *loss_sum)
 {
     const ptrdiff_t part_rows = FGD_ONE_FEATURE_PART_BYTES / sizeof(float);
+    const ptrdiff_t ahead = FGD_ONE_FEATURE_AHEAD_BYTES / sizeof(float);
     const __m512 zero = _mm512_setzero_ps(), W = _mm512_set1_ps(w0), B = _mm512_set1_ps(b);
     __m512d loss = _mm512_setzero_pd(), dz = loss, gs = loss, p_exp = loss;
     __m512 prod = _mm512_set1_ps(1.0f);
     for (ptrdiff_t part = lo, part_end; part < hi; part = part_end) {
         part_end = hi < part + part_rows ? hi : part + part_rows;
-        fgd_prefetch_stream(x, sizeof(float), part, part_end, hi);
-        fgd_prefetch_stream(y, sizeof(float), part, part_end, hi);
         fgd_one_part_f s = {zero, zero, zero, zero};
         ptrdiff_t i = part;
-        for (; i + 16 <= part_end; i += 16)
+        for (; i + 16 <= part_end; i += 16) {
+            if (i + ahead < hi) {
+                __builtin_prefetch(x + i + ahead, 0, 3);
+                __builtin_prefetch(y + i + ahead, 0, 3);
+            }
             fgd_one_step_f(_mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i), W, B, 0xFFFF, &s, &prod);
+        }
         if (i < part_end) {
             __mmask16 live = (__mmask16)((1u << (part_end - i)) - 1);
             fgd_one_step_f(_mm512_maskz_loadu_ps(live, x + i), _mm512_maskz_loadu_ps(live, y + i), W, B, live, &s,
@@ -158,6 +169,101 @@ int fgd_logistic_one_feature_f(const float *x, const float *y, float w0, float b
     return 1;
 }
 
+/* mse: one step of eight rows in float64 (float32 rows widened to float64), live marking
+ * the rows that count (r = 0 in the others). */
+static FGD_ALWAYS_INLINE void fgd_mse_step(__m512d x, __m512d y, __m512d s, __m512d w0, __m512d b, __mmask8 live,
+                                           int weighted, __m512d *loss, __m512d *dz, __m512d *g)
+{
+    __m512d r = _mm512_maskz_sub_pd(live, _mm512_fmadd_pd(x, w0, b), y);
+    __m512d sr = weighted ? _mm512_mul_pd(s, r) : r;
+    *loss = _mm512_fmadd_pd(sr, r, *loss);
+    *dz = _mm512_add_pd(*dz, sr);
+    *g = _mm512_fmadd_pd(sr, x, *g);
+}
+
+/* v's lanes 0-7 (hi = 0) or 8-15 (hi = 1) as float64 */
+static FGD_ALWAYS_INLINE __m512d fgd_widen_half(__m512 v, int hi)
+{
+    return _mm512_cvtps_pd(hi ? _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))
+                              : _mm512_castps512_ps256(v));
+}
+
+/* Rows lo..hi, weighted a constant where inlined (sw unused without). */
+static FGD_ALWAYS_INLINE void fgd_mse_impl_d(const double *x, const double *y, const double *sw, double w0, double b,
+                                             ptrdiff_t lo, ptrdiff_t hi, int weighted, double *g, double *dz_sum,
+                                             double *loss_sum)
+{
+    const ptrdiff_t ahead = FGD_ONE_FEATURE_AHEAD_BYTES / sizeof(double);
+    const __m512d W = _mm512_set1_pd(w0), B = _mm512_set1_pd(b), one = _mm512_set1_pd(1.0);
+    __m512d loss = _mm512_setzero_pd(), dz = loss, gs = loss;
+    ptrdiff_t i = lo;
+    for (; i + 8 <= hi; i += 8) {
+        if (i + ahead < hi) {
+            __builtin_prefetch(x + i + ahead, 0, 3);
+            __builtin_prefetch(y + i + ahead, 0, 3);
+            if (weighted)
+                __builtin_prefetch(sw + i + ahead, 0, 3);
+        }
+        fgd_mse_step(_mm512_loadu_pd(x + i), _mm512_loadu_pd(y + i), weighted ? _mm512_loadu_pd(sw + i) : one, W,
+                     B, 0xFF, weighted, &loss, &dz, &gs);
+    }
+    if (i < hi) {
+        __mmask8 live = (__mmask8)((1u << (hi - i)) - 1);
+        fgd_mse_step(_mm512_maskz_loadu_pd(live, x + i), _mm512_maskz_loadu_pd(live, y + i),
+                     weighted ? _mm512_maskz_loadu_pd(live, sw + i) : one, W, B, live, weighted, &loss, &dz, &gs);
+    }
+    *loss_sum = _mm512_reduce_add_pd(loss);
+    *g = 2.0 * _mm512_reduce_add_pd(gs);
+    *dz_sum = 2.0 * _mm512_reduce_add_pd(dz);
+}
+
+static FGD_ALWAYS_INLINE void fgd_mse_impl_f(const float *x, const float *y, const float *sw, double w0, double b,
+                                             ptrdiff_t lo, ptrdiff_t hi, int weighted, double *g, double *dz_sum,
+                                             double *loss_sum)
+{
+    const ptrdiff_t ahead = FGD_ONE_FEATURE_AHEAD_BYTES / sizeof(float);
+    const __m512d W = _mm512_set1_pd(w0), B = _mm512_set1_pd(b);
+    const __m512 ones = _mm512_set1_ps(1.0f);
+    __m512d loss = _mm512_setzero_pd(), dz = loss, gs = loss;
+    for (ptrdiff_t i = lo; i < hi; i += 16) {
+        __mmask16 live = hi - i >= 16 ? 0xFFFF : (__mmask16)((1u << (hi - i)) - 1);
+        if (i + ahead < hi) {
+            __builtin_prefetch(x + i + ahead, 0, 3);
+            __builtin_prefetch(y + i + ahead, 0, 3);
+            if (weighted)
+                __builtin_prefetch(sw + i + ahead, 0, 3);
+        }
+        __m512 xv = _mm512_maskz_loadu_ps(live, x + i), yv = _mm512_maskz_loadu_ps(live, y + i);
+        __m512 sv = weighted ? _mm512_maskz_loadu_ps(live, sw + i) : ones;
+        for (int half = 0; half < 2; half++)
+            fgd_mse_step(fgd_widen_half(xv, half), fgd_widen_half(yv, half), fgd_widen_half(sv, half), W, B,
+                         (__mmask8)(live >> (8 * half)), weighted, &loss, &dz, &gs);
+    }
+    *loss_sum = _mm512_reduce_add_pd(loss);
+    *g = 2.0 * _mm512_reduce_add_pd(gs);
+    *dz_sum = 2.0 * _mm512_reduce_add_pd(dz);
+}
+
+int fgd_mse_one_feature_d(const double *x, const double *y, const double *sw, double w0, double b, ptrdiff_t lo,
+                          ptrdiff_t hi, double *g, double *dz_sum, double *loss_sum)
+{
+    if (sw)
+        fgd_mse_impl_d(x, y, sw, w0, b, lo, hi, 1, g, dz_sum, loss_sum);
+    else
+        fgd_mse_impl_d(x, y, sw, w0, b, lo, hi, 0, g, dz_sum, loss_sum);
+    return 1;
+}
+
+int fgd_mse_one_feature_f(const float *x, const float *y, const float *sw, double w0, double b, ptrdiff_t lo,
+                          ptrdiff_t hi, double *g, double *dz_sum, double *loss_sum)
+{
+    if (sw)
+        fgd_mse_impl_f(x, y, sw, w0, b, lo, hi, 1, g, dz_sum, loss_sum);
+    else
+        fgd_mse_impl_f(x, y, sw, w0, b, lo, hi, 0, g, dz_sum, loss_sum);
+    return 1;
+}
+
 #else /* no AVX-512: the caller's loop takes every row */
 
 int fgd_logistic_one_feature_d(const double *x, const double *y, double w0, double b, ptrdiff_t lo, ptrdiff_t hi,
@@ -171,6 +277,20 @@ int fgd_logistic_one_feature_f(const float *x, const float *y, float w0, float b
                                double *g, double *dz_sum, double *loss_sum)
 {
     (void)x, (void)y, (void)w0, (void)b, (void)lo, (void)hi, (void)g, (void)dz_sum, (void)loss_sum;
+    return 0;
+}
+
+int fgd_mse_one_feature_d(const double *x, const double *y, const double *sw, double w0, double b, ptrdiff_t lo,
+                          ptrdiff_t hi, double *g, double *dz_sum, double *loss_sum)
+{
+    (void)x, (void)y, (void)sw, (void)w0, (void)b, (void)lo, (void)hi, (void)g, (void)dz_sum, (void)loss_sum;
+    return 0;
+}
+
+int fgd_mse_one_feature_f(const float *x, const float *y, const float *sw, double w0, double b, ptrdiff_t lo,
+                          ptrdiff_t hi, double *g, double *dz_sum, double *loss_sum)
+{
+    (void)x, (void)y, (void)sw, (void)w0, (void)b, (void)lo, (void)hi, (void)g, (void)dz_sum, (void)loss_sum;
     return 0;
 }
 #endif

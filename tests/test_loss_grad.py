@@ -414,12 +414,14 @@ def test_float32_logistic_one_feature_is_float32_exact(backend, rng):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
-def test_logistic_one_feature_vectors(backend, dtype, rng):
-    """Unweighted d = 1 logistic with AVX-512 (kernels/fastgd_one_feature.c, numba's
-    _simd.logistic_one_feature): eight float64 or sixteen float32 rows a vector, in parts of
+@pytest.mark.parametrize("loss", ["mse", "logistic"])
+def test_one_feature_vectors(backend, loss, dtype, rng):
+    """d = 1 with AVX-512 (kernels/fastgd_one_feature.c; numba's _simd.mse_one_feature and
+    _simd.logistic_one_feature): mse weighted or not and unweighted logistic, eight float64
+    or sixteen float32 rows a vector (float32 mse widened to float64), logistic in parts of
     2 KB of x. Row counts either side of a vector, of a part (256 float64, 512 float32
-    rows) and of two, so that each thread's rows end in a partial vector or none; scores
-    of both signs up to +-900 (past the exponential's clamp) and exactly 0; against the
+    rows) and of two, so that each thread's rows end in a partial vector or none; scores of
+    both signs up to +-900 (past the exponential's clamp) and exactly 0; against the
     independent reference."""
     if backend == "cuda":
         pytest.skip("a CPU kernel path")
@@ -429,27 +431,35 @@ def test_logistic_one_feature_vectors(backend, dtype, rng):
     counts = {1, 2, 3} | {m + e for m in (lanes, 2 * lanes, part, 2 * part, 4 * part) for e in (-1, 0, 1)}
     for n in sorted(counts):
         X = rng.normal(size=(n, 1)).astype(dtype)
-        X[::5] = 0.0  # z = b = 0 there, sigmoid 1/2
-        y = (rng.random(n) < 0.5).astype(dtype)
+        X[::5] = 0.0  # z = b there (logistic: sigmoid 1/2 at b = 0)
+        if loss == "logistic":
+            y = (rng.random(n) < 0.5).astype(dtype)
+            weights = [None]
+        else:
+            y = rng.normal(size=n).astype(dtype)
+            weights = [None, rng.uniform(0.1, 2.0, size=n).astype(dtype)]
         for w0, b in [(1.7, 0.0), (-3.0, 0.4), (300.0, 0.0)]:
             w = np.array([w0], dtype)
-            result = fastgd.loss_grad(X, y, w, b, loss="logistic", backend=backend)
-            assert_matches_naive(result, X, y, w, b, "logistic", None, tight)
+            for sw in weights:
+                result = fastgd.loss_grad(X, y, w, b, loss=loss, sample_weight=sw, backend=backend)
+                assert_matches_naive(result, X, y, w, b, loss, sw, tight)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
-def test_numba_logistic_one_feature_without_vector_code(dtype, rng, monkeypatch):
-    """Where the CPU has no AVX-512 the Numba backend takes unweighted d = 1 logistic
-    through its scalar loops (numba.ONE_FEATURE_SIMD false): they still match the
-    reference."""
+@pytest.mark.parametrize("loss", ["mse", "logistic"])
+def test_numba_one_feature_without_vector_code(loss, dtype, rng, monkeypatch):
+    """Where the CPU has no AVX-512 the Numba backend takes d = 1 through its loops of
+    scalar code, which LLVM vectorises (numba.ONE_FEATURE_SIMD false): they still match
+    the reference, weighted and not."""
     from fastgd.backends import numba as numba_backend
 
     monkeypatch.setattr(numba_backend, "ONE_FEATURE_SIMD", False)
     tight = {np.float64: 1e-12, np.float32: RTOL[np.float32]}[dtype]
     for n in (1, 17, 4099):
-        X, y, w, b, _ = make_problem(rng, n, 1, "logistic", dtype, scale=4.0)
-        result = fastgd.loss_grad(X, y, w, b, loss="logistic", backend="numba")
-        assert_matches_naive(result, X, y, w, b, "logistic", None, tight)
+        X, y, w, b, sw = make_problem(rng, n, 1, loss, dtype, weighted=True, scale=4.0)
+        for weights in (None, sw):
+            result = fastgd.loss_grad(X, y, w, b, loss=loss, sample_weight=weights, backend="numba")
+            assert_matches_naive(result, X, y, w, b, loss, weights, tight)
 
 
 def test_readonly_memmap_used_in_place(backend, rng, tmp_path):

@@ -16,7 +16,10 @@ intrinsics write those loops as LLVM vector code, the same steps as the Cython k
 - :func:`softmax_steps` -- a block's softmax steps, from scores to residuals, eight float64
   or sixteen float32 rows a vector (kernels/fastgd_softmax_steps.h);
 - :func:`logistic_one_feature` -- unweighted logistic for d = 1, eight float64 or sixteen
-  float32 rows a vector (kernels/fastgd_one_feature.c).
+  float32 rows a vector (kernels/fastgd_one_feature.c). Its 2**k is AVX-512's vscalef, an
+  x86 intrinsic: it is compiled only where the CPU has AVX-512 (numba.ONE_FEATURE_SIMD);
+  the others are plain LLVM vector code that compiles for any CPU;
+- :func:`mse_one_feature` -- mse for d = 1, weighted or not, a 64-byte line of x a step.
 
 Where the CPU has AVX-512 these took 2M x 64, k = 10 from 95 to 56-58 ms in float64 and 54
 to 30-39 ms in float32 (README, Performance).
@@ -24,6 +27,10 @@ to 30-39 ms in float32 (README, Performance).
 The multiply-adds are ``llvm.fma``; the loops over columns and rows are LLVM loops whose
 sums live in stack slots that LLVM turns into registers. Nothing here reads outside the
 arrays: a tile's missing rows read its first row, and partial vectors are masked.
+
+Numba's on-disk cache of the kernels in numba.py does not notice a change to this file
+(its index follows numba.py alone): after editing here, delete the cache
+(``src/fastgd/backends/__pycache__/*.nbi`` and ``*.nbc``), or the old code keeps running.
 """
 
 import numba
@@ -624,11 +631,24 @@ def softmax_steps(typingctx, ZT, m, k, kq, y, start, sw, has_sw, rsv, X, pf_at, 
 
 
 #: Bytes of x per part of logistic_one_feature (FGD_ONE_FEATURE_PART_BYTES in
-#: kernels/fastgd_one_feature.c): the rows between two foldings of its products, and
-#: between two requests for the rows STREAM_AHEAD_BYTES ahead.
+#: kernels/fastgd_one_feature.c): the rows between two foldings of its products.
 ONE_FEATURE_PART_BYTES = 2048
-#: FGD_STREAM_AHEAD_BYTES in kernels/fastgd_prefetch.h.
-STREAM_AHEAD_BYTES = 2048
+#: How far ahead each vector step asks for a line of x and one of y, into L1
+#: (FGD_ONE_FEATURE_AHEAD_BYTES in kernels/fastgd_one_feature.c, which says why).
+ONE_FEATURE_AHEAD_BYTES = 4096
+
+
+def _scalef(builder, a, k):
+    """a 2**k for vectors a and k (k integral) of 512 bits: AVX-512's vscalef, one
+    instruction where the exponent's bits take an integer add, a shift and a multiply.
+    An x86 AVX-512 intrinsic: only for code compiled where the CPU has AVX-512."""
+    vt = a.type
+    f32 = isinstance(vt.element, ir.FloatType)
+    mask_t = ir.IntType(vt.count)
+    name = f"llvm.x86.avx512.mask.scalef.{'ps' if f32 else 'pd'}.512"
+    fnty = ir.FunctionType(vt, [vt, vt, vt, mask_t, _I32])
+    fn = cgutils.get_or_insert_function(builder.module, fnty, name)
+    return builder.call(fn, [a, k, a, ir.Constant(mask_t, -1), _I32(4)])  # 4: the current rounding
 
 
 def _logistic_one_feature_codegen(context, builder, sig, args):
@@ -643,7 +663,7 @@ def _logistic_one_feature_codegen(context, builder, sig, args):
     ivt = _vec(it, nl)
     X, _ = _array(context, builder, x_ty, x_arr)
     Y, _ = _array(context, builder, sig.args[1], y_arr)
-    minimum, inv_ln2, magic, ln2_hi, ln2_lo, _, bias, exp_mask, bits, _, _ = _PAIR_CONSTANTS[x_ty.dtype]
+    minimum, inv_ln2, magic, ln2_hi, ln2_lo, poly, bias, _, bits, _, _ = _PAIR_CONSTANTS[x_ty.dtype]
     mantissa_bits = (1 << bits) - 1
 
     def const(c, t=vt):
@@ -670,17 +690,21 @@ def _logistic_one_feature_codegen(context, builder, sig, args):
         z = _fma(builder, xv, w_v, b_v)
         a = builder.fsub(const(-0.0), builder.call(fabs, [z]))  # -|z|
         nonneg = builder.fcmp_ordered(">=", z, zero)
-        if f32:
-            e = _exp_nonpositive(builder, a, True)
+        # a = k ln 2 + r, |r| <= ln2 / 2 (as _exp_nonpositive)
+        a = builder.select(builder.fcmp_ordered("<", a, const(minimum)), const(minimum), a)  # NaN kept
+        km = _fma(builder, a, const(inv_ln2), const(magic))
+        k = builder.fsub(km, const(magic))
+        neg_k = builder.fsub(const(-0.0), k)
+        r = _fma(builder, neg_k, const(ln2_lo), _fma(builder, neg_k, const(ln2_hi), a))
+        if f32:  # e^-|z| = 2**k p(r), p by Horner's scheme (fgd_expf_nonpositive)
+            p = const(poly[0])
+            for c in poly[1:]:
+                p = _fma(builder, p, r, const(c))
+            e = _scalef(builder, p, k)
             t = builder.fadd(one, e)
             den = None
             sig_num = builder.select(nonneg, one, e)
         else:  # e^-|z| = num / den, fastgd_vecmath.h's fgd_exp_ratio_nonpositive
-            a = builder.select(builder.fcmp_ordered("<", a, const(minimum)), const(minimum), a)  # NaN kept
-            km = _fma(builder, a, const(inv_ln2), const(magic))
-            k = builder.fsub(km, const(magic))
-            neg_k = builder.fsub(const(-0.0), k)
-            r = _fma(builder, neg_k, const(ln2_lo), _fma(builder, neg_k, const(ln2_hi), a))
             q = builder.fmul(r, r)
             even = const(PADE_EVEN[0])
             for c in PADE_EVEN[1:]:
@@ -688,11 +712,7 @@ def _logistic_one_feature_codegen(context, builder, sig, args):
             odd = const(PADE_ODD[0])
             for c in PADE_ODD[1:]:
                 odd = _fma(builder, odd, q, const(c))
-            scale = builder.shl(
-                builder.and_(builder.add(builder.bitcast(km, ivt), const(bias, ivt)), const(exp_mask, ivt)),
-                const(bits, ivt),
-            )
-            num = builder.fmul(_fma(builder, odd, r, even), builder.bitcast(scale, vt))
+            num = _scalef(builder, _fma(builder, odd, r, even), k)
             den = _fma(builder, builder.fsub(const(-0.0), odd), r, even)
             t = builder.fadd(num, den)
             sig_num = builder.select(nonneg, den, num)
@@ -719,21 +739,17 @@ def _logistic_one_feature_codegen(context, builder, sig, args):
 
     itemsize = 4 if f32 else 8
     part_rows = ONE_FEATURE_PART_BYTES // itemsize
-    ahead = STREAM_AHEAD_BYTES // itemsize
-    per_line = 64 // itemsize
+    ahead = ONE_FEATURE_AHEAD_BYTES // itemsize
     with cgutils.for_range_slice(builder, lo, hi, _I64(part_rows), _I64) as (part, _):
         end = builder.add(part, _I64(part_rows))
         end = builder.select(builder.icmp_signed("<", end, hi), end, hi)
-        # ask for the rows STREAM_AHEAD_BYTES ahead, those before hi (fastgd_prefetch.h)
-        pf_end = builder.add(end, _I64(ahead))
-        pf_end = builder.select(builder.icmp_signed("<", pf_end, hi), pf_end, hi)
-        pf_start = builder.add(part, _I64(ahead))
-        with cgutils.for_range_slice(builder, pf_start, pf_end, _I64(per_line), _I64) as (at, _):
-            prefetch_line(builder, builder.gep(X, [at]))
-            prefetch_line(builder, builder.gep(Y, [at]))
         full = builder.sdiv(builder.sub(end, part), _I64(nl))
         with cgutils.for_range(builder, full) as loop:
             i = builder.add(part, builder.mul(loop.index, _I64(nl)))
+            at = builder.add(i, _I64(ahead))  # a line of x and one of y, into L1, before hi
+            with builder.if_then(builder.icmp_signed("<", at, hi), likely=True):
+                prefetch_line(builder, builder.gep(X, [at]), locality=3)
+                prefetch_line(builder, builder.gep(Y, [at]), locality=3)
             xv = _load_vec(builder, builder.gep(X, [i]), vt)
             step(xv, _load_vec(builder, builder.gep(Y, [i]), vt), None)
         i = builder.add(part, builder.mul(full, _I64(nl)))
@@ -790,3 +806,84 @@ def logistic_one_feature(typingctx, x, y, lo, hi, w0, b):
     if x.dtype not in (types.float32, types.float64) or y.dtype != x.dtype:
         return None
     return types.UniTuple(types.float64, 3)(x, y, lo, hi, w0, b), _logistic_one_feature_codegen
+
+
+def _mse_one_feature_codegen(context, builder, sig, args):
+    x_ty, y_ty, sw_ty = sig.args[:3]
+    x_arr, y_arr, sw_arr, lo, hi, w0, b, has_sw = _indices_as_intp(context, builder, sig, args)
+    f32 = x_ty.dtype == types.float32
+    ft = ir.FloatType() if f32 else ir.DoubleType()
+    nl = 16 if f32 else 8  # a 64-byte line of x a step
+    vt, dvt = _vec(ft, nl), _vec(ir.DoubleType(), nl)
+    X, _ = _array(context, builder, x_ty, x_arr)
+    Y, _ = _array(context, builder, y_ty, y_arr)
+    SW, _ = _array(context, builder, sw_ty, sw_arr)
+    w_v = _splat(builder, context.cast(builder, w0, sig.args[5], types.float64), dvt)
+    b_v = _splat(builder, context.cast(builder, b, sig.args[6], types.float64), dvt)
+    zero = ir.Constant(dvt, None)
+    sums = [cgutils.alloca_once_value(builder, zero) for _ in range(3)]  # loss, dz, g
+    ahead = ONE_FEATURE_AHEAD_BYTES // (4 if f32 else 8)
+
+    def widen(v):
+        return builder.fpext(v, dvt) if f32 else v
+
+    def step(i, live, weighted):
+        """Rows i .. i + nl; live (None: all) marks those that count."""
+        if live is None:
+            xv, yv = (_load_vec(builder, builder.gep(A, [i]), vt) for A in (X, Y))
+            sv = _load_vec(builder, builder.gep(SW, [i]), vt) if weighted else None
+        else:
+            xv, yv = (_masked_load(builder, builder.gep(A, [i]), live, vt) for A in (X, Y))
+            sv = _masked_load(builder, builder.gep(SW, [i]), live, vt) if weighted else None
+        xd = widen(xv)
+        r = builder.fsub(_fma(builder, xd, w_v, b_v), widen(yv))
+        if live is not None:
+            r = builder.select(live, r, zero)
+        sr = builder.fmul(widen(sv), r) if weighted else r
+        loss, dz, g = sums
+        builder.store(_fma(builder, sr, r, builder.load(loss)), loss)
+        builder.store(builder.fadd(builder.load(dz), sr), dz)
+        builder.store(_fma(builder, sr, xd, builder.load(g)), g)
+
+    def rows(weighted):
+        full = builder.sdiv(builder.sub(hi, lo), _I64(nl))
+        with cgutils.for_range(builder, full) as loop:
+            i = builder.add(lo, builder.mul(loop.index, _I64(nl)))
+            at = builder.add(i, _I64(ahead))  # a line of each array, into L1, before hi
+            with builder.if_then(builder.icmp_signed("<", at, hi), likely=True):
+                for A in (X, Y, SW) if weighted else (X, Y):
+                    prefetch_line(builder, builder.gep(A, [at]), locality=3)
+            step(i, None, weighted)
+        i = builder.add(lo, builder.mul(full, _I64(nl)))
+        with builder.if_then(builder.icmp_signed("<", i, hi)):
+            step(i, _lane_mask(builder, builder.sub(hi, i), nl), weighted)
+
+    weighted = builder.icmp_unsigned("!=", has_sw, ir.Constant(has_sw.type, 0))
+    with builder.if_else(weighted) as (then, otherwise):
+        with then:
+            rows(True)
+        with otherwise:
+            rows(False)
+
+    def lanes_sum(vec):
+        out = builder.extract_element(vec, _I32(0))
+        for lane in range(1, nl):
+            out = builder.fadd(out, builder.extract_element(vec, _I32(lane)))
+        return out
+
+    loss, dz, g = (lanes_sum(builder.load(v)) for v in sums)
+    two = ir.DoubleType()(2.0)
+    return context.make_tuple(builder, sig.return_type, [loss, builder.fmul(two, g), builder.fmul(two, dz)])
+
+
+@intrinsic
+def mse_one_feature(typingctx, x, y, sw, lo, hi, w0, b, has_sw):
+    """mse for d = 1 on rows lo..hi of x and y (1-d, float64 or float32), weighted by sw
+    where has_sw: (sum s r^2, 2 sum s r x, 2 sum s r) with r = x w0 + b - y, float64
+    (float32 values widened). One 64-byte line of x a step, each step asking for the lines
+    ONE_FEATURE_AHEAD_BYTES ahead (kernels/fastgd_one_feature.c's fgd_mse_one_feature)."""
+    if not all(isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C" for a in (x, y, sw)):
+        return None
+    if x.dtype not in (types.float32, types.float64) or y.dtype != x.dtype or sw.dtype != x.dtype:
+        return None
+    return types.UniTuple(types.float64, 3)(x, y, sw, lo, hi, w0, b, has_sw), _mse_one_feature_codegen

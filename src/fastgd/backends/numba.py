@@ -29,6 +29,7 @@ from ._rowmath import scalar_loss_dz
 from ._simd import (
     PANEL_CLASSES_MAX,
     logistic_one_feature,
+    mse_one_feature,
     panel_rows,
     panel_vectors,
     prefetch_line,
@@ -123,11 +124,10 @@ NARROW_SOFTMAX_D_MAX = 4
 #: AVX-512; elsewhere LLVM would split each 512-bit vector in two or four, and the
 #: four-by-four tiles and the loops take the blocks.
 SOFTMAX_SIMD = "avx512f" in llvm_binding.get_host_cpu_features()
-#: Whether unweighted d = 1 logistic takes _simd.logistic_one_feature (512-bit vectors, as
-#: kernels/fastgd_one_feature.c), where the CPU has AVX-512; elsewhere _logistic_one_feature
-#: and _logistic_one_feature_f32, which LLVM vectorises with 256-bit vectors on the Intel
-#: Xeon test VM. 10M rows, one process, of the read of X: float64 0.29 -> 0.33-0.34,
-#: float32 0.26 -> 0.30-0.32.
+#: Whether d = 1 mse and unweighted logistic take _simd.mse_one_feature and
+#: _simd.logistic_one_feature (512-bit vectors, as kernels/fastgd_one_feature.c), where
+#: the CPU has AVX-512; elsewhere _mse_one_feature, _logistic_one_feature and
+#: _logistic_one_feature_f32.
 ONE_FEATURE_SIMD = SOFTMAX_SIMD
 #: The shares (percent) of the next block's lines that the score groups and the steps ask
 #: for on their way; the gradient panels ask for the rest (as in kernels/cython_kernels.pyx).
@@ -577,9 +577,9 @@ def _narrow_loss_grad(X, y, wt, b, sw, loss_code, n_chunks):
 
 
 @numba.njit(parallel=True, cache=True)
-def _logistic_one_feature_simd(x, y, w0, b, n_chunks):
-    """Unweighted d = 1 logistic sums (sum l, sum (sigmoid(z) - y) x, sum (sigmoid(z) - y))
-    of x (n,) and y (n,), one contiguous chunk of rows per thread, each by
+def _one_feature_simd(x, y, sw, w0, b, loss_code, has_sw, n_chunks):
+    """d = 1 sums (sum s l, sum s dl/dz x, sum s dl/dz) of x (n,) and y (n,), one contiguous
+    chunk of rows per thread: mse by _simd.mse_one_feature, unweighted logistic by
     _simd.logistic_one_feature."""
     n = x.shape[0]
     chunk = (n + n_chunks - 1) // n_chunks
@@ -587,7 +587,10 @@ def _logistic_one_feature_simd(x, y, w0, b, n_chunks):
     for c in numba.prange(n_chunks):
         lo = min(n, c * chunk)
         hi = min(n, lo + chunk)
-        sums[c, 0], sums[c, 1], sums[c, 2] = logistic_one_feature(x, y, lo, hi, w0, b)
+        if loss_code == MSE:
+            sums[c, 0], sums[c, 1], sums[c, 2] = mse_one_feature(x, y, sw, lo, hi, w0, b, has_sw)
+        else:
+            sums[c, 0], sums[c, 1], sums[c, 2] = logistic_one_feature(x, y, lo, hi, w0, b)
     return sums[:, 0].sum(), sums[:, 1:2].sum(axis=0), sums[:, 2].sum()
 
 
@@ -1437,8 +1440,9 @@ def _loss_grad(X, y, w, b, loss, sample_weight):
             dot,
         )
         return _sums.normalised(value, grad_t.T, grad_b, total, dtype, True)
-    if d == 1 and loss == "logistic" and sample_weight is None and ONE_FEATURE_SIMD:
-        sums = _logistic_one_feature_simd(X.reshape(n), y, X.dtype.type(w[0]), X.dtype.type(b), n_chunks)
+    if d == 1 and ONE_FEATURE_SIMD and (loss == "mse" or sample_weight is None):
+        code = LOSSES.index(loss)
+        sums = _one_feature_simd(X.reshape(n), y, sw, float(w[0]), float(b), code, sw.shape[0] > 0, n_chunks)
         return _sums.normalised(*sums, total, dtype, False)
     if 2 <= d <= NARROW_D_MAX:
         wt = tuple(float(v) for v in w)  # its length fixes d when compiling
