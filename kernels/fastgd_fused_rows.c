@@ -11,9 +11,11 @@
  * the unweighted logistic products: each factor at most 2.4, so at most 2.4**64 = 2e24). */
 #define FGD_FUSED_PART_ROWS 64
 
-/* Each step asks for the lines of its rows this far ahead, into L1 (prefetcht0): in the
- * harness 2 KB was as good as 3 KB or better (1.5 KB a little worse), and into L2
- * (prefetcht1) lost logistic 0.1 of the read. */
+/* Each load of a row's vector asks for the line this far ahead, into L1 (prefetcht0): in
+ * the harness 2 KB was as good as 3 KB or better (1.5 KB a little worse), and into L2
+ * (prefetcht1) lost logistic 0.1 of the read (both measured with the requests in a burst
+ * at the start of each step; one at a time, 3 KB read 0.01-0.03 faster at d = 32 and 64
+ * and 0.03 slower at d = 16, 1 KB slower in both). */
 #define FGD_FUSED_AHEAD_BYTES 2048
 
 #if defined(__GNUC__) && defined(__x86_64__) && defined(__AVX512F__)

@@ -12,8 +12,13 @@
  * - the loops over a row's vectors kept rolled (#pragma GCC unroll 1), the vectors going
  *   through the stack: unrolled, with the vectors pinned to registers, mse 0.64-0.76 and
  *   logistic 0.55-0.72 (the reason is not measured: this VM has no hardware counters);
- * - each step asks for its rows' lines FGD_FUSED_AHEAD_BYTES ahead into L1 (without:
- *   mse 0.78, logistic 0.55-0.61, float32 mse 0.63);
+ * - each load of a row's vector asks for the line FGD_FUSED_AHEAD_BYTES ahead into L1
+ *   (without: mse 0.78, logistic 0.55-0.61, float32 mse 0.63). Asked for in a burst at
+ *   the start of each step instead, the lines came later: harness and kernel in one
+ *   process, of the read, burst -> one at a time: 2M x 64 float32 logistic 0.88-0.91 ->
+ *   0.96-0.97, mse 0.96 -> 1.00; float64 logistic 0.88-0.91 -> 0.90-0.91, mse 0.93 ->
+ *   0.93; 4M x 32 float32 logistic 0.77 -> 0.87-0.88, mse 0.80 -> 0.97; 8M x 16 float64
+ *   logistic 0.72 -> 0.85; 1.28M x 100 float64 logistic 0.83 -> 0.91;
  * - unweighted logistic's four residuals in one vector (fgd_logistic_rows4; row by row,
  *   float32 0.66-0.71);
  * - float64 rows of five vectors or more: each step's scores before the previous step's

@@ -18,14 +18,13 @@ static FGD_ALWAYS_INLINE void FGD_NAME(fgd_fused_scores)(
     FGD_V s[4];
     double z[4];
     FGD_HIDE(w); /* w from the L1 cache in every step: held in registers it pushed G out */
-    for (ptrdiff_t off = 0; off < R * d * (ptrdiff_t)sizeof(FGD_T); off += 64)
-        __builtin_prefetch((const char *)x + FGD_FUSED_AHEAD_BYTES + off, 0, 3);
     for (int q = 0; q < R; q++)
         s[q] = FGD_ZERO();
 #pragma GCC unroll 1
     for (int v = 0; v < NV; v++) {
         for (int q = 0; q < R; q++) {
             const FGD_T *p = x + q * d + v * FGD_LANES;
+            __builtin_prefetch((const char *)p + FGD_FUSED_AHEAD_BYTES, 0, 3);
             A[q][v] = v == NV - 1 ? FGD_MASKZ_LOAD(last, p) : FGD_LOAD(p);
             s[q] = FGD_FMA(A[q][v], FGD_LOAD(w + v * FGD_LANES), s[q]);
         }
