@@ -98,9 +98,13 @@ FUSED_D_MAX = 128
 #: @overload choosing them by dtype (0.73; float64 mse lost 0.05-0.07 with it) were slower.
 FUSED_F32_D_MIN = 48
 FUSED_F32_D_MAX = 512
-#: Bytes ahead that each step of the fused rows asks for (_prefetch_l1): 2 KB measured
-#: better than 1 KB or 4 KB (d = 64, a four-row variant of the loop).
-FUSED_AHEAD_BYTES = 2048
+#: Bytes ahead that each step of the fused rows asks for (_prefetch_l1). 2 KB measured
+#: better than 1 KB or 4 KB with a four-row variant of the loop (d = 64); with this loop,
+#: in one process, of the read, 2 KB -> 3 KB: 2M x 64 logistic float32 0.86-0.88 ->
+#: 0.86-0.92, float64 0.91-0.92 -> 0.94-0.95, mse float32 1.02 -> 1.04; 1M x 128 float64
+#: logistic 0.96 -> 0.97; 1M x 256 float32 1.01 -> 1.04 (1 KB 0.80-0.93; 4 and 6 KB no
+#: better than 3).
+FUSED_AHEAD_BYTES = 3072
 #: Rows per product of the fused rows' log1p factors (each at most 2).
 FUSED_PART_ROWS = 64
 #: float32 blocks of rows up to BLOCK_AHEAD_MAX_ROW_BYTES each ask, as they start, for
