@@ -32,22 +32,8 @@ static FGD_ALWAYS_INLINE void fgd_one_step_d(__m512d x, __m512d y, __m512d w0, _
                                              fgd_one_sums_d *s)
 {
     const __m512d zero = _mm512_setzero_pd();
-    __m512d z = _mm512_fmadd_pd(x, w0, b);
-    /* a = -|z| at least FGD_EXP_MIN (max returns its second operand, a, where a is NaN) */
-    __m512d a = _mm512_max_pd(_mm512_set1_pd(FGD_EXP_MIN), _mm512_or_pd(z, _mm512_set1_pd(-0.0)));
-    __m512d km = _mm512_fmadd_pd(a, _mm512_set1_pd(FGD_INV_LN2), _mm512_set1_pd(FGD_ROUND_MAGIC));
-    __m512d k = _mm512_sub_pd(km, _mm512_set1_pd(FGD_ROUND_MAGIC));
-    __m512d r = _mm512_fnmadd_pd(k, _mm512_set1_pd(FGD_LN2_LO), _mm512_fnmadd_pd(k, _mm512_set1_pd(FGD_LN2_HI), a));
-    __m512d q = _mm512_mul_pd(r, r);
-    __m512d even = _mm512_fmadd_pd(
-        _mm512_fmadd_pd(_mm512_fmadd_pd(_mm512_set1_pd(FGD_PADE_EVEN[0]), q, _mm512_set1_pd(FGD_PADE_EVEN[1])), q,
-                        _mm512_set1_pd(FGD_PADE_EVEN[2])),
-        q, _mm512_set1_pd(FGD_PADE_EVEN[3]));
-    __m512d odd = _mm512_mul_pd(
-        r, _mm512_fmadd_pd(_mm512_fmadd_pd(_mm512_set1_pd(FGD_PADE_ODD[0]), q, _mm512_set1_pd(FGD_PADE_ODD[1])), q,
-                           _mm512_set1_pd(FGD_PADE_ODD[2])));
-    __m512d num = _mm512_scalef_pd(_mm512_add_pd(even, odd), k); /* e^-|z| = num / den */
-    __m512d den = _mm512_sub_pd(even, odd);
+    __m512d z = _mm512_fmadd_pd(x, w0, b), num, den;
+    fgd_exp_ratio_nonpositive_v8d(_mm512_or_pd(z, _mm512_set1_pd(-0.0)), &num, &den); /* e^-|z| = num / den */
     __m512d t = _mm512_add_pd(num, den);
     __mmask8 nonneg = _mm512_cmp_pd_mask(z, zero, _CMP_GE_OQ);
     /* sigmoid(z) - y: sigmoid(z) = den / t for z >= 0, num / t below */
@@ -104,14 +90,7 @@ static FGD_ALWAYS_INLINE void fgd_one_step_f(__m512 x, __m512 y, __m512 w0, __m5
 {
     const __m512 zero = _mm512_setzero_ps(), one = _mm512_set1_ps(1.0f);
     __m512 z = _mm512_fmadd_ps(x, w0, b);
-    __m512 a = _mm512_max_ps(_mm512_set1_ps(FGD_EXPF_MIN), _mm512_or_ps(z, _mm512_set1_ps(-0.0f)));
-    __m512 km = _mm512_fmadd_ps(a, _mm512_set1_ps(FGD_INV_LN2_F), _mm512_set1_ps(FGD_ROUND_MAGIC_F));
-    __m512 k = _mm512_sub_ps(km, _mm512_set1_ps(FGD_ROUND_MAGIC_F));
-    __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(FGD_LN2_LO_F), _mm512_fnmadd_ps(k, _mm512_set1_ps(FGD_LN2_HI_F), a));
-    __m512 p = _mm512_set1_ps(FGD_EXPF_POLY[0]);
-    for (int j = 1; j < 7; j++)
-        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(FGD_EXPF_POLY[j]));
-    __m512 e = _mm512_scalef_ps(p, k); /* e^-|z| */
+    __m512 e = fgd_expf_nonpositive_v16(_mm512_or_ps(z, _mm512_set1_ps(-0.0f))); /* e^-|z| */
     __m512 t = _mm512_add_ps(one, e);
     __mmask16 nonneg = _mm512_cmp_ps_mask(z, zero, _CMP_GE_OQ);
     __m512 res = _mm512_sub_ps(_mm512_div_ps(_mm512_mask_blend_ps(nonneg, e, one), t), y);
@@ -125,8 +104,9 @@ static FGD_ALWAYS_INLINE void fgd_one_step_f(__m512 x, __m512 y, __m512 w0, __m5
 /* v's sixteen lanes as float64, added pairwise into eight */
 static FGD_ALWAYS_INLINE __m512d fgd_widen_sum(__m512 v)
 {
-    __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
-    return _mm512_add_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(v)), _mm512_cvtps_pd(hi));
+    __m512d lo, hi;
+    fgd_widen16(v, &lo, &hi);
+    return _mm512_add_pd(lo, hi);
 }
 
 int fgd_logistic_one_feature_f(const float *x, const float *y, float w0, float b, ptrdiff_t lo, ptrdiff_t hi,
@@ -160,10 +140,10 @@ int fgd_logistic_one_feature_f(const float *x, const float *y, float w0, float b
         prod = _mm512_getmant_ps(prod, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_zero);
     }
     /* the sixteen mantissas' product, at most 2**16 */
+    __m512d plo, phi;
+    fgd_widen16(prod, &plo, &phi);
     *loss_sum = _mm512_reduce_add_pd(loss) + M_LN2 * _mm512_reduce_add_pd(p_exp) +
-                log(_mm512_reduce_mul_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(prod))) *
-                    _mm512_reduce_mul_pd(_mm512_cvtps_pd(
-                        _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(prod), 1)))));
+                log(_mm512_reduce_mul_pd(_mm512_mul_pd(plo, phi)));
     *g = _mm512_reduce_add_pd(gs);
     *dz_sum = _mm512_reduce_add_pd(dz);
     return 1;
@@ -179,13 +159,6 @@ static FGD_ALWAYS_INLINE void fgd_mse_step(__m512d x, __m512d y, __m512d s, __m5
     *loss = _mm512_fmadd_pd(sr, r, *loss);
     *dz = _mm512_add_pd(*dz, sr);
     *g = _mm512_fmadd_pd(sr, x, *g);
-}
-
-/* v's lanes 0-7 (hi = 0) or 8-15 (hi = 1) as float64 */
-static FGD_ALWAYS_INLINE __m512d fgd_widen_half(__m512 v, int hi)
-{
-    return _mm512_cvtps_pd(hi ? _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))
-                              : _mm512_castps512_ps256(v));
 }
 
 /* Rows lo..hi, weighted a constant where inlined (sw unused without). */
@@ -235,9 +208,13 @@ static FGD_ALWAYS_INLINE void fgd_mse_impl_f(const float *x, const float *y, con
         }
         __m512 xv = _mm512_maskz_loadu_ps(live, x + i), yv = _mm512_maskz_loadu_ps(live, y + i);
         __m512 sv = weighted ? _mm512_maskz_loadu_ps(live, sw + i) : ones;
+        __m512d xd[2], yd[2], sd[2];
+        fgd_widen16(xv, &xd[0], &xd[1]);
+        fgd_widen16(yv, &yd[0], &yd[1]);
+        fgd_widen16(sv, &sd[0], &sd[1]);
         for (int half = 0; half < 2; half++)
-            fgd_mse_step(fgd_widen_half(xv, half), fgd_widen_half(yv, half), fgd_widen_half(sv, half), W, B,
-                         (__mmask8)(live >> (8 * half)), weighted, &loss, &dz, &gs);
+            fgd_mse_step(xd[half], yd[half], sd[half], W, B, (__mmask8)(live >> (8 * half)), weighted, &loss, &dz,
+                         &gs);
     }
     *loss_sum = _mm512_reduce_add_pd(loss);
     *g = 2.0 * _mm512_reduce_add_pd(gs);

@@ -22,10 +22,10 @@
  *
  * Logistic sums as in fastgd_narrow.h: sum l, sum (sigmoid(z) - y) x, sum (sigmoid(z) -
  * y), each lane summing its rows. float64: e^-|z| as the Pade ratio num / den of
- * fgd_exp_ratio_nonpositive (fastgd_vecmath.h), the log1p terms as the logarithm of the
+ * fgd_exp_ratio_nonpositive_v8d (fastgd_vecmath.h), the log1p terms as the logarithm of the
  * products of num + den and of den, each lane's products brought back to [1, 2) after
  * every part of FGD_ONE_FEATURE_PART_BYTES of x (their exponents summed apart). float32:
- * float32 arithmetic, the exponential of fgd_expf_nonpositive, the part's sums then
+ * float32 arithmetic, the exponential of fgd_expf_nonpositive_v16, the part's sums then
  * float64; the log1p terms as the logarithm of a float32 product of 1 + e, brought back to
  * [1, 2) after every part. A partial last step is masked.
  */

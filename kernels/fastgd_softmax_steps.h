@@ -41,28 +41,6 @@
 /* A lane's product of sums of exponentials stays below 2**FGD_STEPS_PRODUCT_BITS. */
 #define FGD_STEPS_PRODUCT_BITS 1000.0
 
-/* fgd_exp_nonpositive on eight lanes (the polynomial by Estrin's scheme). */
-static inline __attribute__((always_inline)) __m512d fgd_exp_nonpositive_v8d(__m512d x)
-{
-    /* x < MIN ? MIN : x: with one NaN operand vmaxpd returns its second, so NaN stays NaN. */
-    __m512d v = _mm512_max_pd(_mm512_set1_pd(FGD_EXP_MIN), x);
-    __m512d magic = _mm512_set1_pd(FGD_ROUND_MAGIC);
-    __m512d km = _mm512_fmadd_pd(v, _mm512_set1_pd(FGD_INV_LN2), magic);
-    __m512d k = _mm512_sub_pd(km, magic);
-    __m512d r = _mm512_fnmadd_pd(k, _mm512_set1_pd(FGD_LN2_HI), v);
-    r = _mm512_fnmadd_pd(k, _mm512_set1_pd(FGD_LN2_LO), r);
-#define C(i) _mm512_set1_pd(FGD_EXP_POLY[11 - (i)])
-    __m512d r2 = _mm512_mul_pd(r, r), r4 = _mm512_mul_pd(r2, r2), r8 = _mm512_mul_pd(r4, r4);
-    __m512d p01 = _mm512_fmadd_pd(C(1), r, C(0)), p23 = _mm512_fmadd_pd(C(3), r, C(2));
-    __m512d p45 = _mm512_fmadd_pd(C(5), r, C(4)), p67 = _mm512_fmadd_pd(C(7), r, C(6));
-    __m512d p89 = _mm512_fmadd_pd(C(9), r, C(8)), pab = _mm512_fmadd_pd(C(11), r, C(10));
-    __m512d q0 = _mm512_fmadd_pd(p23, r2, p01), q1 = _mm512_fmadd_pd(p67, r2, p45), q2 = _mm512_fmadd_pd(pab, r2, p89);
-    __m512d p = _mm512_fmadd_pd(q2, r8, _mm512_fmadd_pd(q1, r4, q0));
-#undef C
-    __m512i bits = _mm512_slli_epi64(_mm512_add_epi64(_mm512_castpd_si512(km), _mm512_set1_epi64(1023)), 52);
-    return _mm512_mul_pd(p, _mm512_castsi512_pd(bits));
-}
-
 /* log(1 + rest) for the lanes in m, rest = the sum of a row's exponentials but the one of its
  * maximum (the whole sum is 1 + rest): rest below 2**-20 adds rest - rest^2 / 2 to *tiny
  * (within 1e-13 of log1p), other lanes multiply *prod by 1 + rest. Taking log(1 + rest) of
@@ -170,32 +148,6 @@ __attribute__((noinline)) static double fgd_softmax_steps_d(double *restrict ZT,
         r_sum[q] += _mm512_reduce_add_pd(rsv[q]);
     free(rs_mem);
     return _mm512_reduce_add_pd(loss) + (loss_logs + _mm512_reduce_add_pd(tiny));
-}
-
-/* fgd_expf_nonpositive on sixteen lanes (the polynomial by Estrin's scheme). */
-static inline __attribute__((always_inline)) __m512 fgd_expf_nonpositive_v16(__m512 x)
-{
-    __m512 v = _mm512_max_ps(_mm512_set1_ps(FGD_EXPF_MIN), x); /* NaN stays NaN, as above */
-    __m512 magic = _mm512_set1_ps(FGD_ROUND_MAGIC_F);
-    __m512 km = _mm512_fmadd_ps(v, _mm512_set1_ps(FGD_INV_LN2_F), magic);
-    __m512 k = _mm512_sub_ps(km, magic);
-    __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(FGD_LN2_HI_F), v);
-    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(FGD_LN2_LO_F), r);
-#define C(i) _mm512_set1_ps(FGD_EXPF_POLY[6 - (i)])
-    __m512 r2 = _mm512_mul_ps(r, r), r4 = _mm512_mul_ps(r2, r2);
-    __m512 p01 = _mm512_fmadd_ps(C(1), r, C(0)), p23 = _mm512_fmadd_ps(C(3), r, C(2));
-    __m512 p45 = _mm512_fmadd_ps(C(5), r, C(4));
-    __m512 p = _mm512_fmadd_ps(_mm512_fmadd_ps(C(6), r2, p45), r4, _mm512_fmadd_ps(p23, r2, p01));
-#undef C
-    __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_castps_si512(km), _mm512_set1_epi32(127)), 23);
-    return _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
-}
-
-/* The lanes of v as two vectors of float64 (lanes 0-7, 8-15). */
-static inline __attribute__((always_inline)) void fgd_widen16(__m512 v, __m512d *lo, __m512d *hi)
-{
-    *lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
-    *hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
 }
 
 /* The float32 steps: as fgd_softmax_steps_d, sixteen rows a vector, in float32; the loss

@@ -172,4 +172,77 @@ static FGD_LOGISTIC_INLINE fgd_logistic_terms fgd_logistic_row(double z, double 
     return q;
 }
 
+#if defined(__AVX512F__) && defined(__GNUC__)
+#include <immintrin.h>
+
+/* The same on 512-bit vectors of lanes (the softmax steps of fastgd_softmax_steps.h, the
+ * d = 1 loops of fastgd_one_feature.c). 2**k is one vscalef. */
+
+/* x = k ln2 + r, |r| <= ln2 / 2, for x <= 0 clamped to FGD_EXP_MIN (with one NaN operand
+ * vmaxpd returns its second, so NaN stays NaN): returns r, k in *k. */
+static inline __attribute__((always_inline)) __m512d fgd_exp_reduce_v8d(__m512d x, __m512d *k)
+{
+    __m512d v = _mm512_max_pd(_mm512_set1_pd(FGD_EXP_MIN), x);
+    __m512d magic = _mm512_set1_pd(FGD_ROUND_MAGIC);
+    *k = _mm512_sub_pd(_mm512_fmadd_pd(v, _mm512_set1_pd(FGD_INV_LN2), magic), magic);
+    __m512d r = _mm512_fnmadd_pd(*k, _mm512_set1_pd(FGD_LN2_HI), v);
+    return _mm512_fnmadd_pd(*k, _mm512_set1_pd(FGD_LN2_LO), r);
+}
+
+/* fgd_exp_nonpositive on eight lanes, the polynomial by Estrin's scheme. */
+static inline __attribute__((always_inline)) __m512d fgd_exp_nonpositive_v8d(__m512d x)
+{
+    __m512d k, r = fgd_exp_reduce_v8d(x, &k);
+#define C(i) _mm512_set1_pd(FGD_EXP_POLY[11 - (i)])
+    __m512d r2 = _mm512_mul_pd(r, r), r4 = _mm512_mul_pd(r2, r2), r8 = _mm512_mul_pd(r4, r4);
+    __m512d p01 = _mm512_fmadd_pd(C(1), r, C(0)), p23 = _mm512_fmadd_pd(C(3), r, C(2));
+    __m512d p45 = _mm512_fmadd_pd(C(5), r, C(4)), p67 = _mm512_fmadd_pd(C(7), r, C(6));
+    __m512d p89 = _mm512_fmadd_pd(C(9), r, C(8)), pab = _mm512_fmadd_pd(C(11), r, C(10));
+    __m512d q0 = _mm512_fmadd_pd(p23, r2, p01), q1 = _mm512_fmadd_pd(p67, r2, p45), q2 = _mm512_fmadd_pd(pab, r2, p89);
+    __m512d p = _mm512_fmadd_pd(q2, r8, _mm512_fmadd_pd(q1, r4, q0));
+#undef C
+    return _mm512_scalef_pd(p, k);
+}
+
+/* fgd_exp_ratio_nonpositive on eight lanes: e^x = *num / *den. */
+static inline __attribute__((always_inline)) void fgd_exp_ratio_nonpositive_v8d(__m512d x, __m512d *num,
+                                                                               __m512d *den)
+{
+    __m512d k, r = fgd_exp_reduce_v8d(x, &k);
+    __m512d s = _mm512_mul_pd(r, r);
+#define E(i) _mm512_set1_pd(FGD_PADE_EVEN[i])
+#define O(i) _mm512_set1_pd(FGD_PADE_ODD[i])
+    __m512d even = _mm512_fmadd_pd(_mm512_fmadd_pd(_mm512_fmadd_pd(E(0), s, E(1)), s, E(2)), s, E(3));
+    __m512d odd = _mm512_mul_pd(r, _mm512_fmadd_pd(_mm512_fmadd_pd(O(0), s, O(1)), s, O(2)));
+#undef E
+#undef O
+    *num = _mm512_scalef_pd(_mm512_add_pd(even, odd), k);
+    *den = _mm512_sub_pd(even, odd);
+}
+
+/* fgd_expf_nonpositive on sixteen lanes, the polynomial by Estrin's scheme. */
+static inline __attribute__((always_inline)) __m512 fgd_expf_nonpositive_v16(__m512 x)
+{
+    __m512 v = _mm512_max_ps(_mm512_set1_ps(FGD_EXPF_MIN), x); /* NaN stays NaN, as above */
+    __m512 magic = _mm512_set1_ps(FGD_ROUND_MAGIC_F);
+    __m512 k = _mm512_sub_ps(_mm512_fmadd_ps(v, _mm512_set1_ps(FGD_INV_LN2_F), magic), magic);
+    __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(FGD_LN2_HI_F), v);
+    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(FGD_LN2_LO_F), r);
+#define C(i) _mm512_set1_ps(FGD_EXPF_POLY[6 - (i)])
+    __m512 r2 = _mm512_mul_ps(r, r), r4 = _mm512_mul_ps(r2, r2);
+    __m512 p01 = _mm512_fmadd_ps(C(1), r, C(0)), p23 = _mm512_fmadd_ps(C(3), r, C(2));
+    __m512 p45 = _mm512_fmadd_ps(C(5), r, C(4));
+    __m512 p = _mm512_fmadd_ps(_mm512_fmadd_ps(C(6), r2, p45), r4, _mm512_fmadd_ps(p23, r2, p01));
+#undef C
+    return _mm512_scalef_ps(p, k);
+}
+
+/* The lanes of v as two vectors of float64 (lanes 0-7, 8-15). */
+static inline __attribute__((always_inline)) void fgd_widen16(__m512 v, __m512d *lo, __m512d *hi)
+{
+    *lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+    *hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+}
+#endif
+
 #endif

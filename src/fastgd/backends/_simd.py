@@ -404,23 +404,33 @@ def panel_rows(typingctx, X, start, m, RT, q0, n_classes, j0, Gb, pf_at, pf_line
     return types.void(X, start, m, RT, q0, n_classes, j0, Gb, pf_at, pf_lines), _panel_rows_codegen
 
 
+def _exp_reduce(builder, x, f32):
+    """x = k ln2 + r, |r| <= ln2 / 2, for x <= 0 clamped to exp_nonpositive's minimum (NaN
+    stays NaN): (km, k, r), km = k + the rounding constant, whose low bits hold k."""
+    minimum, inv_ln2, magic, ln2_hi, ln2_lo = _PAIR_CONSTANTS[types.float32 if f32 else types.float64][:5]
+    vt = x.type
+
+    def const(c):
+        return ir.Constant(vt, [c] * vt.count)
+
+    v = builder.select(builder.fcmp_ordered("<", x, const(minimum)), const(minimum), x)  # NaN kept
+    km = _fma(builder, v, const(inv_ln2), const(magic))
+    k = builder.fsub(km, const(magic))
+    neg_k = builder.fsub(const(0.0), k)
+    return km, k, _fma(builder, neg_k, const(ln2_lo), _fma(builder, neg_k, const(ln2_hi), v))
+
+
 def _exp_nonpositive(builder, x, f32):
     """exp(x) for x <= 0 on a vector: exp_nonpositive's steps (exp_nonpositive_f32's for
     float32), the polynomial by Estrin's scheme (as kernels/fastgd_softmax_steps.h)."""
-    minimum, inv_ln2, magic, ln2_hi, ln2_lo, poly, bias, mask, bits, _, it = _PAIR_CONSTANTS[
-        types.float32 if f32 else types.float64
-    ]
+    _, _, _, _, _, poly, bias, mask, bits, _, it = _PAIR_CONSTANTS[types.float32 if f32 else types.float64]
     vt = x.type
     ivt = _vec(it, vt.count)
 
     def const(c, t=vt):
         return ir.Constant(t, [c] * t.count)
 
-    v = builder.select(builder.fcmp_ordered("<", x, const(minimum)), const(minimum), x)  # NaN kept
-    km = _fma(builder, v, const(inv_ln2), const(magic))
-    k = builder.fsub(km, const(magic))
-    neg_k = builder.fsub(const(0.0), k)
-    r = _fma(builder, neg_k, const(ln2_lo), _fma(builder, neg_k, const(ln2_hi), v))
+    km, k, r = _exp_reduce(builder, x, f32)
     a = [const(c) for c in reversed(poly)]  # a[i]: the coefficient of r**i
     r2 = builder.fmul(r, r)
     r4 = builder.fmul(r2, r2)
@@ -663,7 +673,7 @@ def _logistic_one_feature_codegen(context, builder, sig, args):
     ivt = _vec(it, nl)
     X, _ = _array(context, builder, x_ty, x_arr)
     Y, _ = _array(context, builder, sig.args[1], y_arr)
-    minimum, inv_ln2, magic, ln2_hi, ln2_lo, poly, bias, _, bits, _, _ = _PAIR_CONSTANTS[x_ty.dtype]
+    poly, bias, _, bits = _PAIR_CONSTANTS[x_ty.dtype][5:9]
     mantissa_bits = (1 << bits) - 1
 
     def const(c, t=vt):
@@ -690,12 +700,7 @@ def _logistic_one_feature_codegen(context, builder, sig, args):
         z = _fma(builder, xv, w_v, b_v)
         a = builder.fsub(const(-0.0), builder.call(fabs, [z]))  # -|z|
         nonneg = builder.fcmp_ordered(">=", z, zero)
-        # a = k ln 2 + r, |r| <= ln2 / 2 (as _exp_nonpositive)
-        a = builder.select(builder.fcmp_ordered("<", a, const(minimum)), const(minimum), a)  # NaN kept
-        km = _fma(builder, a, const(inv_ln2), const(magic))
-        k = builder.fsub(km, const(magic))
-        neg_k = builder.fsub(const(-0.0), k)
-        r = _fma(builder, neg_k, const(ln2_lo), _fma(builder, neg_k, const(ln2_hi), a))
+        _, k, r = _exp_reduce(builder, a, f32)
         if f32:  # e^-|z| = 2**k p(r), p by Horner's scheme (fgd_expf_nonpositive)
             p = const(poly[0])
             for c in poly[1:]:
