@@ -445,6 +445,21 @@ def test_one_feature_vectors(backend, loss, dtype, rng):
                 assert_matches_naive(result, X, y, w, b, loss, sw, tight)
 
 
+def test_numba_vector_code_follows_the_cpu_features():
+    """The numba backend takes its AVX-512 code only where LLVM's map of the host's features
+    says True: the map lists every feature LLVM knows, also those the CPU lacks."""
+    from llvmlite import binding as llvm_binding
+
+    from fastgd.backends import numba as numba_backend
+
+    assert not numba_backend.cpu_has({"avx512f": False, "avx512dq": True}, "avx512f")
+    assert not numba_backend.cpu_has({"avx512f": True}, "avx512f", "avx512dq")
+    assert numba_backend.cpu_has({"avx512f": True, "avx512dq": True}, "avx512f", "avx512dq")
+    features = llvm_binding.get_host_cpu_features()
+    assert numba_backend.SOFTMAX_SIMD == bool(features["avx512f"])
+    assert numba_backend.ONE_FEATURE_SIMD == bool(features["avx512f"])
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("loss", ["mse", "logistic"])
 def test_numba_one_feature_without_vector_code(loss, dtype, rng, monkeypatch):

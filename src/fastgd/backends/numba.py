@@ -123,16 +123,26 @@ NARROW_D_MAX = 7
 #: d = 2, k = 3 / 10: 30 / 68 -> 17 / 39 ms; d = 4: 15 / 39 -> 10 / 30 ms; d = 7: 11 / 27
 #: against 10 / 31 ms.
 NARROW_SOFTMAX_D_MAX = 4
+
+
+def cpu_has(features, *names):
+    """Whether every feature in names is on in features, LLVM's map of the host CPU's
+    features: the map names every feature LLVM knows, each True or False, so a name's
+    presence in it says nothing."""
+    return all(features.get(name, False) for name in names)
+
+
+_CPU_FEATURES = llvm_binding.get_host_cpu_features()
 #: Whether the softmax kernel takes the LLVM vector code of _simd.py (scores by groups of
 #: eight classes, the steps on vectors of rows, the gradient by panels), where the CPU has
 #: AVX-512; elsewhere LLVM would split each 512-bit vector in two or four, and the
 #: four-by-four tiles and the loops take the blocks.
-SOFTMAX_SIMD = "avx512f" in llvm_binding.get_host_cpu_features()
+SOFTMAX_SIMD = cpu_has(_CPU_FEATURES, "avx512f")
 #: Whether d = 1 mse and unweighted logistic take _simd.mse_one_feature and
 #: _simd.logistic_one_feature (512-bit vectors, as kernels/fastgd_one_feature.c), where
-#: the CPU has AVX-512; elsewhere _mse_one_feature, _logistic_one_feature and
-#: _logistic_one_feature_f32.
-ONE_FEATURE_SIMD = SOFTMAX_SIMD
+#: the CPU has AVX-512 (vscalef: an x86 intrinsic); elsewhere _mse_one_feature,
+#: _logistic_one_feature and _logistic_one_feature_f32.
+ONE_FEATURE_SIMD = cpu_has(_CPU_FEATURES, "avx512f")
 #: The shares (percent) of the next block's lines that the score groups and the steps ask
 #: for on their way; the gradient panels ask for the rest (as in kernels/cython_kernels.pyx).
 SCORES_AHEAD_PERCENT = 35
