@@ -5,45 +5,44 @@
 
 #include "fastgd_vecmath.h"
 
-/* Bytes of x per part: the rows between two foldings of the products (float64: 256 rows,
- * 32 factors a lane, each at most 2.4, so below 2**41; float32: 512 rows, 32 factors of
- * at most 2 a lane). */
+/* Bytes of x per part: the rows between two foldings of the log1p products (float64: 256
+ * rows, 32 factors 1 - q a lane, each in [1/2, 1], so at least 2**-32; float32: 512 rows,
+ * 32 factors a lane alike). */
 #define FGD_ONE_FEATURE_PART_BYTES 2048
 
 /* Each step asks for the line of x and the line of y (and of the weights) this far ahead,
  * into L1 (see fastgd_one_feature.h). */
 #define FGD_ONE_FEATURE_AHEAD_BYTES 4096
 
-#if defined(__GNUC__) && defined(__x86_64__) && defined(__AVX512F__)
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__AVX512F__) && defined(__AVX512DQ__)
 #include <immintrin.h>
 
 #define FGD_ALWAYS_INLINE inline __attribute__((always_inline))
 
-/* float64 lanes' sums: loss (sum -y z), loss_pos (sum max(z, 0)), dz, g, and the log1p
- * products p_sum (of num + den) and p_den (of den) with the exponents taken out of them
- * (p_exp). */
+/* float64 lanes' sums: loss (sum -y t), loss_pos (sum max(t, 0)), both in units of ln 2,
+ * dz, g, and the log1p product p (of 1 - q) with the exponents taken out of it (p_exp). */
 typedef struct {
-    __m512d loss, loss_pos, dz, g, p_sum, p_den, p_exp;
+    __m512d loss, loss_pos, dz, g, p, p_exp;
 } fgd_one_sums_d;
 
-/* One vector of rows; live marks the rows that count (all but in a partial last vector,
- * whose other lanes were loaded as x = y = 0: they add 0 to loss and g). */
+/* One vector of rows with t = z / ln 2; live marks the rows that count (all but in a
+ * partial last vector, whose other lanes were loaded as x = y = 0: they add 0 to loss and
+ * g). q = sigmoid(-|z|) = num / (num + den); sigmoid(z) = 1 - q for z >= 0, q below;
+ * log1p(e^-|z|) = -log(1 - q). */
 static FGD_ALWAYS_INLINE void fgd_one_step_d(__m512d x, __m512d y, __m512d w0, __m512d b, __mmask8 live,
                                              fgd_one_sums_d *s)
 {
-    const __m512d zero = _mm512_setzero_pd();
-    __m512d z = _mm512_fmadd_pd(x, w0, b), num, den;
-    fgd_exp_ratio_nonpositive_v8d(_mm512_or_pd(z, _mm512_set1_pd(-0.0)), &num, &den); /* e^-|z| = num / den */
-    __m512d t = _mm512_add_pd(num, den);
-    __mmask8 nonneg = _mm512_cmp_pd_mask(z, zero, _CMP_GE_OQ);
-    /* sigmoid(z) - y: sigmoid(z) = den / t for z >= 0, num / t below */
-    __m512d res = _mm512_sub_pd(_mm512_div_pd(_mm512_mask_blend_pd(nonneg, num, den), t), y);
-    s->loss = _mm512_fnmadd_pd(y, z, s->loss);
-    s->loss_pos = _mm512_mask_add_pd(s->loss_pos, nonneg & live, s->loss_pos, z);
+    const __m512d one = _mm512_set1_pd(1.0);
+    __m512d t = _mm512_fmadd_pd(x, w0, b), num, den;
+    fgd_exp2_neg_abs_ratio_v8d(t, &num, &den);
+    __mmask8 nonneg = _mm512_cmp_pd_mask(t, _mm512_setzero_pd(), _CMP_GE_OQ);
+    __m512d q = _mm512_div_pd(num, _mm512_add_pd(num, den));
+    __m512d res = _mm512_sub_pd(_mm512_mask_sub_pd(q, nonneg, one, q), y);
+    s->loss = _mm512_fnmadd_pd(y, t, s->loss);
+    s->loss_pos = _mm512_mask_add_pd(s->loss_pos, nonneg & live, s->loss_pos, t);
     s->dz = _mm512_mask_add_pd(s->dz, live, s->dz, res);
     s->g = _mm512_fmadd_pd(res, x, s->g);
-    s->p_sum = _mm512_mask_mul_pd(s->p_sum, live, s->p_sum, t);
-    s->p_den = _mm512_mask_mul_pd(s->p_den, live, s->p_den, den);
+    s->p = _mm512_mask_fnmadd_pd(s->p, live, q, s->p); /* p (1 - q), one rounding */
 }
 
 int fgd_logistic_one_feature_d(const double *x, const double *y, double w0, double b, ptrdiff_t lo, ptrdiff_t hi,
@@ -51,9 +50,9 @@ int fgd_logistic_one_feature_d(const double *x, const double *y, double w0, doub
 {
     const ptrdiff_t part_rows = FGD_ONE_FEATURE_PART_BYTES / sizeof(double);
     const ptrdiff_t ahead = FGD_ONE_FEATURE_AHEAD_BYTES / sizeof(double);
-    const __m512d zero = _mm512_setzero_pd(), one = _mm512_set1_pd(1.0);
-    const __m512d W = _mm512_set1_pd(w0), B = _mm512_set1_pd(b);
-    fgd_one_sums_d s = {zero, zero, zero, zero, one, one, zero};
+    const __m512d zero = _mm512_setzero_pd();
+    const __m512d W = _mm512_set1_pd(w0 / M_LN2), B = _mm512_set1_pd(b / M_LN2); /* t = z / ln 2 */
+    fgd_one_sums_d s = {zero, zero, zero, zero, _mm512_set1_pd(1.0), zero};
     for (ptrdiff_t part = lo, part_end; part < hi; part = part_end) {
         part_end = hi < part + part_rows ? hi : part + part_rows;
         ptrdiff_t i = part;
@@ -69,12 +68,11 @@ int fgd_logistic_one_feature_d(const double *x, const double *y, double w0, doub
             fgd_one_step_d(_mm512_maskz_loadu_pd(live, x + i), _mm512_maskz_loadu_pd(live, y + i), W, B, live, &s);
         }
         /* the products back to [1, 2), their exponents summed */
-        s.p_exp = _mm512_add_pd(s.p_exp, _mm512_sub_pd(_mm512_getexp_pd(s.p_sum), _mm512_getexp_pd(s.p_den)));
-        s.p_sum = _mm512_getmant_pd(s.p_sum, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_zero);
-        s.p_den = _mm512_getmant_pd(s.p_den, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_zero);
+        s.p_exp = _mm512_add_pd(s.p_exp, _mm512_getexp_pd(s.p));
+        s.p = _mm512_getmant_pd(s.p, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_zero);
     }
-    *loss_sum = _mm512_reduce_add_pd(_mm512_add_pd(s.loss, s.loss_pos)) + M_LN2 * _mm512_reduce_add_pd(s.p_exp) +
-                log(_mm512_reduce_mul_pd(s.p_sum) / _mm512_reduce_mul_pd(s.p_den));
+    *loss_sum = M_LN2 * (_mm512_reduce_add_pd(_mm512_add_pd(s.loss, s.loss_pos)) - _mm512_reduce_add_pd(s.p_exp)) -
+                log(_mm512_reduce_mul_pd(s.p));
     *g = _mm512_reduce_add_pd(s.g);
     *dz_sum = _mm512_reduce_add_pd(s.dz);
     return 1;
@@ -88,17 +86,17 @@ typedef struct {
 static FGD_ALWAYS_INLINE void fgd_one_step_f(__m512 x, __m512 y, __m512 w0, __m512 b, __mmask16 live,
                                              fgd_one_part_f *s, __m512 *prod)
 {
-    const __m512 zero = _mm512_setzero_ps(), one = _mm512_set1_ps(1.0f);
-    __m512 z = _mm512_fmadd_ps(x, w0, b);
-    __m512 e = fgd_expf_nonpositive_v16(_mm512_or_ps(z, _mm512_set1_ps(-0.0f))); /* e^-|z| */
-    __m512 t = _mm512_add_ps(one, e);
-    __mmask16 nonneg = _mm512_cmp_ps_mask(z, zero, _CMP_GE_OQ);
-    __m512 res = _mm512_sub_ps(_mm512_div_ps(_mm512_mask_blend_ps(nonneg, e, one), t), y);
-    s->loss = _mm512_fnmadd_ps(y, z, s->loss);
-    s->loss_pos = _mm512_mask_add_ps(s->loss_pos, nonneg & live, s->loss_pos, z);
+    const __m512 one = _mm512_set1_ps(1.0f);
+    __m512 t = _mm512_fmadd_ps(x, w0, b);
+    __m512 e = fgd_exp2f_neg_abs_v16(t); /* e^-|z| */
+    __mmask16 nonneg = _mm512_cmp_ps_mask(t, _mm512_setzero_ps(), _CMP_GE_OQ);
+    __m512 q = _mm512_div_ps(e, _mm512_add_ps(one, e));
+    __m512 res = _mm512_sub_ps(_mm512_mask_sub_ps(q, nonneg, one, q), y);
+    s->loss = _mm512_fnmadd_ps(y, t, s->loss);
+    s->loss_pos = _mm512_mask_add_ps(s->loss_pos, nonneg & live, s->loss_pos, t);
     s->dz = _mm512_mask_add_ps(s->dz, live, s->dz, res);
     s->g = _mm512_fmadd_ps(res, x, s->g);
-    *prod = _mm512_mask_mul_ps(*prod, live, *prod, t);
+    *prod = _mm512_mask_fnmadd_ps(*prod, live, q, *prod);
 }
 
 /* v's sixteen lanes as float64, added pairwise into eight */
@@ -114,7 +112,8 @@ int fgd_logistic_one_feature_f(const float *x, const float *y, float w0, float b
 {
     const ptrdiff_t part_rows = FGD_ONE_FEATURE_PART_BYTES / sizeof(float);
     const ptrdiff_t ahead = FGD_ONE_FEATURE_AHEAD_BYTES / sizeof(float);
-    const __m512 zero = _mm512_setzero_ps(), W = _mm512_set1_ps(w0), B = _mm512_set1_ps(b);
+    const __m512 zero = _mm512_setzero_ps();
+    const __m512 W = _mm512_set1_ps((float)(w0 / M_LN2)), B = _mm512_set1_ps((float)(b / M_LN2));
     __m512d loss = _mm512_setzero_pd(), dz = loss, gs = loss, p_exp = loss;
     __m512 prod = _mm512_set1_ps(1.0f);
     for (ptrdiff_t part = lo, part_end; part < hi; part = part_end) {
@@ -142,7 +141,7 @@ int fgd_logistic_one_feature_f(const float *x, const float *y, float w0, float b
     /* the sixteen mantissas' product, at most 2**16 */
     __m512d plo, phi;
     fgd_widen16(prod, &plo, &phi);
-    *loss_sum = _mm512_reduce_add_pd(loss) + M_LN2 * _mm512_reduce_add_pd(p_exp) +
+    *loss_sum = M_LN2 * (_mm512_reduce_add_pd(loss) - _mm512_reduce_add_pd(p_exp)) -
                 log(_mm512_reduce_mul_pd(_mm512_mul_pd(plo, phi)));
     *g = _mm512_reduce_add_pd(gs);
     *dz_sum = _mm512_reduce_add_pd(dz);
@@ -241,7 +240,7 @@ int fgd_mse_one_feature_f(const float *x, const float *y, const float *sw, doubl
     return 1;
 }
 
-#else /* no AVX-512: the caller's loop takes every row */
+#else /* no AVX-512 (F and DQ): the caller's loop takes every row */
 
 int fgd_logistic_one_feature_d(const double *x, const double *y, double w0, double b, ptrdiff_t lo, ptrdiff_t hi,
                                double *g, double *dz_sum, double *loss_sum)

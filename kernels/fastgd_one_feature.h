@@ -1,11 +1,14 @@
-/* d = 1 (the textbook case) with AVX-512: mse (weighted or not) and unweighted logistic,
- * a 64-byte line of x a step (eight float64 or sixteen float32 rows), every per-row value
- * in registers. Each step asks for the lines of x and y (and weights)
+/* d = 1 (the textbook case) with AVX-512 (F and DQ): mse (weighted or not) and unweighted
+ * logistic, a 64-byte line of x a step (eight float64 or sixteen float32 rows), every
+ * per-row value in registers. Each step asks for the lines of x and y (and weights)
  * FGD_ONE_FEATURE_AHEAD_BYTES ahead, into L1.
  *
  * Both loops read x and y, twice the bytes of the read of X, so 0.5 of that read is their
- * bound if they read at its speed. Measured on the 2-core Intel Xeon test VM, 10,000,000
- * rows (X and y in its L3 cache), in one process, fractions of the read of X:
+ * bound if they read at its speed. On the 2-core Intel Xeon test VM that is hard at
+ * 10,000,000 rows: a repeated streaming read runs at 48-52 GB/s up to 96 MB and 35 GB/s
+ * from 160 MB, so X alone (80 MB float64) is read from L3 but x and y together (160 MB)
+ * partly from memory; mse, with next to no arithmetic, reads at 0.49-0.56 of the read of
+ * X. Measured there, in one process, fractions of the read of X:
  * - the requests: the loops of kernels/cython_kernels.pyx ask for 2 KB of rows at the
  *   start of each part of 2 KB, into L2 (fgd_prefetch_stream). One request per step
  *   instead, into L1, 4 KB ahead: logistic float64 0.37 -> 0.52, float32 0.34 -> 0.50 (3
@@ -15,19 +18,29 @@
  * - logistic's arithmetic: gcc vectorised the pyx loops with 256-bit vectors (its tuning
  *   for this CPU); these 512-bit ones, with 2**k as one vscalef (not an integer add, a
  *   shift and a multiply) and max(z, 0) as one masked add, went from 0.28 to 0.35-0.39
- *   (float64) and from 0.32-0.33 to 0.34-0.36 (float32) before the requests above. With
- *   the data in L2 the loop takes 0.68 (float64) and 0.34 (float32) ns a row on one
- *   core: it is bound by its vector operations, about 30 a step. A reciprocal (vrcp14 and
- *   Newton steps) instead of the division, or two steps unrolled, were no faster.
+ *   (float64) and from 0.32-0.33 to 0.34-0.36 (float32) before the requests above.
+ * - fewer operations a step: the scores in units of ln 2 (t = z / ln 2, w0 and b divided
+ *   once), so that vrange and vreduce (AVX-512DQ) give -min(|t|, clamp) = k + f in three
+ *   operations where the clamp, |z| and the range reduction took six; the log1p terms as
+ *   one product of 1 - q (q = sigmoid(-|z|), one multiply-add) where two products took
+ *   two multiplies; sigmoid(z) as 1 - q or q. With the data in L2 one core took 0.71-0.74
+ *   -> 0.60-0.62 ns a row (float64) and 0.34-0.35 -> 0.29-0.30 (float32); in one process,
+ *   10M rows, of the read: float64 0.47-0.50 -> 0.52-0.55, float32 0.44-0.47 -> 0.51-0.57.
+ *   float64 is now bound by its division (vdivpd: 16 cycles for eight lanes; without it
+ *   the loop takes 0.47 ns a row). One division for two vectors (a product of the two
+ *   denominators, then multiplies) took 0.57 ns a row in L2 but was no faster from L3;
+ *   a reciprocal (vrcp14, 2 cycles a vector here, and Newton steps) was slower.
  *
  * Logistic sums as in fastgd_narrow.h: sum l, sum (sigmoid(z) - y) x, sum (sigmoid(z) -
- * y), each lane summing its rows. float64: e^-|z| as the Pade ratio num / den of
- * fgd_exp_ratio_nonpositive_v8d (fastgd_vecmath.h), the log1p terms as the logarithm of the
- * products of num + den and of den, each lane's products brought back to [1, 2) after
- * every part of FGD_ONE_FEATURE_PART_BYTES of x (their exponents summed apart). float32:
- * float32 arithmetic, the exponential of fgd_expf_nonpositive_v16, the part's sums then
- * float64; the log1p terms as the logarithm of a float32 product of 1 + e, brought back to
- * [1, 2) after every part. A partial last step is masked.
+ * y), each lane summing its rows, the loss's max(z, 0) - y z in units of ln 2. float64:
+ * e^-|z| = 2**-|t| as the Pade ratio num / den of fgd_exp2_neg_abs_ratio_v8d
+ * (fastgd_vecmath.h), q = num / (num + den), the log1p terms as -log of the product of 1 -
+ * q, each lane's product brought back to [1, 2) after every part of
+ * FGD_ONE_FEATURE_PART_BYTES of x (its exponents summed apart). float32: float32
+ * arithmetic, the exponential of fgd_exp2f_neg_abs_v16, the part's sums then float64; the
+ * log1p terms alike as a float32 product. A partial last step is masked. Rounding z / ln 2
+ * costs a relative error of up to |z| 2**-52 in e^-|z| (float32: |z| 2**-23), as much as
+ * computing z = x w0 + b itself may.
  */
 #ifndef FASTGD_ONE_FEATURE_H
 #define FASTGD_ONE_FEATURE_H

@@ -220,7 +220,19 @@ static inline __attribute__((always_inline)) void fgd_exp_ratio_nonpositive_v8d(
     *den = _mm512_sub_pd(even, odd);
 }
 
-/* fgd_expf_nonpositive on sixteen lanes, the polynomial by Estrin's scheme. */
+/* The degree-6 polynomial with coefficients c (highest degree first) at r on sixteen
+ * lanes, by Estrin's scheme. */
+static inline __attribute__((always_inline)) __m512 fgd_poly6_v16(const float *c, __m512 r)
+{
+#define C(i) _mm512_set1_ps(c[6 - (i)])
+    __m512 r2 = _mm512_mul_ps(r, r), r4 = _mm512_mul_ps(r2, r2);
+    __m512 p01 = _mm512_fmadd_ps(C(1), r, C(0)), p23 = _mm512_fmadd_ps(C(3), r, C(2));
+    __m512 p45 = _mm512_fmadd_ps(C(5), r, C(4));
+    return _mm512_fmadd_ps(_mm512_fmadd_ps(C(6), r2, p45), r4, _mm512_fmadd_ps(p23, r2, p01));
+#undef C
+}
+
+/* fgd_expf_nonpositive on sixteen lanes. */
 static inline __attribute__((always_inline)) __m512 fgd_expf_nonpositive_v16(__m512 x)
 {
     __m512 v = _mm512_max_ps(_mm512_set1_ps(FGD_EXPF_MIN), x); /* NaN stays NaN, as above */
@@ -228,14 +240,51 @@ static inline __attribute__((always_inline)) __m512 fgd_expf_nonpositive_v16(__m
     __m512 k = _mm512_sub_ps(_mm512_fmadd_ps(v, _mm512_set1_ps(FGD_INV_LN2_F), magic), magic);
     __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(FGD_LN2_HI_F), v);
     r = _mm512_fnmadd_ps(k, _mm512_set1_ps(FGD_LN2_LO_F), r);
-#define C(i) _mm512_set1_ps(FGD_EXPF_POLY[6 - (i)])
-    __m512 r2 = _mm512_mul_ps(r, r), r4 = _mm512_mul_ps(r2, r2);
-    __m512 p01 = _mm512_fmadd_ps(C(1), r, C(0)), p23 = _mm512_fmadd_ps(C(3), r, C(2));
-    __m512 p45 = _mm512_fmadd_ps(C(5), r, C(4));
-    __m512 p = _mm512_fmadd_ps(_mm512_fmadd_ps(C(6), r2, p45), r4, _mm512_fmadd_ps(p23, r2, p01));
-#undef C
-    return _mm512_scalef_ps(p, k);
+    return _mm512_scalef_ps(fgd_poly6_v16(FGD_EXPF_POLY, r), k);
 }
+
+#if defined(__AVX512DQ__)
+/* For scores in units of ln 2 (t = z / ln 2, the d = 1 loops of fastgd_one_feature.c):
+ * 2**-|t| = e^-|z|. vrange gives -min(|t|, m) in one instruction and vreduce the
+ * fraction f = -|t| - k, |f| <= 1/2, k an integer, so the clamp, the absolute value and
+ * the range reduction (five operations above) take three. The polynomials are those of
+ * fgd_exp_ratio_nonpositive_v8d and fgd_expf_nonpositive_v16 with their r = f ln 2 folded
+ * into the coefficients (src/fastgd/backends/_vecmath.py: PADE_EXP2_EVEN, PADE_EXP2_ODD,
+ * EXP2_POLY_F32 hold the same numbers). Multiplying t by 1 / ln 2 rounds: the relative
+ * error of 2**-|t| is within |t| 2**-53 (float32: |t| 2**-24, as the rounding of z
+ * itself). */
+static const double FGD_PADE_EXP2_EVEN[4] = {1.6670487438724684e-07, 0.0002914584578069236, 0.054596933399795614,
+                                             1.0};
+static const double FGD_PADE_EXP2_ODD[3] = {1.0101180413960942e-05, 0.005045828060438326, 0.34657359027997264};
+static const float FGD_EXP2_POLY_F[7] = {0.0001544489205116406f, 0.0013381311437115073f, 0.009618103504180908f,
+                                         0.055503807961940765f, 0.24022650718688965f, 0.6931471824645996f, 1.0f};
+
+/* 2**-|t| = *num / *den with |t| clamped to -FGD_EXP_MIN / ln 2 (e^-|z| clamped where
+ * fgd_exp_nonpositive clamps it) */
+static inline __attribute__((always_inline)) void fgd_exp2_neg_abs_ratio_v8d(__m512d t, __m512d *num, __m512d *den)
+{
+    __m512d v = _mm512_range_pd(t, _mm512_set1_pd(-FGD_EXP_MIN / M_LN2), 0x0E); /* smaller magnitude, sign set */
+    __m512d f = _mm512_reduce_pd(v, 0x08);                         /* v - round(v), no exceptions */
+    __m512d k = _mm512_sub_pd(v, f);
+    __m512d s = _mm512_mul_pd(f, f);
+#define E(i) _mm512_set1_pd(FGD_PADE_EXP2_EVEN[i])
+#define O(i) _mm512_set1_pd(FGD_PADE_EXP2_ODD[i])
+    __m512d even = _mm512_fmadd_pd(_mm512_fmadd_pd(_mm512_fmadd_pd(E(0), s, E(1)), s, E(2)), s, E(3));
+    __m512d odd = _mm512_fmadd_pd(_mm512_fmadd_pd(O(0), s, O(1)), s, O(2));
+#undef E
+#undef O
+    *num = _mm512_scalef_pd(_mm512_fmadd_pd(odd, f, even), k);
+    *den = _mm512_fnmadd_pd(odd, f, even);
+}
+
+/* 2**-|t| in float32, |t| clamped to -FGD_EXPF_MIN / ln 2 (as fgd_expf_nonpositive) */
+static inline __attribute__((always_inline)) __m512 fgd_exp2f_neg_abs_v16(__m512 t)
+{
+    __m512 v = _mm512_range_ps(t, _mm512_set1_ps((float)(-FGD_EXPF_MIN / M_LN2)), 0x0E);
+    __m512 f = _mm512_reduce_ps(v, 0x08);
+    return _mm512_scalef_ps(fgd_poly6_v16(FGD_EXP2_POLY_F, f), _mm512_sub_ps(v, f));
+}
+#endif
 
 /* The lanes of v as two vectors of float64 (lanes 0-7, 8-15). */
 static inline __attribute__((always_inline)) void fgd_widen16(__m512 v, __m512d *lo, __m512d *hi)

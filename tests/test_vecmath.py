@@ -8,8 +8,14 @@ from hypothesis import strategies as st
 
 from fastgd._config import NUMBA_FASTMATH
 from fastgd.backends._vecmath import (
+    EXP2_POLY_F32,
     EXP_MIN,
     EXP_MIN_F32,
+    EXP_POLY_F32,
+    PADE_EVEN,
+    PADE_EXP2_EVEN,
+    PADE_EXP2_ODD,
+    PADE_ODD,
     exp_nonpositive,
     exp_nonpositive_as,
     exp_nonpositive_f32,
@@ -78,6 +84,33 @@ def test_exp_ratio_nonpositive_is_accurate_over_its_whole_range():
     num, den = _exp_ratio(np.array([-800.0, -np.inf, np.nan]))
     assert np.all((0 < num[:2] / den[:2]) & (num[:2] / den[:2] < 1e-300))
     assert np.isnan(num[2])
+
+
+def test_exp2_coefficients_are_the_exp_ones_in_units_of_ln2():
+    """The d = 1 loops' 2**f (scores in units of ln 2, |f| <= 1/2; kernels/fastgd_vecmath.h
+    holds the same numbers): PADE_EVEN / PADE_ODD and EXP_POLY_F32 with f ln 2 for r, and
+    accurate as those: the Pade ratio within 3e-16 of 2**f (evaluated here without fused
+    multiply-adds), the float32 polynomial (in float32) within 1.5 units in the last place."""
+    ln2 = np.log(np.longdouble(2))
+    for got, base, odd in [(PADE_EXP2_EVEN, PADE_EVEN, 0), (PADE_EXP2_ODD, PADE_ODD, 1)]:
+        degrees = [2 * (len(base) - 1 - i) + odd for i in range(len(base))]
+        want = [np.longdouble(c) * ln2**j for c, j in zip(base, degrees, strict=True)]
+        np.testing.assert_allclose(np.array(got, np.longdouble), want, rtol=2e-16)
+    want32 = [np.float32(np.longdouble(c) * ln2**j) for j, c in enumerate(reversed(EXP_POLY_F32))]
+    assert list(reversed(EXP2_POLY_F32)) == want32
+    f = np.linspace(-0.5, 0.5, 100_001)
+    s = f * f
+    even = np.polyval(PADE_EXP2_EVEN, s)
+    odd = np.polyval(PADE_EXP2_ODD, s)
+    exact = np.exp2(f.astype(np.longdouble))
+    assert np.max(np.abs((even + f * odd) / (even - f * odd) - exact) / exact) < 3e-16  # 2.65e-16
+    f32 = f.astype(np.float32)
+    p = np.float32(0.0)
+    for c in EXP2_POLY_F32:
+        p = p * f32 + c
+    assert p.dtype == np.float32
+    exact32 = np.exp2(f32.astype(np.longdouble))
+    assert np.max(np.abs(p - exact32) / exact32) < 1.5 * 2.0**-24
 
 
 def test_exp_nonpositive_clamps_underflow_and_keeps_nan():

@@ -16,9 +16,10 @@ intrinsics write those loops as LLVM vector code, the same steps as the Cython k
 - :func:`softmax_steps` -- a block's softmax steps, from scores to residuals, eight float64
   or sixteen float32 rows a vector (kernels/fastgd_softmax_steps.h);
 - :func:`logistic_one_feature` -- unweighted logistic for d = 1, eight float64 or sixteen
-  float32 rows a vector (kernels/fastgd_one_feature.c). Its 2**k is AVX-512's vscalef, an
-  x86 intrinsic: it is compiled only where the CPU has AVX-512 (numba.ONE_FEATURE_SIMD);
-  the others are plain LLVM vector code that compiles for any CPU;
+  float32 rows a vector (kernels/fastgd_one_feature.c). Its range reduction is AVX-512DQ's
+  vrange and vreduce and its 2**k AVX-512's vscalef, x86 intrinsics: it is compiled only
+  where the CPU has both (numba.ONE_FEATURE_SIMD); the others are plain LLVM vector code
+  that compiles for any CPU;
 - :func:`mse_one_feature` -- mse for d = 1, weighted or not, a 64-byte line of x a step.
 
 Where the CPU has AVX-512 these took 2M x 64, k = 10 from 95 to 56-58 ms in float64 and 54
@@ -38,7 +39,7 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
-from ._vecmath import _PAIR_CONSTANTS, PADE_EVEN, PADE_ODD
+from ._vecmath import _PAIR_CONSTANTS, EXP2_POLY_F32, EXP_MIN, EXP_MIN_F32, PADE_EXP2_EVEN, PADE_EXP2_ODD
 
 #: The residuals' stride the gradient panels have a fast case for: the softmax block's rows
 #: (fastgd._config.CPU_SOFTMAX_BLOCK_ROWS; a test checks that the two agree).
@@ -646,6 +647,7 @@ ONE_FEATURE_PART_BYTES = 2048
 #: How far ahead each vector step asks for a line of x and one of y, into L1
 #: (FGD_ONE_FEATURE_AHEAD_BYTES in kernels/fastgd_one_feature.c, which says why).
 ONE_FEATURE_AHEAD_BYTES = 4096
+LN2 = 0.6931471805599453
 
 
 def _scalef(builder, a, k):
@@ -661,6 +663,31 @@ def _scalef(builder, a, k):
     return builder.call(fn, [a, k, a, ir.Constant(mask_t, -1), _I32(4)])  # 4: the current rounding
 
 
+def _x86_call(builder, name, a, *operands):
+    """An AVX-512 intrinsic ``name`` (``pd`` or ``ps`` for a's type) on a 512-bit vector a
+    with all lanes active: operands then a pass-through of a, the mask and 4 (the current
+    rounding)."""
+    vt = a.type
+    f32 = isinstance(vt.element, ir.FloatType)
+    mask_t = ir.IntType(vt.count)
+    name = name.format("ps" if f32 else "pd")
+    fnty = ir.FunctionType(vt, [vt] + [o.type for o in operands] + [vt, mask_t, _I32])
+    fn = cgutils.get_or_insert_function(builder.module, fnty, name)
+    return builder.call(fn, [a, *operands, a, ir.Constant(mask_t, -1), _I32(4)])
+
+
+def _exp2_neg_abs_reduce(builder, t, clamp):
+    """For t = z / ln 2: -min(|t|, clamp) = k + f with k an integer and |f| <= 1/2, as
+    kernels/fastgd_vecmath.h: AVX-512DQ's vrange (the smaller magnitude, its sign set) and
+    vreduce (v - round(v), no exceptions). Returns (k, f)."""
+    vt = t.type
+    v = _x86_call(
+        builder, "llvm.x86.avx512.mask.range.{}.512", t, ir.Constant(vt, [clamp] * vt.count), _I32(0x0E)
+    )
+    f = _x86_call(builder, "llvm.x86.avx512.mask.reduce.{}.512", v, _I32(0x08))
+    return builder.fsub(v, f), f
+
+
 def _logistic_one_feature_codegen(context, builder, sig, args):
     x_ty = sig.args[0]
     x_arr, y_arr, lo, hi, w0, b = _indices_as_intp(context, builder, sig, args)
@@ -673,65 +700,68 @@ def _logistic_one_feature_codegen(context, builder, sig, args):
     ivt = _vec(it, nl)
     X, _ = _array(context, builder, x_ty, x_arr)
     Y, _ = _array(context, builder, sig.args[1], y_arr)
-    poly, bias, _, bits = _PAIR_CONSTANTS[x_ty.dtype][5:9]
+    bias, _, bits = _PAIR_CONSTANTS[x_ty.dtype][6:9]
     mantissa_bits = (1 << bits) - 1
 
     def const(c, t=vt):
         return ir.Constant(t, [c] * t.count)
 
     zero, one = const(0.0), const(1.0)
-    w_v = _splat(builder, context.cast(builder, w0, sig.args[4], x_ty.dtype), vt)
-    b_v = _splat(builder, context.cast(builder, b, sig.args[5], x_ty.dtype), vt)
-    fabs = _intrinsic(builder, "llvm.fabs", ir.FunctionType(vt, [vt]), vt)
-    # Sums by lane: float64 rows sum in X's dtype throughout; float32 rows in float32 over
-    # a part, then into the float64 totals.
+
+    def per_ln2(value, ty):  # value / ln 2 in float64, then in X's dtype
+        return context.cast(
+            builder,
+            builder.fdiv(context.cast(builder, value, ty, types.float64), f64(LN2)),
+            types.float64,
+            x_ty.dtype,
+        )
+
+    # scores t = z / ln 2 (fastgd_one_feature.c): e^-|z| = 2**-|t|
+    w_v = _splat(builder, per_ln2(w0, sig.args[4]), vt)
+    b_v = _splat(builder, per_ln2(b, sig.args[5]), vt)
+    clamp = float(-EXP_MIN_F32 / LN2) if f32 else -EXP_MIN / LN2
+    # Sums by lane, loss and loss_pos in units of ln 2: float64 rows sum in X's dtype
+    # throughout; float32 rows in float32 over a part, then into the float64 totals.
     part_sums = [cgutils.alloca_once_value(builder, zero) for _ in range(4)]  # loss, loss_pos, dz, g
     totals = [cgutils.alloca_once_value(builder, const(0.0, dvt)) for _ in range(4)]
-    p_sum = cgutils.alloca_once_value(builder, one)  # of num + den (float64), of 1 + e (float32)
-    p_den = cgutils.alloca_once_value(builder, one)  # of den (float64 only)
-    p_exp = cgutils.alloca_once_value(builder, const(0.0, dvt))  # exponents taken out of them
+    p_prod = cgutils.alloca_once_value(builder, one)  # of 1 - q
+    p_exp = cgutils.alloca_once_value(builder, const(0.0, dvt))  # exponents taken out of it
 
     def accumulate(slot, value):
         builder.store(builder.fadd(builder.load(slot), value), slot)
 
+    def horner(coefs, r):
+        p = const(coefs[0])
+        for c in coefs[1:]:
+            p = _fma(builder, p, r, const(c))
+        return p
+
     def step(xv, yv, live):
         """One vector of rows; live (None: all) marks those that count (the others were
-        loaded as x = y = 0, which add 0 to the loss's y z and to g)."""
-        z = _fma(builder, xv, w_v, b_v)
-        a = builder.fsub(const(-0.0), builder.call(fabs, [z]))  # -|z|
-        nonneg = builder.fcmp_ordered(">=", z, zero)
-        _, k, r = _exp_reduce(builder, a, f32)
-        if f32:  # e^-|z| = 2**k p(r), p by Horner's scheme (fgd_expf_nonpositive)
-            p = const(poly[0])
-            for c in poly[1:]:
-                p = _fma(builder, p, r, const(c))
-            e = _scalef(builder, p, k)
-            t = builder.fadd(one, e)
-            den = None
-            sig_num = builder.select(nonneg, one, e)
-        else:  # e^-|z| = num / den, fastgd_vecmath.h's fgd_exp_ratio_nonpositive
-            q = builder.fmul(r, r)
-            even = const(PADE_EVEN[0])
-            for c in PADE_EVEN[1:]:
-                even = _fma(builder, even, q, const(c))
-            odd = const(PADE_ODD[0])
-            for c in PADE_ODD[1:]:
-                odd = _fma(builder, odd, q, const(c))
-            num = _scalef(builder, _fma(builder, odd, r, even), k)
-            den = _fma(builder, builder.fsub(const(-0.0), odd), r, even)
-            t = builder.fadd(num, den)
-            sig_num = builder.select(nonneg, den, num)
-        res = builder.fsub(builder.fdiv(sig_num, t), yv)
+        loaded as x = y = 0, which add 0 to the loss's y t and to g)."""
+        t = _fma(builder, xv, w_v, b_v)
+        nonneg = builder.fcmp_ordered(">=", t, zero)
+        k, f = _exp2_neg_abs_reduce(builder, t, clamp)
+        if f32:  # e^-|z| = 2**k p(f) (fgd_exp2f_neg_abs_v16), q = e / (1 + e)
+            e = _scalef(builder, horner([float(c) for c in EXP2_POLY_F32], f), k)
+            q = builder.fdiv(e, builder.fadd(one, e))
+        else:  # e^-|z| = num / den (fgd_exp2_neg_abs_ratio_v8d), q = num / (num + den)
+            s2 = builder.fmul(f, f)
+            even, odd = horner(PADE_EXP2_EVEN, s2), horner(PADE_EXP2_ODD, s2)
+            num = _scalef(builder, _fma(builder, odd, f, even), k)
+            den = _fma(builder, builder.fsub(const(-0.0), odd), f, even)
+            q = builder.fdiv(num, builder.fadd(num, den))
+        # q = sigmoid(-|z|): sigmoid(z) = 1 - q for z >= 0, q below
+        res = builder.fsub(builder.select(nonneg, builder.fsub(one, q), q), yv)
         loss, loss_pos, dz, g = part_sums
-        builder.store(_fma(builder, builder.fsub(const(-0.0), yv), z, builder.load(loss)), loss)
+        builder.store(_fma(builder, builder.fsub(const(-0.0), yv), t, builder.load(loss)), loss)
         pos = nonneg if live is None else builder.and_(nonneg, live)
-        accumulate(loss_pos, builder.select(pos, z, zero))
+        accumulate(loss_pos, builder.select(pos, t, zero))
         accumulate(dz, res if live is None else builder.select(live, res, zero))
         builder.store(_fma(builder, res, xv, builder.load(g)), g)
-        for slot, factor in ((p_sum, t), (p_den, den)):
-            if factor is not None:
-                factor = factor if live is None else builder.select(live, factor, one)
-                builder.store(builder.fmul(builder.load(slot), factor), slot)
+        prod = builder.load(p_prod)
+        factor = _fma(builder, builder.fsub(const(-0.0), q), prod, prod)  # prod (1 - q), one rounding
+        builder.store(factor if live is None else builder.select(live, factor, prod), p_prod)
 
     def take_exponent(slot):
         """The product in slot (positive, normal) to its mantissa in [1, 2); returns its
@@ -763,10 +793,7 @@ def _logistic_one_feature_codegen(context, builder, sig, args):
             xv = _masked_load(builder, builder.gep(X, [i]), live, vt)
             yv = _masked_load(builder, builder.gep(Y, [i]), live, vt)
             step(xv, yv, live)
-        exps = take_exponent(p_sum)
-        if not f32:
-            exps = builder.fsub(exps, take_exponent(p_den))
-        accumulate(p_exp, exps)
+        accumulate(p_exp, take_exponent(p_prod))
         if f32:  # the part's float32 sums into the float64 totals
             for slot, total in zip(part_sums, totals, strict=True):
                 accumulate(total, builder.fpext(builder.load(slot), dvt))
@@ -780,19 +807,21 @@ def _logistic_one_feature_codegen(context, builder, sig, args):
 
     if f32:
         loss, loss_pos, dz, g = (builder.load(t) for t in totals)
-        ratio = builder.fpext(builder.load(p_sum), dvt)
+        mantissas = builder.fpext(builder.load(p_prod), dvt)
     else:
         loss, loss_pos, dz, g = (builder.load(t) for t in part_sums)
-        ratio = builder.fdiv(builder.load(p_sum), builder.load(p_den))
-    # the lanes' mantissas multiplied: sixteen in [1, 2) (float32), or eight ratios of two
-    # such (float64), so between 2**-8 and 2**16
+        mantissas = builder.load(p_prod)
+    # sum log1p(e^-|z|) = -log(prod (1 - q)): ln 2 times the exponents taken out, and the
+    # log of the lanes' mantissas multiplied (eight or sixteen in [1, 2), below 2**16)
     log = builder.module.declare_intrinsic("llvm.log", [f64])
-    loss_sum = builder.fadd(
-        lanes(builder.fadd(loss, loss_pos), builder.fadd),
-        builder.fadd(
-            builder.fmul(f64(0.6931471805599453), lanes(builder.load(p_exp), builder.fadd)),
-            builder.call(log, [lanes(ratio, builder.fmul)]),
+    loss_sum = builder.fsub(
+        builder.fmul(
+            f64(LN2),
+            builder.fsub(
+                lanes(builder.fadd(loss, loss_pos), builder.fadd), lanes(builder.load(p_exp), builder.fadd)
+            ),
         ),
+        builder.call(log, [lanes(mantissas, builder.fmul)]),
     )
     return context.make_tuple(
         builder, sig.return_type, [loss_sum, lanes(g, builder.fadd), lanes(dz, builder.fadd)]
@@ -803,9 +832,10 @@ def _logistic_one_feature_codegen(context, builder, sig, args):
 def logistic_one_feature(typingctx, x, y, lo, hi, w0, b):
     """Unweighted logistic for d = 1 on rows lo..hi of x and y (1-d, float64 or float32),
     z = x w0 + b: (sum l, sum (sigmoid(z) - y) x, sum (sigmoid(z) - y)), float64. The
-    steps of kernels/fastgd_one_feature.c as LLVM vector code: eight float64 rows a vector
-    (e^-|z| as a Pade ratio; the log1p terms as the logarithm of products) or sixteen
-    float32 rows in float32 arithmetic (sums over a part, then float64)."""
+    steps of kernels/fastgd_one_feature.c as LLVM vector code, the scores in units of ln 2:
+    eight float64 rows a vector (e^-|z| as a Pade ratio; the log1p terms as the logarithm
+    of a product) or sixteen float32 rows in float32 arithmetic (sums over a part, then
+    float64)."""
     if not all(isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C" for a in (x, y)):
         return None
     if x.dtype not in (types.float32, types.float64) or y.dtype != x.dtype:

@@ -78,6 +78,26 @@ EXP_POLY_F32 = tuple(np.float32(c) for c in _EXP_Q_F32 + (1.0, 1.0))
 PADE_EVEN = (1.0 / 665280.0, 1.0 / 792.0, 5.0 / 44.0, 1.0)
 PADE_ODD = (1.0 / 15840.0, 1.0 / 66.0, 0.5)
 
+#: For scores in units of ln 2 (t = z / ln 2: the d = 1 logistic loops of
+#: kernels/fastgd_one_feature.c and _simd.logistic_one_feature), 2**f for |f| <= 1/2:
+#: PADE_EVEN / PADE_ODD and EXP_POLY_F32 with their r = f ln 2 folded into the coefficients
+#: (the coefficient of f**j times ln2**j), highest degree first; fastgd_vecmath.h holds the
+#: same numbers (FGD_PADE_EXP2_EVEN, FGD_PADE_EXP2_ODD, FGD_EXP2_POLY_F).
+PADE_EXP2_EVEN = (1.6670487438724684e-07, 0.0002914584578069236, 0.054596933399795614, 1.0)
+PADE_EXP2_ODD = (1.0101180413960942e-05, 0.005045828060438326, 0.34657359027997264)
+EXP2_POLY_F32 = tuple(
+    np.float32(c)
+    for c in (
+        0.0001544489205116406,
+        0.0013381311437115073,
+        0.009618103504180908,
+        0.055503807961940765,
+        0.24022650718688965,
+        0.6931471824645996,
+        1.0,
+    )
+)
+
 _MATH = {"contract"}
 
 

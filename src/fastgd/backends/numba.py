@@ -140,9 +140,9 @@ _CPU_FEATURES = llvm_binding.get_host_cpu_features()
 SOFTMAX_SIMD = cpu_has(_CPU_FEATURES, "avx512f")
 #: Whether d = 1 mse and unweighted logistic take _simd.mse_one_feature and
 #: _simd.logistic_one_feature (512-bit vectors, as kernels/fastgd_one_feature.c), where
-#: the CPU has AVX-512 (vscalef: an x86 intrinsic); elsewhere _mse_one_feature,
-#: _logistic_one_feature and _logistic_one_feature_f32.
-ONE_FEATURE_SIMD = cpu_has(_CPU_FEATURES, "avx512f")
+#: the CPU has AVX-512 F and DQ (vscalef, vrange, vreduce: x86 intrinsics); elsewhere
+#: _mse_one_feature, _logistic_one_feature and _logistic_one_feature_f32.
+ONE_FEATURE_SIMD = cpu_has(_CPU_FEATURES, "avx512f", "avx512dq")
 #: The shares (percent) of the next block's lines that the score groups and the steps ask
 #: for on their way; the gradient panels ask for the rest (as in kernels/cython_kernels.pyx).
 SCORES_AHEAD_PERCENT = 35
