@@ -11,12 +11,16 @@
  * the unweighted logistic products: each factor at most 2.4, so at most 2.4**64 = 2e24). */
 #define FGD_FUSED_PART_ROWS 64
 
-/* Each load of a row's vector asks for the line this far ahead, into L1 (prefetcht0): in
- * the harness 2 KB was as good as 3 KB or better (1.5 KB a little worse), and into L2
- * (prefetcht1) lost logistic 0.1 of the read (both measured with the requests in a burst
- * at the start of each step; one at a time, 3 KB read 0.01-0.03 faster at d = 32 and 64
- * and 0.03 slower at d = 16, 1 KB slower in both). */
-#define FGD_FUSED_AHEAD_BYTES 2048
+/* Each load of a row's vector asks for the line this far ahead, into L1 (prefetcht0), for
+ * rows of nv vectors: 3 KB, but 2 KB for rows of one or two lines. Into L2 (prefetcht1)
+ * lost logistic 0.1 of the read. With the requests one at a time, C harness and kernel in
+ * one process, logistic unless said, of the read, 2 KB -> 3 KB: 2M x 64 float64
+ * 0.88-0.90 -> 0.92, mse 0.90-0.92 -> 0.92-0.93; 1.28M x 100 float64 0.89 -> 0.91; 5M x
+ * 24 float64 0.79 -> 0.88; 4M x 32 float64 0.85-0.87 -> 0.85-0.92; 2M x 64 float32 0.93
+ * -> 1.01; 4M x 48 float32 0.82 -> 0.93; 500,000 x 256 float32 0.93 -> 0.98 (4 KB 1.02);
+ * but two lines a row lost: 8M x 16 float64 0.81 -> 0.80 (4 KB 0.74), 4M x 32 float32
+ * 0.86 -> 0.85 (4 KB 0.80). 1.5 KB was a little worse everywhere. */
+#define FGD_FUSED_AHEAD_BYTES(nv) ((nv) <= 2 ? 2048 : 3072)
 
 #if defined(__GNUC__) && defined(__x86_64__) && defined(__AVX512F__)
 #include <immintrin.h>

@@ -12,7 +12,7 @@
  * - the loops over a row's vectors kept rolled (#pragma GCC unroll 1), the vectors going
  *   through the stack: unrolled, with the vectors pinned to registers, mse 0.64-0.76 and
  *   logistic 0.55-0.72 (the reason is not measured: this VM has no hardware counters);
- * - each load of a row's vector asks for the line FGD_FUSED_AHEAD_BYTES ahead into L1
+ * - each load of a row's vector asks for the line FGD_FUSED_AHEAD_BYTES(nv) ahead into L1
  *   (without: mse 0.78, logistic 0.55-0.61, float32 mse 0.63). Asked for in a burst at
  *   the start of each step instead, the lines came later: harness and kernel in one
  *   process, of the read, burst -> one at a time: 2M x 64 float32 logistic 0.88-0.91 ->

@@ -24,7 +24,7 @@ static FGD_ALWAYS_INLINE void FGD_NAME(fgd_fused_scores)(
     for (int v = 0; v < NV; v++) {
         for (int q = 0; q < R; q++) {
             const FGD_T *p = x + q * d + v * FGD_LANES;
-            __builtin_prefetch((const char *)p + FGD_FUSED_AHEAD_BYTES, 0, 3);
+            __builtin_prefetch((const char *)p + FGD_FUSED_AHEAD_BYTES(NV), 0, 3);
             A[q][v] = v == NV - 1 ? FGD_MASKZ_LOAD(last, p) : FGD_LOAD(p);
             s[q] = FGD_FMA(A[q][v], FGD_LOAD(w + v * FGD_LANES), s[q]);
         }
