@@ -44,6 +44,48 @@ def test_bench_without_numpy_leaves_the_speedup_column_empty(capsys):
     assert row[-1] == "-"
 
 
+def test_bench_softmax_times_logistic_in_the_same_rounds(capsys, monkeypatch):
+    """--loss softmax adds each CPU backend's time against its logistic loss_grad on the same
+    X, the median of the per-round ratios (numpy and the read: "-")."""
+    backend = CPU[-1]
+    seen = []
+    module = _registry.load(backend)
+    real = module.loss_grad
+
+    def spy(X, y, w, b, loss, sample_weight):
+        seen.append((loss, X.__array_interface__["data"][0], w.shape))
+        return real(X, y, w, b, loss, sample_weight)
+
+    monkeypatch.setattr(module, "loss_grad", spy)
+    main(
+        [
+            "bench",
+            "--n",
+            "3000",
+            "--d",
+            "4",
+            "--loss",
+            "softmax",
+            "--k",
+            "3",
+            "--backends",
+            f"numpy,{backend}",
+            "--repeat",
+            "2",
+        ]
+    )
+    out = capsys.readouterr().out
+    rows = {row.split()[0]: row.split()[1:] for row in out.splitlines() if row.split()}
+    assert "/ logistic" in out
+    assert rows["numpy"][-1] == "-" and rows["stream-read"][-1] == "-"
+    assert rows[backend][-1].endswith("x") and float(rows[backend][-1][:-1]) > 0
+    softmax = [(x, shape) for loss, x, shape in seen if loss == "softmax"]
+    logistic = [(x, shape) for loss, x, shape in seen if loss == "logistic"]
+    assert len(softmax) == len(logistic) == 3  # a warm-up round and two timed ones
+    assert {x for x, _ in softmax} == {x for x, _ in logistic}  # the same X
+    assert {shape for _, shape in logistic} == {(4,)} and {shape for _, shape in softmax} == {(4, 3)}
+
+
 @pytest.mark.skipif("cuda" in _registry.unavailable_reasons(), reason="numba-cuda is not installed")
 def test_bench_compares_cuda_with_a_read_of_X_on_the_gpu(capsys):
     """On the simulator here, on a GPU where there is one: the cuda row is divided into the

@@ -89,7 +89,8 @@ def yardstick(backend):
 
 
 def kernel_table(n, d, loss, dtype, backends, repeat=5, k=10):
-    """Rows of (name, seconds, GB/s of X, fraction of the read yardstick, speedup over numpy).
+    """Rows of (name, seconds, GB/s of X, fraction of the read yardstick, speedup over numpy,
+    time against logistic).
 
     The numpy reference is timed first, on its own; then every round times the yardstick
     and each compiled backend once, so all of them see the same state of a shared,
@@ -97,6 +98,10 @@ def kernel_table(n, d, loss, dtype, backends, repeat=5, k=10):
     the median of the per-round ratios. The cuda backend gets X, y and w in GPU memory
     (copied once, untimed) and is compared with a streaming read of X on the GPU
     (``gpu-read``); the CPU backends with one on the CPU (``stream-read``).
+
+    For softmax every round also times each CPU backend's logistic loss_grad on the same X
+    (labels y mod 2, the first class's coefficients), right after its softmax call: the
+    last field is the median of the per-round ratios of the two times (NaN otherwise).
     """
     X, y, w, b = make_data(n, d, loss, dtype, k=k)
     modules = {name: _registry.load(name) for name in backends}
@@ -106,6 +111,10 @@ def kernel_table(n, d, loss, dtype, backends, repeat=5, k=10):
         time.sleep(BLAS_SETTLE_S)
     calls = {"stream-read": lambda: stream_read(X)}
     names = ["stream-read"]
+    against = {}  # backend -> the name of its logistic call
+    if loss == "softmax":
+        y_binary = (y % 2).astype(X.dtype)
+        w_binary = np.ascontiguousarray(w[:, 0])
     for name, module in modules.items():
         if name == "cuda":
             calls[name], X_device = device_case(module, loss, X, y, w, b)
@@ -113,6 +122,11 @@ def kernel_table(n, d, loss, dtype, backends, repeat=5, k=10):
             names.append("gpu-read")
         elif name != "numpy":
             calls[name] = lambda m=module: m.loss_grad(X, y, w, b, loss, None)
+            if loss == "softmax":
+                against[name] = f"{name} (logistic)"
+                calls[against[name]] = lambda m=module: m.loss_grad(
+                    X, y_binary, w_binary, 0.0, "logistic", None
+                )
     times.update(_timed_rounds(calls, repeat))
     numpy_sec = float(np.median(times["numpy"])) if "numpy" in times else float("nan")
     rows = []
@@ -120,5 +134,6 @@ def kernel_table(n, d, loss, dtype, backends, repeat=5, k=10):
         sec = float(np.median(times[name]))
         read = times[yardstick(name)]
         frac = float(np.median(read / times[name])) if name != "numpy" else float(np.median(read)) / sec
-        rows.append((name, sec, X.nbytes / 1e9 / sec, frac, numpy_sec / sec))
+        versus = float(np.median(times[name] / times[against[name]])) if name in against else float("nan")
+        rows.append((name, sec, X.nbytes / 1e9 / sec, frac, numpy_sec / sec, versus))
     return rows

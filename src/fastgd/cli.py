@@ -30,10 +30,18 @@ def _bench(args):
     )
     print(f"machine: {_cpu_model()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
     rows = _bench.kernel_table(args.n, args.d, args.loss, dtype, names, repeat=args.repeat, k=args.k)
-    print(f"{'backend':<12} {'time [ms]':>10} {'GB/s':>8} {'of read':>8} {'vs numpy':>9}")
-    for name, sec, gbs, frac, speedup in rows:
+    softmax = args.loss == "softmax"
+    header = f"{'backend':<12} {'time [ms]':>10} {'GB/s':>8} {'of read':>8} {'vs numpy':>9}"
+    print(header + (f" {'/ logistic':>11}" if softmax else ""))
+    for name, sec, gbs, frac, speedup, logistic in rows:
         versus = f"{speedup:>8.2f}x" if speedup == speedup else f"{'-':>9}"  # NaN: numpy not run
-        print(f"{name:<12} {sec * 1e3:>10.2f} {gbs:>8.2f} {frac:>8.2f} {versus}")
+        line = f"{name:<12} {sec * 1e3:>10.2f} {gbs:>8.2f} {frac:>8.2f} {versus}"
+        if softmax:
+            line += f" {logistic:>10.2f}x" if logistic == logistic else f" {'-':>11}"
+        print(line)
+    if softmax:
+        print("/ logistic: the time against the same backend's logistic loss_grad on the same X, timed")
+        print("in the same rounds (median of the per-round ratios)")
     if "cuda" in names:
         print("of read: cuda and gpu-read against a read of X in GPU memory (gpu-read, X copied there")
         print("once, untimed); the CPU backends against a read of X in host memory (stream-read)")
