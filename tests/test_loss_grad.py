@@ -133,6 +133,23 @@ def test_softmax_gradient_panels(backend, dtype, block, rng, monkeypatch):
             assert_matches_naive(result, X, y, w, b, "softmax", weights, tight)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+def test_softmax_long_blocks(backend, dtype, rng, monkeypatch):
+    """Blocks of 600 rows: the float32 softmax steps add their float32 sums of residuals
+    into float64 every 16 tiles of 16 rows (kernels/fastgd_softmax_steps.h), so a block's
+    steps fold them twice and at the end; against the reference, weighted and not."""
+    if backend == "cuda":
+        pytest.skip("a CPU kernel path")
+    from fastgd import _config
+
+    monkeypatch.setattr(_config, "CPU_SOFTMAX_BLOCK_ROWS", 600)
+    tight = {np.float64: 1e-12, np.float32: RTOL[np.float32]}[dtype]
+    X, y, w, b, sw = make_problem(rng, 1_300, 64, "softmax", dtype, k=10, weighted=True)
+    for weights in (sw, None):
+        result = fastgd.loss_grad(X, y, w, b, loss="softmax", sample_weight=weights, backend=backend)
+        assert_matches_naive(result, X, y, w, b, "softmax", weights, tight)
+
+
 @pytest.mark.parametrize("dtype,d", [(np.float64, 2_051), (np.float32, 4_103)], ids=["f64", "f32"])
 @pytest.mark.parametrize("loss", ["mse", "logistic"])
 def test_wide_rows(backend, loss, dtype, d, rng):
