@@ -83,17 +83,19 @@ typedef struct {
     __m512 loss, loss_pos, dz, g;
 } fgd_one_part_f;
 
+/* float32 keeps z for the loss terms (float32 units of ln 2 would round max(z, 0) - y z
+ * by up to 2**-24 of itself) and takes t = z / ln 2 for the exponential. */
 static FGD_ALWAYS_INLINE void fgd_one_step_f(__m512 x, __m512 y, __m512 w0, __m512 b, __mmask16 live,
                                              fgd_one_part_f *s, __m512 *prod)
 {
     const __m512 one = _mm512_set1_ps(1.0f);
-    __m512 t = _mm512_fmadd_ps(x, w0, b);
-    __m512 e = fgd_exp2f_neg_abs_v16(t); /* e^-|z| */
-    __mmask16 nonneg = _mm512_cmp_ps_mask(t, _mm512_setzero_ps(), _CMP_GE_OQ);
+    __m512 z = _mm512_fmadd_ps(x, w0, b);
+    __m512 e = fgd_exp2f_neg_abs_v16(_mm512_mul_ps(z, _mm512_set1_ps(FGD_INV_LN2_F))); /* e^-|z| */
+    __mmask16 nonneg = _mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_GE_OQ);
     __m512 q = _mm512_div_ps(e, _mm512_add_ps(one, e));
     __m512 res = _mm512_sub_ps(_mm512_mask_sub_ps(q, nonneg, one, q), y);
-    s->loss = _mm512_fnmadd_ps(y, t, s->loss);
-    s->loss_pos = _mm512_mask_add_ps(s->loss_pos, nonneg & live, s->loss_pos, t);
+    s->loss = _mm512_fnmadd_ps(y, z, s->loss);
+    s->loss_pos = _mm512_mask_add_ps(s->loss_pos, nonneg & live, s->loss_pos, z);
     s->dz = _mm512_mask_add_ps(s->dz, live, s->dz, res);
     s->g = _mm512_fmadd_ps(res, x, s->g);
     *prod = _mm512_mask_fnmadd_ps(*prod, live, q, *prod);
@@ -113,7 +115,7 @@ int fgd_logistic_one_feature_f(const float *x, const float *y, float w0, float b
     const ptrdiff_t part_rows = FGD_ONE_FEATURE_PART_BYTES / sizeof(float);
     const ptrdiff_t ahead = FGD_ONE_FEATURE_AHEAD_BYTES / sizeof(float);
     const __m512 zero = _mm512_setzero_ps();
-    const __m512 W = _mm512_set1_ps((float)(w0 / M_LN2)), B = _mm512_set1_ps((float)(b / M_LN2));
+    const __m512 W = _mm512_set1_ps(w0), B = _mm512_set1_ps(b);
     __m512d loss = _mm512_setzero_pd(), dz = loss, gs = loss, p_exp = loss;
     __m512 prod = _mm512_set1_ps(1.0f);
     for (ptrdiff_t part = lo, part_end; part < hi; part = part_end) {
@@ -141,7 +143,7 @@ int fgd_logistic_one_feature_f(const float *x, const float *y, float w0, float b
     /* the sixteen mantissas' product, at most 2**16 */
     __m512d plo, phi;
     fgd_widen16(prod, &plo, &phi);
-    *loss_sum = M_LN2 * (_mm512_reduce_add_pd(loss) - _mm512_reduce_add_pd(p_exp)) -
+    *loss_sum = _mm512_reduce_add_pd(loss) - M_LN2 * _mm512_reduce_add_pd(p_exp) -
                 log(_mm512_reduce_mul_pd(_mm512_mul_pd(plo, phi)));
     *g = _mm512_reduce_add_pd(gs);
     *dz_sum = _mm512_reduce_add_pd(dz);
