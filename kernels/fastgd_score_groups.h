@@ -184,6 +184,13 @@ static inline __attribute__((always_inline)) __m256 fgd_lane_sums8_f(const __m51
     return _mm256_add_ps(_mm256_permute2f128_ps(t0, t1, 0x20), _mm256_permute2f128_ps(t0, t1, 0x31));
 }
 
+/* The lanes of v in m to p: a 512-bit masked store (AVX-512F), where the 256-bit one
+ * would need AVX-512VL as well. */
+static inline __attribute__((always_inline)) void fgd_store8_f(float *p, __mmask8 m, __m256 v)
+{
+    _mm512_mask_storeu_ps(p, (__mmask16)m, _mm512_castps256_ps512(v));
+}
+
 /* The float32 tile: as fgd_score_group_tile_d, with a vector holding eight classes by two
  * columns (lanes 2 c and 2 c + 1: class c at columns j and j + 1), so that one broadcast
  * of a row's two values (loaded as one 64-bit value) feeds sixteen useful lanes; the
@@ -272,11 +279,11 @@ static inline __attribute__((always_inline)) void fgd_score_group_tile_f(
             __m512 v = _mm512_castpd_ps(o[q]);
             v = _mm512_add_ps(v, _mm512_permute_ps(v, 0xB1)); /* each pair's sum, in both lanes */
             __m256 s = _mm256_castsi256_ps(_mm512_cvtepi64_epi32(_mm512_castps_si512(v)));
-            _mm256_mask_storeu_ps(z + (q0 + q) * ldz, rm, _mm256_add_ps(s, _mm256_set1_ps((float)b[q0 + q])));
+            fgd_store8_f(z + (q0 + q) * ldz, rm, _mm256_add_ps(s, _mm256_set1_ps((float)b[q0 + q])));
         }
     }
     if (DOT)
-        _mm256_mask_storeu_ps(z + qd * ldz, rm, _mm256_add_ps(fgd_lane_sums8_f(ad), _mm256_set1_ps((float)b[qd])));
+        fgd_store8_f(z + qd * ldz, rm, _mm256_add_ps(fgd_lane_sums8_f(ad), _mm256_set1_ps((float)b[qd])));
     *pf = p;
     *pf_left = left;
 }
