@@ -358,8 +358,8 @@ def test_fused_rows_every_vector_count(backend, loss, dtype, weighted, rng):
     values four at a time (kernels/fastgd_fused_rows.c), a case compiled for each count
     of 512-bit vectors (two copies: up to 8 and 9 to 16), the last one masked; numba's
     take float64 rows of 16 to 128 values and float32 rows of 48 to 512 two at a time
-    (_fused_rows_loss_grad), and unweighted rows of two or three vectors four at a time
-    (_fused_rows_simd_loss_grad, logistic, and mse where the other does not take it).
+    (_fused_rows_loss_grad), and unweighted rows of two to eight vectors four at a time
+    (_fused_rows_simd_loss_grad: logistic, and mse where the other does not take it).
     Widths at and either side of each count and of the limits, row counts that leave one
     to three rows after the steps of four, over several 64-row parts per thread, scores
     of both signs and far from zero."""
@@ -377,20 +377,19 @@ def test_fused_rows_every_vector_count(backend, loss, dtype, weighted, rng):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("loss", ["mse", "logistic"])
-def test_numba_rows_of_two_or_three_vectors_either_way(monkeypatch, loss, dtype, rng):
-    """numba's unweighted rows of two or three 512-bit vectors (float64 9 to 24 values,
-    float32 17 to 48) take _fused_rows_simd_loss_grad where the CPU has AVX-512, and the
+def test_numba_rows_of_two_to_eight_vectors_either_way(monkeypatch, loss, dtype, rng):
+    """numba's unweighted rows of two to eight 512-bit vectors (float64 9 to 64 values,
+    float32 17 to 128) take _fused_rows_simd_loss_grad where the CPU has AVX-512, and the
     loops it replaced elsewhere (numba.FUSED_SIMD): both against the reference, widths
     either side of the vectors' ends, rows left over after the steps of four."""
     from fastgd.backends import numba as numba_backend
 
     lanes = 64 // np.dtype(dtype).itemsize
+    widths = [lanes + 1, 2 * lanes, 3 * lanes - 1, 4 * lanes + 1, 6 * lanes, 8 * lanes - 1, 8 * lanes]
     tight = {np.float64: 1e-12, np.float32: RTOL[np.float32]}[dtype]
     for fused_simd in (numba_backend.FUSED_SIMD, False):
         monkeypatch.setattr(numba_backend, "FUSED_SIMD", fused_simd)
-        for n, d in zip(
-            [1, 6, 67, 130, 259], [lanes + 1, 2 * lanes, 2 * lanes + 1, 3 * lanes - 1, 3 * lanes], strict=True
-        ):
+        for n, d in zip([1, 6, 67, 130, 259, 3, 66], widths, strict=True):
             X, y, w, b, _ = make_problem(rng, n, d, loss, dtype, scale=4.0)
             result = fastgd.loss_grad(X, y, w, b, loss=loss, backend="numba")
             assert_matches_naive(result, X, y, w, b, loss, None, tight)

@@ -8,7 +8,7 @@ dtypes. The thread count is passed in from Python because calling
 each chunk in small blocks of rows (_scalar_loss_grad), except narrow X: d = 1 and
 d = 2 .. NARROW_D_MAX take one pass over the rows (_narrow_rows), and float64 X of
 FUSED_D_MIN .. FUSED_D_MAX features (float32: FUSED_F32_D_MIN .. FUSED_F32_D_MAX) one pass
-two rows at a time (_fused_rows_loss_grad); with AVX-512, unweighted rows of two or three
+two rows at a time (_fused_rows_loss_grad); with AVX-512, unweighted rows of two to eight
 512-bit vectors one pass four rows at a time (_fused_rows_simd_loss_grad, see
 _takes_fused_simd).
 """
@@ -1464,8 +1464,9 @@ def _takes_fused_simd(dtype, d, loss, weighted, fused):
     mse only where _fused_rows_loss_grad does not take it (``fused``), which was as fast or
     faster there. In one process against the loops they replace, of the read (Intel Xeon
     VM): float64 10M x 12 mse 0.46 -> 0.86, logistic 0.41 -> 0.76; 8M x 16 logistic 0.65 ->
-    0.78 (mse 0.89 / 0.87 kept); float32 6M x 20 0.66 -> 0.87, 0.57 -> 0.71; 4M x 32 0.85
-    -> 0.92, 0.68 -> 0.79; 2.5M x 48 logistic 0.74 -> 0.83 (mse 1.00 / 0.90 kept)."""
+    0.79; 3.2M x 40 0.73 -> 0.85; 2M x 64 0.89 -> 0.90; float32 6M x 20 mse 0.66 -> 0.87;
+    4M x 32 0.85 -> 0.92, logistic 0.69 -> 0.78; 2M x 64 logistic 0.89 -> 0.98; 1.28M x
+    100 0.87 -> 0.95 (mse at 2M x 64: 0.97 two rows a step against 0.94 four)."""
     vectors = -(-d // (64 // dtype.itemsize))
     if not FUSED_SIMD or weighted or d <= NARROW_D_MAX or vectors not in FUSED_VECTORS:
         return False
