@@ -136,8 +136,9 @@ def test_softmax_gradient_panels(backend, dtype, block, rng, monkeypatch):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
 def test_softmax_long_blocks(backend, dtype, rng, monkeypatch):
     """Blocks of 600 rows: the float32 softmax steps add their float32 sums of residuals
-    into float64 every 16 tiles of 16 rows (kernels/fastgd_softmax_steps.h), so a block's
-    steps fold them twice and at the end; against the reference, weighted and not."""
+    into float64 every 16 tiles of 16 rows (kernels/fastgd_softmax_steps.h, numba's
+    _simd.softmax_steps), so a block's steps fold them twice and at the end; against the
+    reference, weighted and not."""
     if backend == "cuda":
         pytest.skip("a CPU kernel path")
     from fastgd import _config

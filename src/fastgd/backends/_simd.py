@@ -478,6 +478,15 @@ def _log(builder, x):
     return builder.call(fn, [x])
 
 
+#: The most classes whose float32 residual sums softmax_steps keeps in float32 (a stack
+#: array of that many vectors), adding them into float64 every STEPS_SUM_TILES tiles of
+#: sixteen rows and at the end (as FGD_STEPS_SUM_TILES_F in kernels/fastgd_softmax_steps.h:
+#: at most 16 terms a lane, each at most the largest weight); more classes widen them at
+#: each tile.
+STEPS_LOCAL_SUMS_MAX = 64
+STEPS_SUM_TILES = 16
+
+
 def _softmax_steps_codegen(context, builder, sig, args):
     (z_ty, _, _, _, y_ty, _, sw_ty, has_sw_ty, rs_ty, x_ty, _, _) = sig.args
     args = _indices_as_intp(context, builder, sig, args)
@@ -520,6 +529,27 @@ def _softmax_steps_codegen(context, builder, sig, args):
             s = builder.fadd(s, builder.extract_element(vec, _I32(lane)))
         return s
 
+    def add_to_rs(q, value):  # rsv[q] += value (float64 lanes)
+        rs_ptr = builder.bitcast(builder.gep(RS, [builder.mul(q, _I64(nl))]), dvt.as_pointer())
+        builder.store(builder.fadd(builder.load(rs_ptr, align=8), value), rs_ptr, align=8)
+
+    # float32 residual sums in float32 over STEPS_SUM_TILES tiles, for k <= 64
+    RL = cgutils.alloca_once(builder, vt, size=STEPS_LOCAL_SUMS_MAX)
+    local = builder.icmp_signed("<=", k, _I64(STEPS_LOCAL_SUMS_MAX))
+    in_sums = cgutils.alloca_once_value(builder, _I64(0))
+
+    def fold_local_sums():  # rsv += RL (widened), RL = 0
+        with cgutils.for_range(builder, k) as loop:
+            rl_ptr = builder.gep(RL, [loop.index])
+            add_to_rs(loop.index, builder.fpext(builder.load(rl_ptr), dvt))
+            builder.store(zero, rl_ptr)
+        builder.store(_I64(0), in_sums)
+
+    if f32:
+        with builder.if_then(local):
+            with cgutils.for_range(builder, k) as loop:
+                builder.store(zero, builder.gep(RL, [loop.index]))
+
     def add_logs(vec):  # logs += the sum of the lanes' logarithms
         builder.store(builder.fadd(builder.load(logs), lanes_sum(_log(builder, vec))), logs)
 
@@ -541,6 +571,13 @@ def _softmax_steps_codegen(context, builder, sig, args):
         )
         wt = builder.select(weighted, sw_v, wt)
         yv = _masked_load(builder, builder.gep(Y, [builder.add(start, i0)]), rm, _vec(_I64, nl))
+        if f32:  # sixteen labels (below k) as one vector of 32-bit lanes: one compare a class
+            yv = builder.trunc(yv, _vec(_I32, nl))
+
+        def is_label(q):
+            lt = yv.type.element
+            return builder.icmp_signed("==", yv, _splat(builder, builder.trunc(q, lt) if f32 else q, yv.type))
+
         with builder.if_then(builder.icmp_signed("<", kq, k)):  # the last class scores 0
             _masked_store(builder, zero, zrow(kq), rm)
         top = cgutils.alloca_once_value(builder, _masked_load(builder, zrow(_I64(0)), rm, vt))
@@ -552,7 +589,7 @@ def _softmax_steps_codegen(context, builder, sig, args):
         zy = cgutils.alloca_once_value(builder, zero)
         total = cgutils.alloca_once_value(builder, zero)
         rest = cgutils.alloca_once_value(builder, zero)  # the exponentials but the maximum's
-        ties = cgutils.alloca_once_value(builder, zero)  # classes at the maximum
+        below_n = cgutils.alloca_once_value(builder, zero)  # classes below the maximum
         n_pf = builder.load(pf_left)
         n_pf = builder.select(builder.icmp_signed("<", per_tile, n_pf), per_tile, n_pf)
         builder.store(builder.sub(builder.load(pf_left), n_pf), pf_left)
@@ -563,8 +600,7 @@ def _softmax_steps_codegen(context, builder, sig, args):
                 prefetch_line(builder, builder.gep(X, [at]))
                 builder.store(builder.add(at, per_line), pf_ptr)
             zq = _masked_load(builder, zrow(q), rm, vt)
-            mq = builder.icmp_signed("==", yv, _splat(builder, q, _vec(_I64, nl)))
-            builder.store(builder.select(mq, zq, builder.load(zy)), zy)
+            builder.store(builder.select(is_label(q), zq, builder.load(zy)), zy)
             e = _exp_nonpositive(builder, builder.fsub(zq, top_v), f32)
             _masked_store(builder, e, zrow(q), rm)
             builder.store(builder.fadd(builder.load(total), e), total)
@@ -572,8 +608,7 @@ def _softmax_steps_codegen(context, builder, sig, args):
             builder.store(
                 builder.select(below, builder.fadd(builder.load(rest), e), builder.load(rest)), rest
             )
-            at_top = builder.fcmp_ordered("==", zq, top_v)
-            builder.store(builder.fadd(builder.load(ties), builder.select(at_top, one, zero)), ties)
+            builder.store(builder.fadd(builder.load(below_n), builder.select(below, one, zero)), below_n)
         with cgutils.for_range(
             builder, builder.sub(n_pf, builder.select(builder.icmp_signed("<", k, n_pf), k, n_pf))
         ) as loop:
@@ -586,7 +621,9 @@ def _softmax_steps_codegen(context, builder, sig, args):
         sums = builder.select(rm, builder.load(total), one)
         # log(sum) as log1p(rest): rest = the sum but the maximum's 1 (ties past the first
         # count 1 each); see fgd_log1p_split in kernels/fastgd_softmax_steps.h.
-        rest_v = builder.fadd(builder.load(rest), builder.fsub(builder.load(ties), one))
+        # (k less those below it: one compare a class for both rest and this count)
+        ties = builder.fsub(_splat(builder, builder.sitofp(k, ft), vt), builder.load(below_n))
+        rest_v = builder.fadd(builder.load(rest), builder.fsub(ties, one))
         rest_v = builder.select(rm, rest_v, zero)
         rest_d = builder.fpext(rest_v, dvt) if f32 else rest_v
         with builder.if_else(weighted) as (then, otherwise):
@@ -616,18 +653,30 @@ def _softmax_steps_codegen(context, builder, sig, args):
         scale = builder.fdiv(wt, sums)
         with cgutils.for_range(builder, k) as loop:
             q = loop.index
-            mq = builder.and_(builder.icmp_signed("==", yv, _splat(builder, q, _vec(_I64, nl))), rm)
+            mq = builder.and_(is_label(q), rm)
             p = builder.select(rm, builder.fmul(_masked_load(builder, zrow(q), rm, vt), scale), zero)
             p = builder.select(mq, builder.fsub(p, wt), p)
             _masked_store(builder, p, zrow(q), rm)
-            rs_ptr = builder.bitcast(builder.gep(RS, [builder.mul(q, _I64(nl))]), dvt.as_pointer())
-            builder.store(
-                builder.fadd(builder.load(rs_ptr, align=8), builder.fpext(p, dvt) if f32 else p),
-                rs_ptr,
-                align=8,
-            )
+            if f32:  # float32 sums where k allows (STEPS_LOCAL_SUMS_MAX), else widened now
+                with builder.if_else(local) as (then, otherwise):
+                    with then:
+                        rl_ptr = builder.gep(RL, [q])
+                        builder.store(builder.fadd(builder.load(rl_ptr), p), rl_ptr)
+                    with otherwise:
+                        add_to_rs(q, builder.fpext(p, dvt))
+            else:
+                add_to_rs(q, p)
+        if f32:  # the float32 sums into float64 every STEPS_SUM_TILES tiles
+            with builder.if_then(local):
+                count = builder.add(builder.load(in_sums), _I64(1))
+                builder.store(count, in_sums)
+                with builder.if_then(builder.icmp_signed("==", count, _I64(STEPS_SUM_TILES))):
+                    fold_local_sums()
     with builder.if_then(builder.icmp_signed(">", builder.load(in_prod), _I64(0))):
         add_logs(builder.load(prod))
+    if f32:
+        with builder.if_then(local):
+            fold_local_sums()
     logs_total = builder.fadd(builder.load(logs), lanes_sum(builder.load(tiny)))
     return builder.fadd(lanes_sum(builder.load(loss)), logs_total)
 
