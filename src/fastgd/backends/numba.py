@@ -155,6 +155,10 @@ FUSED_SIMD = cpu_has(_CPU_FEATURES, "avx512f")
 #: for on their way; the gradient panels ask for the rest (as in kernels/cython_kernels.pyx).
 SCORES_AHEAD_PERCENT = 35
 STEPS_AHEAD_PERCENT = 30
+#: The softmax kernel's float32 gradient sums (Gb) go into the float64 ones every this
+#: many blocks and at the end of the rows, as SOFTMAX_F32_FLUSH_BLOCKS in
+#: kernels/cython_kernels.pyx (at most 4 * 128 rows of float32 terms).
+SOFTMAX_F32_FLUSH_BLOCKS = 4
 #: Below this, a softmax row's log1p(rest) is taken as rest - rest^2 / 2 (see _simd.py).
 TINY_REST = 2.0**-20
 _ZERO_F32 = np.float32(0.0)
@@ -1084,8 +1088,9 @@ def _block_class_accumulate_panels(X, RT, start, m, G, Gb, ahead, skip, flush):
     gradient panels in LLVM vector code): the k classes in as few groups of at most
     PANEL_CLASSES_MAX as will do (sizes differing by one at most), each group's panels of
     panel_vectors(Q) vectors of columns across d, their sums in registers over the block's
-    rows; then, with flush, Gb is added into G and zeroed (float32 sums every block, float64
-    ones at the end of the rows: a flush per block of 128 rows cost as many loads and
+    rows; then, with flush, Gb is added into G and zeroed (float32 sums every
+    SOFTMAX_F32_FLUSH_BLOCKS blocks, float64 ones at the end of the rows: a flush per block
+    of 128 rows cost as many loads and
     stores as a fifth of the panels' work at d = 64, k = 10). The next block's elements from
     (start + m) d + skip to (start + m) d + ahead are asked for on the way, an equal share
     in each panel."""
@@ -1195,6 +1200,7 @@ def _softmax_loss_grad(X, y, Wt, b, k, sw, zero, n_chunks, block, ahead_lines, n
         rs = np.zeros(k)
         rsv = np.zeros((k, 64 // X.itemsize))  # softmax_steps' sums of residuals by lane
         loss_sum = 0.0
+        blocks_in_gb = 0
         stop = min(n, (c + 1) * chunk)
         for start in range(c * chunk, stop, block):
             m = min(block, stop - start)
@@ -1278,7 +1284,10 @@ def _softmax_loss_grad(X, y, Wt, b, k, sw, zero, n_chunks, block, ahead_lines, n
             if len(narrow) > 0:
                 _narrow_class_accumulate(flat, ZT, start, m, G, narrow)
             elif simd:
-                flush = X.itemsize == 4 or start + m == stop
+                blocks_in_gb += 1  # float32 sums go into G every SOFTMAX_F32_FLUSH_BLOCKS blocks
+                flush = (X.itemsize == 4 and blocks_in_gb == SOFTMAX_F32_FLUSH_BLOCKS) or start + m == stop
+                if flush:
+                    blocks_in_gb = 0
                 _block_class_accumulate_panels(X, ZT, start, m, G, Gb, ahead, skip, flush)
             else:
                 _block_class_accumulate(X, ZT, start, m, G, Gb, ahead, ahead_lines, skip)
