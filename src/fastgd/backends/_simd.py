@@ -21,6 +21,9 @@ intrinsics write those loops as LLVM vector code, the same steps as the Cython k
   where the CPU has both (numba.ONE_FEATURE_SIMD); the others are plain LLVM vector code
   that compiles for any CPU;
 - :func:`mse_one_feature` -- mse for d = 1, weighted or not, a 64-byte line of x a step.
+- :func:`fused_rows_part` -- unweighted mse and logistic on rows of two to eight 512-bit
+  vectors, four rows a step (kernels/fastgd_fused_rows.c), where the CPU has AVX-512
+  (numba.FUSED_SIMD).
 
 Where the CPU has AVX-512 these took 2M x 64, k = 10 from 95 to 56-58 ms in float64 and 54
 to 30-39 ms in float32 (README, Performance).
