@@ -162,6 +162,17 @@ def _lane_sums8(builder, a):
     return s
 
 
+def _fold_lanes(builder, v, op=None):
+    """v's lanes combined by op (default fadd; e.g. builder.fmul), by halves: log2(lanes)
+    dependent steps (a power-of-two lane count)."""
+    op = op or builder.fadd
+    n = v.type.count
+    while n > 1:
+        n //= 2
+        v = op(_shuffle(builder, v, v, range(n)), _shuffle(builder, v, v, range(n, 2 * n)))
+    return builder.extract_element(v, _I32(0))
+
+
 def _indices_as_intp(context, builder, sig, args):
     """The arguments, integers cast to intp (the code below computes in 64-bit integers)."""
     cast = context.cast
@@ -526,12 +537,6 @@ def _softmax_steps_codegen(context, builder, sig, args):
     fold = builder.fptosi(builder.fdiv(f64(1000.0), builder.call(fn_log2, [kf])), _I64)
     fold = builder.select(builder.icmp_signed("<", fold, _I64(1)), _I64(1), fold)
 
-    def lanes_sum(vec):
-        s = builder.extract_element(vec, _I32(0))
-        for lane in range(1, nl):
-            s = builder.fadd(s, builder.extract_element(vec, _I32(lane)))
-        return s
-
     def add_to_rs(q, value):  # rsv[q] += value (float64 lanes)
         rs_ptr = builder.bitcast(builder.gep(RS, [builder.mul(q, _I64(nl))]), dvt.as_pointer())
         builder.store(builder.fadd(builder.load(rs_ptr, align=8), value), rs_ptr, align=8)
@@ -554,7 +559,7 @@ def _softmax_steps_codegen(context, builder, sig, args):
                 builder.store(zero, builder.gep(RL, [loop.index]))
 
     def add_logs(vec):  # logs += the sum of the lanes' logarithms
-        builder.store(builder.fadd(builder.load(logs), lanes_sum(_log(builder, vec))), logs)
+        builder.store(builder.fadd(builder.load(logs), _fold_lanes(builder, _log(builder, vec))), logs)
 
     with cgutils.for_range(builder, tiles) as tile:
         i0 = builder.mul(tile.index, _I64(nl))
@@ -633,7 +638,9 @@ def _softmax_steps_codegen(context, builder, sig, args):
             with then:
                 wt_d = builder.fpext(wt, dvt) if f32 else wt
                 builder.store(
-                    builder.fadd(builder.load(logs), lanes_sum(builder.fmul(wt_d, _log1p(builder, rest_d)))),
+                    builder.fadd(
+                        builder.load(logs), _fold_lanes(builder, builder.fmul(wt_d, _log1p(builder, rest_d)))
+                    ),
                     logs,
                 )
             with otherwise:
@@ -680,8 +687,8 @@ def _softmax_steps_codegen(context, builder, sig, args):
     if f32:
         with builder.if_then(local):
             fold_local_sums()
-    logs_total = builder.fadd(builder.load(logs), lanes_sum(builder.load(tiny)))
-    return builder.fadd(lanes_sum(builder.load(loss)), logs_total)
+    logs_total = builder.fadd(builder.load(logs), _fold_lanes(builder, builder.load(tiny)))
+    return builder.fadd(_fold_lanes(builder, builder.load(loss)), logs_total)
 
 
 @intrinsic
@@ -866,12 +873,6 @@ def _logistic_one_feature_codegen(context, builder, sig, args):
                 accumulate(total, builder.fpext(builder.load(slot), dvt))
                 builder.store(zero, slot)
 
-    def lanes(vec, op):
-        out = builder.extract_element(vec, _I32(0))
-        for lane in range(1, vec.type.count):
-            out = op(out, builder.extract_element(vec, _I32(lane)))
-        return out
-
     if f32:
         loss, loss_pos, dz, g = (builder.load(t) for t in totals)
         mantissas = builder.fpext(builder.load(p_prod), dvt)
@@ -881,14 +882,16 @@ def _logistic_one_feature_codegen(context, builder, sig, args):
     # sum log1p(e^-|z|) = -log(prod (1 - q)): ln 2 times the exponents taken out, and the
     # log of the lanes' mantissas multiplied (eight or sixteen in [1, 2), below 2**16)
     log = builder.module.declare_intrinsic("llvm.log", [f64])
-    terms = lanes(builder.fadd(loss, loss_pos), builder.fadd)  # float64: in units of ln 2
-    exponents = builder.fmul(f64(LN2), lanes(builder.load(p_exp), builder.fadd))
+    terms = _fold_lanes(builder, builder.fadd(loss, loss_pos), builder.fadd)  # float64: in units of ln 2
+    exponents = builder.fmul(f64(LN2), _fold_lanes(builder, builder.load(p_exp), builder.fadd))
     loss_sum = builder.fsub(
         builder.fsub(terms if f32 else builder.fmul(f64(LN2), terms), exponents),
-        builder.call(log, [lanes(mantissas, builder.fmul)]),
+        builder.call(log, [_fold_lanes(builder, mantissas, builder.fmul)]),
     )
     return context.make_tuple(
-        builder, sig.return_type, [loss_sum, lanes(g, builder.fadd), lanes(dz, builder.fadd)]
+        builder,
+        sig.return_type,
+        [loss_sum, _fold_lanes(builder, g, builder.fadd), _fold_lanes(builder, dz, builder.fadd)],
     )
 
 
@@ -964,13 +967,7 @@ def _mse_one_feature_codegen(context, builder, sig, args):
         with otherwise:
             rows(False)
 
-    def lanes_sum(vec):
-        out = builder.extract_element(vec, _I32(0))
-        for lane in range(1, nl):
-            out = builder.fadd(out, builder.extract_element(vec, _I32(lane)))
-        return out
-
-    loss, dz, g = (lanes_sum(builder.load(v)) for v in sums)
+    loss, dz, g = (_fold_lanes(builder, builder.load(v)) for v in sums)
     two = ir.DoubleType()(2.0)
     return context.make_tuple(builder, sig.return_type, [loss, builder.fmul(two, g), builder.fmul(two, dz)])
 
@@ -992,15 +989,6 @@ def mse_one_feature(typingctx, x, y, sw, lo, hi, w0, b, has_sw):
 #: values, float32 17 to 128). Rows of 9 to 16 vectors ran as fast or slower with it than
 #: with numba's two-row loop (README, Performance).
 FUSED_VECTORS = range(2, 9)
-
-
-def _hsum(builder, v):
-    """The sum of v's lanes, by halves (a power-of-two lane count)."""
-    n = v.type.count
-    while n > 1:
-        n //= 2
-        v = builder.fadd(_shuffle(builder, v, v, range(n)), _shuffle(builder, v, v, range(n, 2 * n)))
-    return builder.extract_element(v, _I32(0))
 
 
 def _fabs(builder, x):
@@ -1082,7 +1070,7 @@ def _fused_rows_codegen(context, builder, sig, args):
                 a = _masked_load(builder, p, mask, vt)
                 builder.store(a, builder.gep(A, [builder.add(builder.mul(_I64(q), nv), v)]))
                 builder.store(_fma(builder, a, wv, builder.load(sums[q])), sums[q])
-        z = builder.fadd(quad([_hsum(builder, builder.load(s)) for s in sums]), _splat(builder, b, v4))
+        z = builder.fadd(quad([_fold_lanes(builder, builder.load(s)) for s in sums]), _splat(builder, b, v4))
         y = quad([builder.load(builder.gep(Y, [builder.add(i, _I64(q))])) for q in range(R)])
         live = ir.Constant(_vec(_I1, 4), [q < R for q in range(4)])
         if is_logistic:  # sigmoid(z) - y, max(z, 0) - y z, and the factor 1 + e^-|z|
@@ -1141,7 +1129,7 @@ def _fused_rows_codegen(context, builder, sig, args):
         _masked_store(builder, total, ptr, mask)
     for slot, vec in ((0, vloss), (1, vdz)):
         ptr = builder.gep(ACC, [_I64(slot)])
-        builder.store(builder.fadd(builder.load(ptr), _hsum(builder, builder.load(vec))), ptr)
+        builder.store(builder.fadd(builder.load(ptr), _fold_lanes(builder, builder.load(vec))), ptr)
 
     def product(vec):
         lanes = [builder.extract_element(builder.load(vec), _I32(q)) for q in range(4)]

@@ -1467,6 +1467,11 @@ def _takes_fused_rows(dtype, d, loss, weighted):
     return FUSED_F32_D_MIN <= d <= FUSED_F32_D_MAX and not (weighted and loss == "logistic")
 
 
+def _row_vectors(dtype, d):
+    """512-bit vectors a row of d values of dtype takes (the last one partial)."""
+    return -(-d // (64 // dtype.itemsize))
+
+
 def _takes_fused_simd(dtype, d, loss, weighted, fused):
     """Whether unweighted mse/logistic on dense X take _fused_rows_simd_loss_grad: rows of
     FUSED_VECTORS 512-bit vectors (wider than NARROW_D_MAX), where the CPU has AVX-512;
@@ -1476,8 +1481,7 @@ def _takes_fused_simd(dtype, d, loss, weighted, fused):
     0.79; 3.2M x 40 0.73 -> 0.85; 2M x 64 0.89 -> 0.90; float32 6M x 20 mse 0.66 -> 0.87;
     4M x 32 0.85 -> 0.92, logistic 0.69 -> 0.78; 2M x 64 logistic 0.89 -> 0.98; 1.28M x
     100 0.87 -> 0.95 (mse at 2M x 64: 0.97 two rows a step against 0.94 four)."""
-    vectors = -(-d // (64 // dtype.itemsize))
-    if not FUSED_SIMD or weighted or d <= NARROW_D_MAX or vectors not in FUSED_VECTORS:
+    if not FUSED_SIMD or weighted or d <= NARROW_D_MAX or _row_vectors(dtype, d) not in FUSED_VECTORS:
         return False
     return loss == "logistic" or not fused
 
@@ -1525,7 +1529,7 @@ def _loss_grad(X, y, w, b, loss, sample_weight):
     fused = _takes_fused_rows(dtype, d, loss, sample_weight is not None)
     contiguous = X.flags.c_contiguous and y.flags.c_contiguous  # as _simd.fused_rows_part takes them
     if contiguous and _takes_fused_simd(dtype, d, loss, sample_weight is not None, fused):
-        wp = np.zeros(-(-d // (64 // dtype.itemsize)) * (64 // dtype.itemsize), dtype)  # w, 0 past d
+        wp = np.zeros(_row_vectors(dtype, d) * (64 // dtype.itemsize), dtype)  # w, 0 past d
         wp[:d] = w
         sums = _fused_rows_simd_loss_grad(X, y, wp, float(b), int(loss == "logistic"), n_chunks)
         return _sums.normalised(*sums, total, dtype, False)
