@@ -119,32 +119,46 @@ cdef inline void _fold_product(double p, double* prod, double* acc_loss) noexcep
         acc_loss[0] += log(prod[0])
         prod[0] = 1.0
 
+cdef inline double _target(const floating* y, const unsigned char* labels, Py_ssize_t i) noexcept nogil:
+    """Row i's target: y[i], or with uint8 labels (not NULL, logistic) labels[i]."""
+    return labels[i] if labels != NULL else y[i]
+
+
 cdef void _scalar_chunk(
-    const floating* X, const floating* y, const floating* w, double b,
+    const floating* X, const floating* y, const unsigned char* labels, const floating* w, double b,
     const floating* sw, bint has_sw, int loss, Py_ssize_t lo, Py_ssize_t hi,
     Py_ssize_t d, Py_ssize_t block, double* g, double* dz_sum, double* loss_sum,
 ) noexcept nogil:
     """Rows lo..hi (d > FGD_NARROW_D_MAX) in blocks of ``block`` rows: scores, losses and
     residuals (vectorised over the block), then the residuals times the block's rows added
-    into g."""
+    into g. uint8 labels (not NULL: logistic's y) are widened a block at a time into a
+    buffer that the loops read as they read y."""
     cdef Py_ssize_t start, m, i, part, part_end
     cdef double s, zi, yi, ei, res, p
     cdef double acc_loss = 0.0, acc_dz = 0.0, prod = 1.0
     cdef double* z = <double*> malloc(block * sizeof(double))
     cdef double* e = <double*> malloc(block * sizeof(double))
-    cdef floating* r = <floating*> malloc((block + d) * sizeof(floating))
+    cdef floating* r = <floating*> malloc((2 * block + d) * sizeof(floating))
     cdef floating* gb = r + block
+    cdef floating* widened = gb + d
+    cdef const floating* ys
     for i in range(d):
         gb[i] = 0
     start = lo
     while start < hi:
         m = min(block, hi - start)
+        if labels != NULL:
+            for i in range(m):
+                widened[i] = labels[start + i]
+            ys = widened
+        else:
+            ys = y + start
         _block_scores(X, w, b, start, m, d, z)
         # Per-sample losses into e and d loss / dz into z, then the weights: every loop is
         # branch-free in i, so each vectorises.
         if loss == MSE:
             for i in range(m):
-                res = z[i] - y[start + i]
+                res = z[i] - ys[i]
                 e[i] = res * res
                 z[i] = 2.0 * res
         else:
@@ -154,7 +168,7 @@ cdef void _scalar_chunk(
             if has_sw:
                 for i in range(m):
                     zi = z[i]
-                    yi = y[start + i]
+                    yi = ys[i]
                     ei = e[i]
                     z[i] = (1.0 if zi >= 0.0 else ei) / (1.0 + ei) - yi  # sigmoid(z) - y
                     e[i] = (zi if zi > 0.0 else 0.0) + fgd_log1p_unit(ei) - yi * zi
@@ -168,7 +182,7 @@ cdef void _scalar_chunk(
                     p = 1.0
                     for i in range(part, part_end):
                         zi = z[i]
-                        yi = y[start + i]
+                        yi = ys[i]
                         ei = e[i]
                         z[i] = (1.0 if zi >= 0.0 else ei) / (1.0 + ei) - yi  # sigmoid(z) - y
                         e[i] = (zi if zi > 0.0 else 0.0) - yi * zi
@@ -202,9 +216,9 @@ cdef void _scalar_chunk(
 
 
 cdef extern from "fastgd_one_feature.h" nogil:
-    int fgd_logistic_one_feature_d(const double* x, const double* y, double w0, double b, Py_ssize_t lo,
+    int fgd_logistic_one_feature_d(const double* x, const void* y, int labels, double w0, double b, Py_ssize_t lo,
                                    Py_ssize_t hi, double* g, double* dz_sum, double* loss_sum)
-    int fgd_logistic_one_feature_f(const float* x, const float* y, float w0, float b, Py_ssize_t lo,
+    int fgd_logistic_one_feature_f(const float* x, const void* y, int labels, float w0, float b, Py_ssize_t lo,
                                    Py_ssize_t hi, double* g, double* dz_sum, double* loss_sum)
     int fgd_mse_one_feature_d(const double* x, const double* y, const double* sw, double w0, double b,
                               Py_ssize_t lo, Py_ssize_t hi, double* g, double* dz_sum, double* loss_sum)
@@ -254,8 +268,8 @@ cdef void _mse_one_feature(
 
 
 cdef void _logistic_one_feature_f32(
-    const float* x, const float* y, float w0, float b, Py_ssize_t lo, Py_ssize_t hi,
-    double* g, double* dz_sum, double* loss_sum,
+    const float* x, const float* y, const unsigned char* labels, float w0, float b, Py_ssize_t lo,
+    Py_ssize_t hi, double* g, double* dz_sum, double* loss_sum,
 ) noexcept nogil:
     """Unweighted float32 logistic for d = 1, as _logistic_one_feature but in float32 (twice
     the lanes, and an exponential of half the terms): float32 sums over PRODUCT_ROWS_F32
@@ -269,14 +283,17 @@ cdef void _logistic_one_feature_f32(
     while part < hi:
         part_end = min(hi, part + PRODUCT_ROWS_F32)
         fgd_prefetch_stream(x, sizeof(float), part, part_end, hi)
-        fgd_prefetch_stream(y, sizeof(float), part, part_end, hi)
+        if labels != NULL:
+            fgd_prefetch_stream(labels, 1, part, part_end, hi)
+        else:
+            fgd_prefetch_stream(y, sizeof(float), part, part_end, hi)
         p = one
         part_loss = zero
         part_g = zero
         part_dz = zero
         for i in range(part, part_end):
             xi = x[i]
-            yi = y[i]
+            yi = <float>_target(y, labels, i)
             z = xi * w0 + b
             e = fgd_expf_nonpositive(-fabsf(z))
             r = (one if z >= zero else e) / (one + e) - yi
@@ -295,8 +312,8 @@ cdef void _logistic_one_feature_f32(
 
 
 cdef void _logistic_one_feature(
-    const floating* x, const floating* y, const floating* sw, bint has_sw, double w0, double b,
-    Py_ssize_t lo, Py_ssize_t hi, double* g, double* dz_sum, double* loss_sum,
+    const floating* x, const floating* y, const unsigned char* labels, const floating* sw, bint has_sw,
+    double w0, double b, Py_ssize_t lo, Py_ssize_t hi, double* g, double* dz_sum, double* loss_sum,
 ) noexcept nogil:
     """logistic for d = 1, rows lo..hi: one vectorised loop that reads x and y once and
     keeps every per-row value in registers (the per-block arrays of _scalar_chunk cost
@@ -308,25 +325,28 @@ cdef void _logistic_one_feature(
     cdef Py_ssize_t i, part, part_end
     cdef double z, e, r, xi, yi, s, num, den, t, p_sum, p_den, prod = 1.0
     cdef double acc_loss = 0.0, acc_g = 0.0, acc_dz = 0.0
+    cdef const void* targets = <const void*>labels if labels != NULL else <const void*>y
+    cdef Py_ssize_t target_bytes = 1 if labels != NULL else sizeof(floating)
     if not has_sw:  # with AVX-512, 512-bit vectors (fastgd_one_feature.h); else below
         if floating is double:
-            if fgd_logistic_one_feature_d(x, y, w0, b, lo, hi, g, dz_sum, loss_sum):
+            if fgd_logistic_one_feature_d(x, targets, labels != NULL, w0, b, lo, hi, g, dz_sum, loss_sum):
                 return
         else:
-            if fgd_logistic_one_feature_f(x, y, <float>w0, <float>b, lo, hi, g, dz_sum, loss_sum):
+            if fgd_logistic_one_feature_f(x, targets, labels != NULL, <float>w0, <float>b, lo, hi, g, dz_sum,
+                                          loss_sum):
                 return
-            _logistic_one_feature_f32(x, y, <float>w0, <float>b, lo, hi, g, dz_sum, loss_sum)
+            _logistic_one_feature_f32(x, y, labels, <float>w0, <float>b, lo, hi, g, dz_sum, loss_sum)
             return
     if has_sw:
         part = lo
         while part < hi:
             part_end = min(hi, part + PADE_ROWS)
             fgd_prefetch_stream(x, sizeof(floating), part, part_end, hi)
-            fgd_prefetch_stream(y, sizeof(floating), part, part_end, hi)
+            fgd_prefetch_stream(targets, target_bytes, part, part_end, hi)
             fgd_prefetch_stream(sw, sizeof(floating), part, part_end, hi)
             for i in range(part, part_end):
                 xi = x[i]
-                yi = y[i]
+                yi = _target(y, labels, i)
                 s = sw[i]
                 z = xi * w0 + b
                 e = fgd_exp_nonpositive(-fabs(z))
@@ -343,12 +363,12 @@ cdef void _logistic_one_feature(
         while part < hi:
             part_end = min(hi, part + PADE_ROWS)
             fgd_prefetch_stream(x, sizeof(floating), part, part_end, hi)
-            fgd_prefetch_stream(y, sizeof(floating), part, part_end, hi)
+            fgd_prefetch_stream(targets, target_bytes, part, part_end, hi)
             p_sum = 1.0
             p_den = 1.0
             for i in range(part, part_end):
                 xi = x[i]
-                yi = y[i]
+                yi = _target(y, labels, i)
                 z = xi * w0 + b
                 fgd_exp_ratio_nonpositive(-fabs(z), &num, &den)
                 t = num + den
@@ -385,34 +405,39 @@ cdef extern from "fastgd_narrow.h" nogil:
                                       Py_ssize_t k, Py_ssize_t ldr, double* Gb)
     int fgd_narrow_class_accumulate_f(const float* X, const float* RT, Py_ssize_t m, Py_ssize_t d,
                                       Py_ssize_t k, Py_ssize_t ldr, float* Gb)
-    int fgd_narrow_rows_d(const double* X, const double* y, const double* sw, const double* w, double b,
-                          int logistic, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t d, double* g,
-                          double* dz_sum, double* loss_sum)
-    int fgd_narrow_rows_f(const float* X, const float* y, const float* sw, const double* w, double b,
-                          int logistic, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t d, double* g,
-                          double* dz_sum, double* loss_sum)
+    int fgd_narrow_rows_d(const double* X, const void* y, const double* sw, const double* w, double b,
+                          int logistic, int labels, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t d,
+                          double* g, double* dz_sum, double* loss_sum)
+    int fgd_narrow_rows_f(const float* X, const void* y, const float* sw, const double* w, double b,
+                          int logistic, int labels, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t d,
+                          double* g, double* dz_sum, double* loss_sum)
 
 
 cdef extern from "fastgd_fused_rows.h" nogil:
-    int fgd_fused_rows_d(const double* X, const double* y, const double* sw, const double* w, double b,
-                         int logistic, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t d, double* g,
-                         double* dz_sum, double* loss_sum)
-    int fgd_fused_rows_f(const float* X, const float* y, const float* sw, const float* w, double b,
-                         int logistic, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t d, double* g,
-                         double* dz_sum, double* loss_sum)
+    int fgd_fused_rows_d(const double* X, const void* y, const double* sw, const double* w, double b,
+                         int logistic, int labels, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t d,
+                         double* g, double* dz_sum, double* loss_sum)
+    int fgd_fused_rows_f(const float* X, const void* y, const float* sw, const float* w, double b,
+                         int logistic, int labels, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t d,
+                         double* g, double* dz_sum, double* loss_sum)
 
 
 def scalar_loss_grad(
-    const floating[:, ::1] X, const floating[::1] y, const floating[::1] w, double b,
-    const floating[::1] sw, int loss, Py_ssize_t block, double[:, ::1] grads, double[::1] dz_sums,
-    double[::1] losses,
+    const floating[:, ::1] X, const floating[::1] y, const unsigned char[::1] labels,
+    const floating[::1] w, double b, const floating[::1] sw, int loss, Py_ssize_t block,
+    double[:, ::1] grads, double[::1] dz_sums, double[::1] losses,
 ):
     """Sums for mse/logistic into per-thread rows: grads (T, d), dz_sums (T,), losses (T,).
 
-    X (n, d), y (n,), w (d,), sw (n,) or (0,) for no weights; b the intercept; block the
+    X (n, d); the targets as y (n,) with labels (0,), or for logistic as uint8 labels 0/1
+    (n,) with y (0,); w (d,), sw (n,) or (0,) for no weights; b the intercept; block the
     rows per block. The sums are weighted but not normalised: the caller divides by sum(sw).
     """
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1]
+    cdef const unsigned char* labels_ptr = &labels[0] if labels.shape[0] > 0 else NULL
+    cdef const floating* y_ptr = &y[0] if y.shape[0] > 0 else NULL
+    cdef const void* targets = <const void*>labels_ptr if labels_ptr != NULL else <const void*>y_ptr
+    cdef int has_labels = labels_ptr != NULL
     cdef Py_ssize_t n_chunks = grads.shape[0]
     cdef Py_ssize_t chunk = (n + n_chunks - 1) // n_chunks
     cdef Py_ssize_t c, start, stop
@@ -432,28 +457,32 @@ def scalar_loss_grad(
             narrow = 0
             if start < stop:
                 if floating is double:
-                    narrow = fgd_narrow_rows_d(&X[0, 0], &y[0], sw_ptr, w_narrow, b, loss == LOGISTIC,
-                                               start, stop, d, &grads[c, 0], &dz_sums[c], &losses[c])
+                    narrow = fgd_narrow_rows_d(&X[0, 0], targets, sw_ptr, w_narrow, b, loss == LOGISTIC,
+                                               has_labels, start, stop, d, &grads[c, 0], &dz_sums[c],
+                                               &losses[c])
                     if not narrow:
-                        narrow = fgd_fused_rows_d(&X[0, 0], &y[0], sw_ptr, &w[0], b, loss == LOGISTIC,
-                                                  start, stop, d, &grads[c, 0], &dz_sums[c], &losses[c])
+                        narrow = fgd_fused_rows_d(&X[0, 0], targets, sw_ptr, &w[0], b, loss == LOGISTIC,
+                                                  has_labels, start, stop, d, &grads[c, 0], &dz_sums[c],
+                                                  &losses[c])
                 else:
-                    narrow = fgd_narrow_rows_f(&X[0, 0], &y[0], sw_ptr, w_narrow, b, loss == LOGISTIC,
-                                               start, stop, d, &grads[c, 0], &dz_sums[c], &losses[c])
+                    narrow = fgd_narrow_rows_f(&X[0, 0], targets, sw_ptr, w_narrow, b, loss == LOGISTIC,
+                                               has_labels, start, stop, d, &grads[c, 0], &dz_sums[c],
+                                               &losses[c])
                     if not narrow:
-                        narrow = fgd_fused_rows_f(&X[0, 0], &y[0], sw_ptr, &w[0], b, loss == LOGISTIC,
-                                                  start, stop, d, &grads[c, 0], &dz_sums[c], &losses[c])
+                        narrow = fgd_fused_rows_f(&X[0, 0], targets, sw_ptr, &w[0], b, loss == LOGISTIC,
+                                                  has_labels, start, stop, d, &grads[c, 0], &dz_sums[c],
+                                                  &losses[c])
             if start >= stop or narrow:
                 pass
             elif d == 1 and loss == MSE:
-                _mse_one_feature(&X[0, 0], &y[0], sw_ptr, has_sw, w[0], b, start, stop,
+                _mse_one_feature(&X[0, 0], y_ptr, sw_ptr, has_sw, w[0], b, start, stop,
                                  &grads[c, 0], &dz_sums[c], &losses[c])
             elif d == 1:
-                _logistic_one_feature(&X[0, 0], &y[0], sw_ptr, has_sw, w[0], b, start, stop,
+                _logistic_one_feature(&X[0, 0], y_ptr, labels_ptr, sw_ptr, has_sw, w[0], b, start, stop,
                                       &grads[c, 0], &dz_sums[c], &losses[c])
             else:
-                _scalar_chunk(&X[0, 0], &y[0], &w[0], b, sw_ptr, has_sw, loss, start, stop, d, block,
-                              &grads[c, 0], &dz_sums[c], &losses[c])
+                _scalar_chunk(&X[0, 0], y_ptr, labels_ptr, &w[0], b, sw_ptr, has_sw, loss, start, stop, d,
+                              block, &grads[c, 0], &dz_sums[c], &losses[c])
 
 
 cdef extern from "fastgd_tiles.h" nogil:
@@ -697,11 +726,11 @@ def softmax_loss_grad(
 
 cdef void _csr_scalar_chunk(
     const floating* data, const index_t* indices, const index_t* indptr, Py_ssize_t lo,
-    Py_ssize_t hi, const floating* y, const floating* w, double b, const floating* sw,
-    bint has_sw, int loss, double* g, double* dz_sum, double* loss_sum,
+    Py_ssize_t hi, const floating* y, const unsigned char* labels, const floating* w, double b,
+    const floating* sw, bint has_sw, int loss, double* g, double* dz_sum, double* loss_sum,
 ) noexcept nogil:
     """mse/logistic for CSR rows lo..hi: each row's score from its stored values, then
-    s dl/dz x scattered into g (float64)."""
+    s dl/dz x scattered into g (float64). Targets as in scalar_loss_grad."""
     cdef Py_ssize_t i, p
     cdef double z, l, dz, e, yi
     cdef double acc_loss = 0.0, acc_dz = 0.0
@@ -709,7 +738,7 @@ cdef void _csr_scalar_chunk(
         z = b
         for p in range(indptr[i], indptr[i + 1]):
             z += <double>data[p] * w[indices[p]]
-        yi = y[i]
+        yi = _target(y, labels, i)
         if loss == MSE:
             l = (z - yi) * (z - yi)
             dz = 2.0 * (z - yi)
@@ -730,11 +759,14 @@ cdef void _csr_scalar_chunk(
 
 def csr_scalar_loss_grad(
     const floating[::1] data, const index_t[::1] indices, const index_t[::1] indptr,
-    const int64_t[::1] bounds, const floating[::1] y, const floating[::1] w, double b,
-    const floating[::1] sw, int loss, double[:, ::1] grads, double[::1] dz_sums, double[::1] losses,
+    const int64_t[::1] bounds, const floating[::1] y, const unsigned char[::1] labels,
+    const floating[::1] w, double b, const floating[::1] sw, int loss, double[:, ::1] grads,
+    double[::1] dz_sums, double[::1] losses,
 ):
     """Sums for mse/logistic on CSR X into per-thread rows; thread c takes rows
     bounds[c]..bounds[c + 1]. As scalar_loss_grad otherwise."""
+    cdef const unsigned char* labels_ptr = &labels[0] if labels.shape[0] > 0 else NULL
+    cdef const floating* y_ptr = &y[0] if y.shape[0] > 0 else NULL
     cdef Py_ssize_t n_chunks = grads.shape[0]
     cdef Py_ssize_t c
     cdef bint has_sw = sw.shape[0] > 0
@@ -743,8 +775,9 @@ def csr_scalar_loss_grad(
     cdef const index_t* indices_ptr = &indices[0] if indices.shape[0] > 0 else NULL
     with nogil:
         for c in prange(n_chunks, schedule="static", num_threads=n_chunks):
-            _csr_scalar_chunk(data_ptr, indices_ptr, &indptr[0], bounds[c], bounds[c + 1], &y[0], &w[0],
-                              b, sw_ptr, has_sw, loss, &grads[c, 0], &dz_sums[c], &losses[c])
+            _csr_scalar_chunk(data_ptr, indices_ptr, &indptr[0], bounds[c], bounds[c + 1], y_ptr,
+                              labels_ptr, &w[0], b, sw_ptr, has_sw, loss, &grads[c, 0], &dz_sums[c],
+                              &losses[c])
 
 
 cdef void _csr_softmax_chunk(

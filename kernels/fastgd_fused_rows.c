@@ -30,14 +30,15 @@
 #define FGD_HIDE(p) __asm__("" : "+r"(p))
 
 /* A chunk's running sums (dz: of the residuals; p_sum, p_den: the part's unweighted
- * logistic products) and X's row length; fgd_logistic_rows4 keeps its four lanes' sums and
- * products in vectors (vloss, vdz, vsum, vden), which fgd_fold_vectors adds into the scalars
- * once a part. Added up lane by lane at every step instead, 2M x 64 logistic took 0.02-0.03
+ * logistic products), X's row length and whether y holds uint8 labels (logistic);
+ * fgd_logistic_rows4 keeps its four lanes' sums and products in vectors (vloss, vdz, vsum,
+ * vden), which fgd_fold_vectors adds into the scalars once a part. Added up lane by lane at every step instead, 2M x 64 logistic took 0.02-0.03
  * of the read more (float64 0.835-0.838 -> 0.863-0.866, float32 0.834-0.848 -> 0.855-0.873;
  * A/B in one process, two runs each; d = 128 float64 and 256 float32 tied). */
 typedef struct {
     double loss, dz, p_sum, p_den;
     ptrdiff_t d;
+    int labels;
     __m256d vloss, vdz, vsum, vden;
 } fgd_fused_sums;
 
@@ -166,34 +167,38 @@ static FGD_ALWAYS_INLINE void fgd_fold_vectors(fgd_fused_sums *acc)
 #define FGD_VECS_HI 16
 #include "fastgd_fused_rows_impl.h"
 
-int fgd_fused_rows_d(const double *X, const double *y, const double *sw, const double *w, double b, int logistic,
+int fgd_fused_rows_d(const double *X, const void *y, const double *sw, const double *w, double b, int logistic,
+                     int labels,
                      ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t d, double *g, double *dz_sum, double *loss_sum)
 {
-    return fgd_fused_range_d(X, y, sw, w, b, logistic, lo, hi, d, g, dz_sum, loss_sum) ||
-           fgd_fused_range_wide_d(X, y, sw, w, b, logistic, lo, hi, d, g, dz_sum, loss_sum);
+    return fgd_fused_range_d(X, y, sw, w, b, logistic, labels, lo, hi, d, g, dz_sum, loss_sum) ||
+           fgd_fused_range_wide_d(X, y, sw, w, b, logistic, labels, lo, hi, d, g, dz_sum, loss_sum);
 }
 
-int fgd_fused_rows_f(const float *X, const float *y, const float *sw, const float *w, double b, int logistic,
+int fgd_fused_rows_f(const float *X, const void *y, const float *sw, const float *w, double b, int logistic,
+                     int labels,
                      ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t d, double *g, double *dz_sum, double *loss_sum)
 {
-    return fgd_fused_range_f(X, y, sw, w, b, logistic, lo, hi, d, g, dz_sum, loss_sum) ||
-           fgd_fused_range_wide_f(X, y, sw, w, b, logistic, lo, hi, d, g, dz_sum, loss_sum);
+    return fgd_fused_range_f(X, y, sw, w, b, logistic, labels, lo, hi, d, g, dz_sum, loss_sum) ||
+           fgd_fused_range_wide_f(X, y, sw, w, b, logistic, labels, lo, hi, d, g, dz_sum, loss_sum);
 }
 
 #else /* no AVX-512: the block kernel takes every d */
 
-int fgd_fused_rows_d(const double *X, const double *y, const double *sw, const double *w, double b, int logistic,
+int fgd_fused_rows_d(const double *X, const void *y, const double *sw, const double *w, double b, int logistic,
+                     int labels,
                      ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t d, double *g, double *dz_sum, double *loss_sum)
 {
-    (void)X, (void)y, (void)sw, (void)w, (void)b, (void)logistic, (void)lo, (void)hi, (void)d, (void)g;
+    (void)X, (void)y, (void)sw, (void)w, (void)b, (void)logistic, (void)labels, (void)lo, (void)hi, (void)d, (void)g;
     (void)dz_sum, (void)loss_sum;
     return 0;
 }
 
-int fgd_fused_rows_f(const float *X, const float *y, const float *sw, const float *w, double b, int logistic,
+int fgd_fused_rows_f(const float *X, const void *y, const float *sw, const float *w, double b, int logistic,
+                     int labels,
                      ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t d, double *g, double *dz_sum, double *loss_sum)
 {
-    (void)X, (void)y, (void)sw, (void)w, (void)b, (void)logistic, (void)lo, (void)hi, (void)d, (void)g;
+    (void)X, (void)y, (void)sw, (void)w, (void)b, (void)logistic, (void)labels, (void)lo, (void)hi, (void)d, (void)g;
     (void)dz_sum, (void)loss_sum;
     return 0;
 }

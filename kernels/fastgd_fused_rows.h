@@ -39,12 +39,13 @@
 #include <stddef.h>
 
 /* The sums of rows lo..hi of X (n, d) into g (d,), *dz_sum and *loss_sum (written, not
- * added to); sw NULL for no weights; w (d,) in X's dtype. Returns 0, having done nothing,
+ * added to); y in X's dtype, or uint8 labels 0/1 where labels is set (logistic); sw NULL
+ * for no weights; w (d,) in X's dtype. Returns 0, having done nothing,
  * without AVX-512 or for d outside FGD_NARROW_D_MAX + 1 .. sixteen vectors (128 float64,
  * 256 float32 values): the caller's block kernel takes those. */
-int fgd_fused_rows_d(const double *X, const double *y, const double *sw, const double *w, double b, int logistic,
-                     ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t d, double *g, double *dz_sum, double *loss_sum);
-int fgd_fused_rows_f(const float *X, const float *y, const float *sw, const float *w, double b, int logistic,
-                     ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t d, double *g, double *dz_sum, double *loss_sum);
+int fgd_fused_rows_d(const double *X, const void *y, const double *sw, const double *w, double b, int logistic,
+                     int labels, ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t d, double *g, double *dz_sum, double *loss_sum);
+int fgd_fused_rows_f(const float *X, const void *y, const float *sw, const float *w, double b, int logistic,
+                     int labels, ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t d, double *g, double *dz_sum, double *loss_sum);
 
 #endif

@@ -9,7 +9,7 @@
  * measured best (see fastgd_fused_rows.h). R, NV, logistic and weighted are constants
  * where this is inlined. */
 static FGD_ALWAYS_INLINE void FGD_NAME(fgd_fused_scores)(
-    const FGD_T *restrict X, const FGD_T *restrict y, const FGD_T *restrict sw, const FGD_T *w, ptrdiff_t i,
+    const FGD_T *restrict X, const void *restrict y, const FGD_T *restrict sw, const FGD_T *w, ptrdiff_t i,
     int R, int NV, FGD_MASK last, double b, int logistic, int weighted, FGD_V (*A)[FGD_VECS_HI], double *r,
     fgd_fused_sums *acc)
 {
@@ -32,11 +32,13 @@ static FGD_ALWAYS_INLINE void FGD_NAME(fgd_fused_scores)(
     for (int q = 0; q < R; q++)
         z[q] = (double)FGD_REDUCE(s[q]) + b;
     if (logistic && !weighted && R == 4) {
-        double yq[4] = {(double)y[i], (double)y[i + 1], (double)y[i + 2], (double)y[i + 3]};
+        const int labels = acc->labels;
+        double yq[4] = {FGD_TARGET(y, FGD_T, labels, i), FGD_TARGET(y, FGD_T, labels, i + 1),
+                        FGD_TARGET(y, FGD_T, labels, i + 2), FGD_TARGET(y, FGD_T, labels, i + 3)};
         fgd_logistic_rows4(z, yq, r, acc);
     } else {
         for (int q = 0; q < R; q++) {
-            double sq = weighted ? (double)sw[i + q] : 1.0, yq = (double)y[i + q];
+            double sq = weighted ? (double)sw[i + q] : 1.0, yq = FGD_TARGET(y, FGD_T, acc->labels, i + q);
             if (!logistic) {
                 double res = z[q] - yq;
                 r[q] = sq * res;
@@ -67,7 +69,7 @@ static FGD_ALWAYS_INLINE void FGD_NAME(fgd_fused_update)(int R, int NV, FGD_V (*
 
 /* One step, both halves. */
 static FGD_ALWAYS_INLINE void FGD_NAME(fgd_fused_step)(
-    const FGD_T *restrict X, const FGD_T *restrict y, const FGD_T *restrict sw, const FGD_T *w, ptrdiff_t i,
+    const FGD_T *restrict X, const void *restrict y, const FGD_T *restrict sw, const FGD_T *w, ptrdiff_t i,
     int R, int NV, FGD_MASK last, double b, int logistic, int weighted, FGD_V *G, fgd_fused_sums *acc)
 {
     FGD_V A[4][FGD_VECS_HI];
@@ -79,16 +81,16 @@ static FGD_ALWAYS_INLINE void FGD_NAME(fgd_fused_step)(
 /* Rows lo..hi, NV vectors a row (the last one masked to d); NV and weighted constants
  * where this is inlined. */
 static FGD_ALWAYS_INLINE void FGD_NAME(fgd_fused_impl)(
-    const FGD_T *restrict X, const FGD_T *restrict y, const FGD_T *restrict sw, const FGD_T *restrict w,
-    double b, int logistic, ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t d, int NV, int weighted, double *restrict g_out,
-    double *restrict dz_sum, double *restrict loss_sum)
+    const FGD_T *restrict X, const void *restrict y, const FGD_T *restrict sw, const FGD_T *restrict w,
+    double b, int logistic, int labels, ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t d, int NV, int weighted,
+    double *restrict g_out, double *restrict dz_sum, double *restrict loss_sum)
 {
     FGD_MASK last = (FGD_MASK)(((unsigned long long)1 << (d - (NV - 1) * FGD_LANES)) - 1);
     FGD_V G[FGD_VECS_HI];
     FGD_T part_g[FGD_VECS_HI * FGD_LANES], w_padded[FGD_VECS_HI * FGD_LANES] = {0}; /* w, 0 past d */
     double g[FGD_VECS_HI * FGD_LANES] = {0};
     double prod = 1.0;
-    fgd_fused_sums acc = {0.0, 0.0, 1.0, 1.0, d, _mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_set1_pd(1.0),
+    fgd_fused_sums acc = {0.0, 0.0, 1.0, 1.0, d, labels, _mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_set1_pd(1.0),
                           _mm256_set1_pd(1.0)};
     for (ptrdiff_t j = 0; j < d; j++)
         w_padded[j] = w[j];
@@ -143,8 +145,8 @@ static FGD_ALWAYS_INLINE void FGD_NAME(fgd_fused_impl)(
 
 /* Rows lo..hi as fgd_fused_rows_d/_f (fastgd_fused_rows.h) where a row takes FGD_VECS_LO to
  * FGD_VECS_HI vectors; else returns 0, having done nothing. */
-static int FGD_NAME(fgd_fused_range)(const FGD_T *X, const FGD_T *y, const FGD_T *sw, const FGD_T *w, double b,
-                                     int logistic, ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t d, double *g,
+static int FGD_NAME(fgd_fused_range)(const FGD_T *X, const void *y, const FGD_T *sw, const FGD_T *w, double b,
+                                     int logistic, int labels, ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t d, double *g,
                                      double *dz_sum, double *loss_sum)
 {
     ptrdiff_t nv = (d + FGD_LANES - 1) / FGD_LANES;
@@ -156,9 +158,9 @@ static int FGD_NAME(fgd_fused_range)(const FGD_T *X, const FGD_T *y, const FGD_T
     case n: {                                                                                              \
         enum { NV = n < FGD_VECS_LO ? FGD_VECS_LO : n > FGD_VECS_HI ? FGD_VECS_HI : n };                   \
         if (sw)                                                                                            \
-            FGD_NAME(fgd_fused_impl)(X, y, sw, w, b, logistic, lo, hi, d, NV, 1, g, dz_sum, loss_sum);    \
+            FGD_NAME(fgd_fused_impl)(X, y, sw, w, b, logistic, labels, lo, hi, d, NV, 1, g, dz_sum, loss_sum); \
         else                                                                                               \
-            FGD_NAME(fgd_fused_impl)(X, y, sw, w, b, logistic, lo, hi, d, NV, 0, g, dz_sum, loss_sum);    \
+            FGD_NAME(fgd_fused_impl)(X, y, sw, w, b, logistic, labels, lo, hi, d, NV, 0, g, dz_sum, loss_sum); \
         return 1;                                                                                          \
     }
         FGD_FUSED_CASE(1)

@@ -23,14 +23,17 @@
 #define FGD_NARROW_D_MAX 8
 
 /* The sums of rows lo..hi of X (n, d) into g (d,), *dz_sum and *loss_sum (written, not
- * added to); sw NULL for no weights; w (d,) in float64. Returns 0, having done nothing,
+ * added to); y in X's dtype, or for logistic with labels set uint8 labels 0/1; sw NULL for
+ * no weights; w (d,) in float64. Returns 0, having done nothing,
  * for d outside 2 .. FGD_NARROW_D_MAX. Defined in fastgd_narrow.c, a translation unit of
  * its own: inside the Cython-generated C file gcc left half of the logistic loops
  * scalar ("control flow in loop"; 5M x 2 float64: 24 ms against 3.3 ms). */
-int fgd_narrow_rows_d(const double *X, const double *y, const double *sw, const double *w, double b, int logistic,
-                      ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t d, double *g, double *dz_sum, double *loss_sum);
-int fgd_narrow_rows_f(const float *X, const float *y, const float *sw, const double *w, double b, int logistic,
-                      ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t d, double *g, double *dz_sum, double *loss_sum);
+int fgd_narrow_rows_d(const double *X, const void *y, const double *sw, const double *w, double b, int logistic,
+                      int labels, ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t d, double *g, double *dz_sum,
+                      double *loss_sum);
+int fgd_narrow_rows_f(const float *X, const void *y, const float *sw, const double *w, double b, int logistic,
+                      int labels, ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t d, double *g, double *dz_sum,
+                      double *loss_sum);
 
 /* Softmax's block products for narrow rows (fastgd_tiles.h's fgd_class_scores and
  * fgd_class_accumulate for d up to FGD_NARROW_D_MAX, without the prefetch): ZT[q * ldz + i]

@@ -28,15 +28,15 @@ static FGD_ALWAYS_INLINE void FGD_NAME(fgd_narrow_add)(double *g, double r, cons
     if (d > 7) g[7] += r * (double)x[7];
 }
 
-/* Rows lo..hi of X (n, d), d <= FGD_NARROW_D_MAX and weighted (sw not NULL) constants
- * where this is inlined; g (d,) and the two sums are written, not added to. Logistic
- * runs FGD_NARROW_PRODUCT_ROWS rows at a time: in one loop where gcc vectorises it
- * (FGD_NARROW_FUSED), else in three (scores, fgd_logistic_row, gradient) over that many
- * rows, each of which it does vectorise. */
+/* Rows lo..hi of X (n, d), d <= FGD_NARROW_D_MAX, weighted (sw not NULL) and labels (y as
+ * uint8 labels, with logistic) constants where this is inlined; g (d,) and the two sums
+ * are written, not added to. Logistic runs FGD_NARROW_PRODUCT_ROWS rows at a time: in one
+ * loop where gcc vectorises it (FGD_NARROW_FUSED), else in three (scores,
+ * fgd_logistic_row, gradient) over that many rows, each of which it does vectorise. */
 static FGD_ALWAYS_INLINE void FGD_NAME(fgd_narrow_impl)(
-    const FGD_T *restrict X, const FGD_T *restrict y, const FGD_T *restrict sw, const double *restrict w,
-    double b, int logistic, ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t d, int weighted, double *restrict g_out,
-    double *restrict dz_sum, double *restrict loss_sum)
+    const FGD_T *restrict X, const void *restrict y, const FGD_T *restrict sw, const double *restrict w,
+    double b, int logistic, ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t d, int weighted, int labels,
+    double *restrict g_out, double *restrict dz_sum, double *restrict loss_sum)
 {
     double g[FGD_NARROW_D_MAX] = {0};
     double acc_loss = 0.0, acc_dz = 0.0, prod = 1.0;
@@ -44,7 +44,7 @@ static FGD_ALWAYS_INLINE void FGD_NAME(fgd_narrow_impl)(
     if (!logistic) {
         for (i = lo; i < hi; i++) {
             const FGD_T *x = X + i * d;
-            double r = FGD_NAME(fgd_narrow_score)(x, w, b, d) - (double)y[i];
+            double r = FGD_NAME(fgd_narrow_score)(x, w, b, d) - FGD_TARGET(y, FGD_T, 0, i);
             double sr = weighted ? (double)sw[i] * r : r;
             acc_loss += sr * r;
             acc_dz += sr;
@@ -61,7 +61,8 @@ static FGD_ALWAYS_INLINE void FGD_NAME(fgd_narrow_impl)(
             if (FGD_NARROW_FUSED(d)) {
                 for (i = part; i < part_end; i++) {
                     const FGD_T *x = X + i * d;
-                    fgd_logistic_terms q = fgd_logistic_row(FGD_NAME(fgd_narrow_score)(x, w, b, d), (double)y[i],
+                    fgd_logistic_terms q = fgd_logistic_row(FGD_NAME(fgd_narrow_score)(x, w, b, d),
+                                                            FGD_TARGET(y, FGD_T, labels, i),
                                                             weighted ? (double)sw[i] : 1.0, weighted);
                     acc_loss += q.loss;
                     p_sum *= q.t;
@@ -75,7 +76,7 @@ static FGD_ALWAYS_INLINE void FGD_NAME(fgd_narrow_impl)(
                 for (i = 0; i < m; i++)
                     z[i] = FGD_NAME(fgd_narrow_score)(Xp + i * d, w, b, d);
                 for (i = 0; i < m; i++) {
-                    fgd_logistic_terms q = fgd_logistic_row(z[i], (double)y[part + i],
+                    fgd_logistic_terms q = fgd_logistic_row(z[i], FGD_TARGET(y, FGD_T, labels, part + i),
                                                             weighted ? (double)sw[part + i] : 1.0, weighted);
                     acc_loss += q.loss;
                     p_sum *= q.t;
@@ -100,16 +101,20 @@ static FGD_ALWAYS_INLINE void FGD_NAME(fgd_narrow_impl)(
     *loss_sum = acc_loss + log(prod);
 }
 
-/* fgd_narrow_impl with d and the weighting made compile-time constants. Returns 0, having
- * done nothing, for d outside 2 .. FGD_NARROW_D_MAX (the caller's block kernel takes it). */
+/* fgd_narrow_impl with d, the weighting and the labels made compile-time constants
+ * (labels only with logistic). Returns 0, having done nothing, for d outside
+ * 2 .. FGD_NARROW_D_MAX (the caller's block kernel takes it). */
 int FGD_NAME(fgd_narrow_rows)(
-    const FGD_T *X, const FGD_T *y, const FGD_T *sw, const double *w, double b, int logistic, ptrdiff_t lo,
-    ptrdiff_t hi, ptrdiff_t d, double *g, double *dz_sum, double *loss_sum)
+    const FGD_T *X, const void *y, const FGD_T *sw, const double *w, double b, int logistic, int labels,
+    ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t d, double *g, double *dz_sum, double *loss_sum)
 {
+#define FGD_NARROW_ROWS(weighted, labels) \
+    FGD_NAME(fgd_narrow_impl)(X, y, sw, w, b, (labels) || logistic, lo, hi, D, weighted, labels, g, dz_sum, loss_sum)
     switch (d) {
-        FGD_NARROW_CASES(if (sw) FGD_NAME(fgd_narrow_impl)(X, y, sw, w, b, logistic, lo, hi, D, 1, g, dz_sum, loss_sum);
-                         else FGD_NAME(fgd_narrow_impl)(X, y, sw, w, b, logistic, lo, hi, D, 0, g, dz_sum, loss_sum))
+        FGD_NARROW_CASES(if (labels && sw) FGD_NARROW_ROWS(1, 1); else if (labels) FGD_NARROW_ROWS(0, 1);
+                         else if (sw) FGD_NARROW_ROWS(1, 0); else FGD_NARROW_ROWS(0, 0))
     }
+#undef FGD_NARROW_ROWS
     return 0;
 }
 

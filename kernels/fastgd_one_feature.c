@@ -45,8 +45,50 @@ static FGD_ALWAYS_INLINE void fgd_one_step_d(__m512d x, __m512d y, __m512d w0, _
     s->p = _mm512_mask_fnmadd_pd(s->p, live, q, s->p); /* p (1 - q), one rounding */
 }
 
-int fgd_logistic_one_feature_d(const double *x, const double *y, double w0, double b, ptrdiff_t lo, ptrdiff_t hi,
-                               double *g, double *dz_sum, double *loss_sum)
+/* Whether row i's line of uint8 labels is the one to ask for at the step of `lanes` rows
+ * from i: once in 64 rows, a line of labels. */
+#define FGD_LABEL_LINE_STEP(i, lanes) (((i) & 63) < (lanes))
+
+/* The eight or sixteen targets from row i as a vector of 0 and 1: y in X's dtype, or uint8
+ * labels (labels, a constant where inlined), widened and tested (AVX-512F: no byte
+ * compares); count < lanes: the rows that count, the other lanes 0. */
+static FGD_ALWAYS_INLINE __m512d fgd_targets_d(const void *y, int labels, ptrdiff_t i, ptrdiff_t count)
+{
+    const __mmask8 live = count >= 8 ? 0xFF : (__mmask8)((1u << count) - 1);
+    if (!labels)
+        return count >= 8 ? _mm512_loadu_pd((const double *)y + i) : _mm512_maskz_loadu_pd(live, (const double *)y + i);
+    __m128i bytes;
+    if (count >= 8) {
+        bytes = _mm_loadl_epi64((const __m128i *)((const unsigned char *)y + i));
+    } else {
+        unsigned char rest[16] = {0};
+        memcpy(rest, (const unsigned char *)y + i, (size_t)count);
+        bytes = _mm_loadu_si128((const __m128i *)rest);
+    }
+    __m512i v = _mm512_cvtepu8_epi64(bytes);
+    return _mm512_maskz_mov_pd(_mm512_test_epi64_mask(v, v), _mm512_set1_pd(1.0));
+}
+
+static FGD_ALWAYS_INLINE __m512 fgd_targets_f(const void *y, int labels, ptrdiff_t i, ptrdiff_t count)
+{
+    const __mmask16 live = count >= 16 ? 0xFFFF : (__mmask16)((1u << count) - 1);
+    if (!labels)
+        return count >= 16 ? _mm512_loadu_ps((const float *)y + i) : _mm512_maskz_loadu_ps(live, (const float *)y + i);
+    __m128i bytes;
+    if (count >= 16) {
+        bytes = _mm_loadu_si128((const __m128i *)((const unsigned char *)y + i));
+    } else {
+        unsigned char rest[16] = {0};
+        memcpy(rest, (const unsigned char *)y + i, (size_t)count);
+        bytes = _mm_loadu_si128((const __m128i *)rest);
+    }
+    __m512i v = _mm512_cvtepu8_epi32(bytes);
+    return _mm512_maskz_mov_ps(_mm512_test_epi32_mask(v, v), _mm512_set1_ps(1.0f));
+}
+
+static FGD_ALWAYS_INLINE void fgd_logistic_impl_d(const double *x, const void *y, int labels, double w0, double b,
+                                                  ptrdiff_t lo, ptrdiff_t hi, double *g, double *dz_sum,
+                                                  double *loss_sum)
 {
     const ptrdiff_t part_rows = FGD_ONE_FEATURE_PART_BYTES / sizeof(double);
     const ptrdiff_t ahead = FGD_ONE_FEATURE_AHEAD_BYTES / sizeof(double);
@@ -59,13 +101,17 @@ int fgd_logistic_one_feature_d(const double *x, const double *y, double w0, doub
         for (; i + 8 <= part_end; i += 8) {
             if (i + ahead < hi) {
                 __builtin_prefetch(x + i + ahead, 0, 3);
-                __builtin_prefetch(y + i + ahead, 0, 3);
+                if (!labels)
+                    __builtin_prefetch((const double *)y + i + ahead, 0, 3);
+                else if (FGD_LABEL_LINE_STEP(i, 8))
+                    __builtin_prefetch((const unsigned char *)y + i + ahead, 0, 3);
             }
-            fgd_one_step_d(_mm512_loadu_pd(x + i), _mm512_loadu_pd(y + i), W, B, 0xFF, &s);
+            fgd_one_step_d(_mm512_loadu_pd(x + i), fgd_targets_d(y, labels, i, 8), W, B, 0xFF, &s);
         }
         if (i < part_end) {
             __mmask8 live = (__mmask8)((1u << (part_end - i)) - 1);
-            fgd_one_step_d(_mm512_maskz_loadu_pd(live, x + i), _mm512_maskz_loadu_pd(live, y + i), W, B, live, &s);
+            fgd_one_step_d(_mm512_maskz_loadu_pd(live, x + i), fgd_targets_d(y, labels, i, part_end - i), W, B, live,
+                           &s);
         }
         /* the products back to [1, 2), their exponents summed */
         s.p_exp = _mm512_add_pd(s.p_exp, _mm512_getexp_pd(s.p));
@@ -75,6 +121,15 @@ int fgd_logistic_one_feature_d(const double *x, const double *y, double w0, doub
                 log(_mm512_reduce_mul_pd(s.p));
     *g = _mm512_reduce_add_pd(s.g);
     *dz_sum = _mm512_reduce_add_pd(s.dz);
+}
+
+int fgd_logistic_one_feature_d(const double *x, const void *y, int labels, double w0, double b, ptrdiff_t lo,
+                               ptrdiff_t hi, double *g, double *dz_sum, double *loss_sum)
+{
+    if (labels)
+        fgd_logistic_impl_d(x, y, 1, w0, b, lo, hi, g, dz_sum, loss_sum);
+    else
+        fgd_logistic_impl_d(x, y, 0, w0, b, lo, hi, g, dz_sum, loss_sum);
     return 1;
 }
 
@@ -109,8 +164,9 @@ static FGD_ALWAYS_INLINE __m512d fgd_widen_sum(__m512 v)
     return _mm512_add_pd(lo, hi);
 }
 
-int fgd_logistic_one_feature_f(const float *x, const float *y, float w0, float b, ptrdiff_t lo, ptrdiff_t hi,
-                               double *g, double *dz_sum, double *loss_sum)
+static FGD_ALWAYS_INLINE void fgd_logistic_impl_f(const float *x, const void *y, int labels, float w0, float b,
+                                                  ptrdiff_t lo, ptrdiff_t hi, double *g, double *dz_sum,
+                                                  double *loss_sum)
 {
     const ptrdiff_t part_rows = FGD_ONE_FEATURE_PART_BYTES / sizeof(float);
     const ptrdiff_t ahead = FGD_ONE_FEATURE_AHEAD_BYTES / sizeof(float);
@@ -125,14 +181,17 @@ int fgd_logistic_one_feature_f(const float *x, const float *y, float w0, float b
         for (; i + 16 <= part_end; i += 16) {
             if (i + ahead < hi) {
                 __builtin_prefetch(x + i + ahead, 0, 3);
-                __builtin_prefetch(y + i + ahead, 0, 3);
+                if (!labels)
+                    __builtin_prefetch((const float *)y + i + ahead, 0, 3);
+                else if (FGD_LABEL_LINE_STEP(i, 16))
+                    __builtin_prefetch((const unsigned char *)y + i + ahead, 0, 3);
             }
-            fgd_one_step_f(_mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i), W, B, 0xFFFF, &s, &prod);
+            fgd_one_step_f(_mm512_loadu_ps(x + i), fgd_targets_f(y, labels, i, 16), W, B, 0xFFFF, &s, &prod);
         }
         if (i < part_end) {
             __mmask16 live = (__mmask16)((1u << (part_end - i)) - 1);
-            fgd_one_step_f(_mm512_maskz_loadu_ps(live, x + i), _mm512_maskz_loadu_ps(live, y + i), W, B, live, &s,
-                           &prod);
+            fgd_one_step_f(_mm512_maskz_loadu_ps(live, x + i), fgd_targets_f(y, labels, i, part_end - i), W, B, live,
+                           &s, &prod);
         }
         loss = _mm512_add_pd(loss, fgd_widen_sum(_mm512_add_ps(s.loss, s.loss_pos)));
         dz = _mm512_add_pd(dz, fgd_widen_sum(s.dz));
@@ -147,6 +206,15 @@ int fgd_logistic_one_feature_f(const float *x, const float *y, float w0, float b
                 log(_mm512_reduce_mul_pd(_mm512_mul_pd(plo, phi)));
     *g = _mm512_reduce_add_pd(gs);
     *dz_sum = _mm512_reduce_add_pd(dz);
+}
+
+int fgd_logistic_one_feature_f(const float *x, const void *y, int labels, float w0, float b, ptrdiff_t lo,
+                               ptrdiff_t hi, double *g, double *dz_sum, double *loss_sum)
+{
+    if (labels)
+        fgd_logistic_impl_f(x, y, 1, w0, b, lo, hi, g, dz_sum, loss_sum);
+    else
+        fgd_logistic_impl_f(x, y, 0, w0, b, lo, hi, g, dz_sum, loss_sum);
     return 1;
 }
 
@@ -244,17 +312,17 @@ int fgd_mse_one_feature_f(const float *x, const float *y, const float *sw, doubl
 
 #else /* no AVX-512 (F and DQ): the caller's loop takes every row */
 
-int fgd_logistic_one_feature_d(const double *x, const double *y, double w0, double b, ptrdiff_t lo, ptrdiff_t hi,
-                               double *g, double *dz_sum, double *loss_sum)
+int fgd_logistic_one_feature_d(const double *x, const void *y, int labels, double w0, double b, ptrdiff_t lo,
+                               ptrdiff_t hi, double *g, double *dz_sum, double *loss_sum)
 {
-    (void)x, (void)y, (void)w0, (void)b, (void)lo, (void)hi, (void)g, (void)dz_sum, (void)loss_sum;
+    (void)x, (void)y, (void)labels, (void)w0, (void)b, (void)lo, (void)hi, (void)g, (void)dz_sum, (void)loss_sum;
     return 0;
 }
 
-int fgd_logistic_one_feature_f(const float *x, const float *y, float w0, float b, ptrdiff_t lo, ptrdiff_t hi,
-                               double *g, double *dz_sum, double *loss_sum)
+int fgd_logistic_one_feature_f(const float *x, const void *y, int labels, float w0, float b, ptrdiff_t lo,
+                               ptrdiff_t hi, double *g, double *dz_sum, double *loss_sum)
 {
-    (void)x, (void)y, (void)w0, (void)b, (void)lo, (void)hi, (void)g, (void)dz_sum, (void)loss_sum;
+    (void)x, (void)y, (void)labels, (void)w0, (void)b, (void)lo, (void)hi, (void)g, (void)dz_sum, (void)loss_sum;
     return 0;
 }
 

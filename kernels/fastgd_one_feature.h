@@ -51,12 +51,13 @@
 #include <stddef.h>
 
 /* The sums of rows lo..hi of x (n,) and y (n,) with score z = x w0 + b into *g, *dz_sum
- * and *loss_sum (written, not added to). Return 0, having done nothing, without AVX-512:
- * the caller's own loop takes those. */
-int fgd_logistic_one_feature_d(const double *x, const double *y, double w0, double b, ptrdiff_t lo, ptrdiff_t hi,
-                               double *g, double *dz_sum, double *loss_sum);
-int fgd_logistic_one_feature_f(const float *x, const float *y, float w0, float b, ptrdiff_t lo, ptrdiff_t hi,
-                               double *g, double *dz_sum, double *loss_sum);
+ * and *loss_sum (written, not added to); y in x's dtype, or uint8 labels 0/1 where labels
+ * is set (at d = 1 a row of float64 x and labels is 9 bytes instead of 16). Return 0,
+ * having done nothing, without AVX-512: the caller's own loop takes those. */
+int fgd_logistic_one_feature_d(const double *x, const void *y, int labels, double w0, double b, ptrdiff_t lo,
+                               ptrdiff_t hi, double *g, double *dz_sum, double *loss_sum);
+int fgd_logistic_one_feature_f(const float *x, const void *y, int labels, float w0, float b, ptrdiff_t lo,
+                               ptrdiff_t hi, double *g, double *dz_sum, double *loss_sum);
 
 /* mse for d = 1 on rows lo..hi, weighted by sw (NULL: no weights): sum s r^2, 2 sum s r x,
  * 2 sum s r with r = x w0 + b - y, in float64 (float32 values widened), into *loss_sum, *g

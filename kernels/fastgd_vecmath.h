@@ -20,6 +20,11 @@
  * low mantissa bits, so neither floor() nor a float-to-integer conversion is needed. */
 #define FGD_ROUND_MAGIC 6755399441055744.0
 
+/* Row i of logistic's targets y as a double: y in X's dtype T, or uint8 labels 0/1 (one
+ * byte a row) where labels is set (a constant where the caller is inlined). */
+#define FGD_TARGET(y, T, labels, i) \
+    ((labels) ? (double)((const unsigned char *)(y))[i] : (double)((const T *)(y))[i])
+
 /* exp(r) ~ 1 + r + r^2 q(r) for |r| <= ln2/2: q of degree 9 fitted on Chebyshev nodes
  * (relative error 1.6e-17 with these float64 coefficients; degree 11 in all, against 2.3e-16
  * for the degree-12 Taylor polynomial this replaced). The same numbers as

@@ -376,6 +376,36 @@ def test_fused_rows_every_vector_count(backend, loss, dtype, weighted, rng):
         assert_matches_naive(result, X, y, w, b, loss, sw, tight)
 
 
+#: Widths that reach each CPU kernel path of logistic: d = 1, the narrow rows, the rows of
+#: two to eight and of nine to sixteen 512-bit vectors, and the blocks (wide rows).
+LABEL_WIDTHS = [1, 2, 5, 8, 9, 12, 16, 17, 33, 40, 64, 100, 129, 200, 300, 600]
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("labels", ["bool", "uint8", "int64"])
+def test_logistic_binary_labels_every_path(backend, labels, dtype, weighted, rng):
+    """Logistic y as bool/integer labels reaches the kernels as uint8 (one byte a row):
+    every width's path against the independent reference, row counts over several parts
+    and with partial last vectors, and the same result as y in X's dtype."""
+    widths = [1, 5, 17, 64] if backend == "cuda" else LABEL_WIDTHS
+    tight = {np.float64: 1e-12, np.float32: RTOL[np.float32]}[dtype]
+    rows = [70001, 3, 1003, 1, 258, 1001, 67, 2, 5, 130, 259, 66, 1000, 7, 501, 90]
+    for n, d in zip(rows, widths, strict=False):
+        if backend == "cuda":
+            n = min(n, 300)
+        X, y, w, b, sw = make_problem(rng, n, d, "logistic", dtype, weighted=weighted, scale=4.0)
+        y_labels = (y != 0).astype(labels)
+        before = y_labels.copy()
+        result = fastgd.loss_grad(X, y_labels, w, b, loss="logistic", sample_weight=sw, backend=backend)
+        assert np.array_equal(y_labels, before)
+        assert_matches_naive(result, X, y, w, b, "logistic", sw, tight)
+        float_y = fastgd.loss_grad(X, y, w, b, loss="logistic", sample_weight=sw, backend=backend)
+        np.testing.assert_allclose(result[0], float_y[0], rtol=tight)
+        np.testing.assert_allclose(result[1], float_y[1], rtol=tight, atol=tight * np.abs(float_y[1]).max())
+        np.testing.assert_allclose(result[2], float_y[2], rtol=tight, atol=tight)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("loss", ["mse", "logistic"])
 def test_numba_rows_of_two_to_eight_vectors_either_way(monkeypatch, loss, dtype, rng):

@@ -21,13 +21,13 @@ for dtype in (np.float64, np.float32):
     sw = np.ones(50)
     fastgd.loss_grad(X, np.arange(50) % 2, np.ones(3), loss="logistic", sample_weight=sw, backend="numba")
     fastgd.loss_grad(X, np.arange(50) % 3, np.ones((3, 3)), loss="softmax", backend="numba")
-    one = rng.normal(size=(50, 1)).astype(dtype)  # d = 1: with AVX-512, _one_feature_simd
+    one = rng.normal(size=(50, 1)).astype(dtype)  # d = 1: with AVX-512, _logistic_one_feature_simd
     fastgd.loss_grad(one, np.arange(50) % 2, np.ones(1), loss="logistic", backend="numba")
     fastgd.gd_step(np.ones(3, dtype), np.ones(3), 0.1, l1=0.1, backend="numba")
     fastgd.penalty(np.ones(3, dtype), l1=0.1, backend="numba")
 elapsed = time.perf_counter() - start
 kernels = [
-    nb._scalar_loss_grad, nb._narrow_loss_grad, nb._softmax_loss_grad, nb._one_feature_simd,
+    nb._scalar_loss_grad, nb._narrow_loss_grad, nb._softmax_loss_grad, nb._logistic_one_feature_simd,
     nb._gd_step, nb._penalty,
 ]
 print(json.dumps({

@@ -50,6 +50,20 @@ def test_csr_matches_dense(backend, loss, dtype, container, weighted, rng):
 
 
 @pytest.mark.parametrize("backend", CPU)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_csr_logistic_binary_labels(backend, dtype, weighted, rng):
+    """bool logistic y (uint8 labels in the kernels) on CSR X: the dense answer with y as
+    floats."""
+    dense, y, w, b = _sparse_problem(rng, 203, 17, 0.2, dtype, "logistic")
+    sw = rng.random(203).astype(dtype) if weighted else None
+    X = sp.csr_matrix(dense)
+    got = fastgd.loss_grad(X, y != 0, w, b, loss="logistic", sample_weight=sw, backend=backend)
+    want = fastgd.loss_grad(dense, y, w, b, loss="logistic", sample_weight=sw, backend="numpy")
+    _assert_same(got, want, dtype)
+
+
+@pytest.mark.parametrize("backend", CPU)
 def test_int64_indices_and_unsorted_duplicate_entries(backend, rng):
     """scipy sums duplicate (row, column) entries; so do the kernels, in any order."""
     # Row 0: columns 3, 1 (unsorted); row 2: column 2 twice (a duplicate), then 0.

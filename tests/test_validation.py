@@ -184,3 +184,37 @@ def test_logistic_target_error_names_value_and_index_past_first_chunk(bad):
     y[at] = bad
     with pytest.raises(ValueError, match=rf"needs y in \{{0, 1\}}, found {float(bad)!r} at index {at}$"):
         fastgd.loss_grad(np.ones((n, 1)), y, np.zeros(1), loss="logistic", backend="numpy")
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int64, np.uint64])
+@pytest.mark.parametrize("bad", [2, 256, -1])
+def test_logistic_integer_labels_outside_zero_one_are_refused(dtype, bad):
+    """Integer y is checked before its cast to uint8 labels: 256 would wrap to 0 and -1 to
+    255."""
+    from fastgd import _validate
+
+    if np.iinfo(dtype).min > bad or np.iinfo(dtype).max < bad:
+        pytest.skip("not representable")
+    y = (np.arange(200) % 2).astype(dtype)
+    y[150] = bad
+    with pytest.raises(ValueError, match=rf"needs y in \{{0, 1\}}, found {float(bad)!r} at index 150$"):
+        _validate.check_targets(y, "logistic", 200, np.float64)
+
+
+def test_logistic_labels_become_uint8_without_copying_bool_or_uint8():
+    from fastgd import _validate
+
+    y = np.arange(10) % 3 == 0
+    labels = _validate.check_targets(y, "logistic", 10, np.float32)
+    assert labels.dtype == np.uint8 and np.shares_memory(labels, y)
+    np.testing.assert_array_equal(labels, y)
+    u8 = y.astype(np.uint8)
+    assert _validate.check_targets(u8, "logistic", 10, np.float32) is u8
+    ints = _validate.check_targets(y.astype(np.int64), "logistic", 10, np.float64)
+    assert ints.dtype == np.uint8 and ints.flags.c_contiguous
+    np.testing.assert_array_equal(ints, y)
+    floats = _validate.check_targets(y.astype(np.float32), "logistic", 10, np.float32)
+    assert floats.dtype == np.float32  # float y stays in X's dtype: no conversion per call
+    strided = _validate.check_targets(np.repeat(y, 2)[::2], "logistic", 10, np.float64)
+    assert strided.flags.c_contiguous and strided.dtype == np.uint8
+    np.testing.assert_array_equal(strided, y)

@@ -137,7 +137,8 @@ def check_backend_takes(module, X):
 
 
 def check_targets(y, loss, n, dtype, n_classes=None, *, check_values=True):
-    """y of shape (n,): X's dtype for mse/logistic, intp labels 0..k-1 for softmax."""
+    """y of shape (n,): X's dtype for mse and for float logistic y, uint8 labels 0/1 for
+    bool or integer logistic y (see :func:`binary_labels`), intp labels 0..k-1 for softmax."""
     arr = np.asarray(y)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"y must hold real numbers, got dtype {arr.dtype}")
@@ -147,6 +148,8 @@ def check_targets(y, loss, n, dtype, n_classes=None, *, check_values=True):
         raise ValueError(f"y has {arr.shape[0]} entries but X has {n} rows")
     if loss == "softmax":
         return _check_labels(arr, n_classes, check_values)
+    if loss == "logistic" and arr.dtype.kind in "biu":
+        return binary_labels(arr, check_values=check_values)
     y = _real_array(arr, "y", dtype)
     if loss == "logistic" and check_values:
         _check_binary(y)
@@ -186,12 +189,30 @@ def _check_labels(y, n_classes, check_values):
 _BINARY_CHUNK = 1 << 16
 
 
+def binary_labels(y, *, check_values=True):
+    """Logistic targets y in {0, 1} as C-contiguous uint8 labels, one byte a row.
+
+    Every backend's logistic kernels take these as well as y in X's dtype: at d = 1 a row
+    of float64 X and y is 16 bytes and of X and labels 9. bool and uint8 y pass through
+    without a copy (bool as a uint8 view); other integer and float y are converted (a new
+    array of n bytes), after the {0, 1} check on the values as given.
+    """
+    y = np.asarray(y)
+    if y.dtype == np.bool_:
+        return np.ascontiguousarray(y).view(np.uint8)
+    if check_values:
+        _check_binary(y)
+    if y.dtype.kind == "f":
+        return (y != 0).view(np.uint8)
+    return np.asarray(y, dtype=np.uint8, order="C")
+
+
 def _check_binary(y):
     """Raise ValueError unless every entry of y is 0 or 1 (NaN and inf are neither, so this
     also rejects them; no separate scan for non-finite values)."""
     for start in range(0, y.shape[0], _BINARY_CHUNK):
         part = y[start : start + _BINARY_CHUNK]
-        bad = (part != 0) & (part != 1)
+        bad = part > 1 if part.dtype == np.uint8 else (part != 0) & (part != 1)
         if bad.any():
             at = int(np.argmax(bad))
             raise ValueError(
@@ -298,8 +319,10 @@ def device_loss_grad_args(X, y, w, b, loss, sample_weight, is_device):
         raise ValueError(f"y must have shape ({n},), got {tuple(y.shape)}")
     if loss == "softmax" and dtype_of(y).kind not in "iu":
         raise TypeError(f"softmax needs integer labels in a device y, got dtype {y.dtype}")
-    if loss != "softmax" and dtype_of(y) != dtype:
-        raise TypeError(f"a device y must have X's dtype {dtype}, got {y.dtype}")
+    if loss != "softmax" and dtype_of(y) != dtype and not (loss == "logistic" and dtype_of(y) == np.uint8):
+        raise TypeError(
+            f"a device y must have X's dtype {dtype} (or uint8 labels for logistic), got {y.dtype}"
+        )
     if loss == "softmax" and is_device(b):
         if tuple(b.shape) != (k,) or dtype_of(b) != dtype:
             raise ValueError(f"softmax needs b of shape ({k},) and dtype {dtype}")

@@ -297,7 +297,7 @@ class GDClassifier(ClassifierMixin, _GDBase):
         loss = self._loss()
         k = len(self.classes_)
         if loss == "logistic":
-            target = index.astype(X.dtype)
+            target = index.astype(np.uint8)  # labels 0/1, one byte a row
             coef_init = self.coef_[0] if warm else None
             intercept_init = self.intercept_[0] if warm else None
         else:

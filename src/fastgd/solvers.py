@@ -117,6 +117,8 @@ class Problem:
             if n_classes < 2:
                 raise ValueError("softmax needs at least 2 classes (labels 0..k-1 with k >= 2)")
         y = _validate.check_targets(y, loss, n, X.dtype, n_classes)
+        if loss == "logistic":  # one byte a row for every pass of the fit (float y: n bytes once)
+            y = _validate.binary_labels(y, check_values=False)
         sample_weight = _validate.check_sample_weight(sample_weight, n, X.dtype)
         l1, l2 = _validate.check_param("l1", l1), _validate.check_param("l2", l2)
         return cls(X, y, loss, l1, l2, sample_weight, bool(fit_intercept), module, n_classes)

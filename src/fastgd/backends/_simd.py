@@ -769,6 +769,7 @@ def _logistic_one_feature_codegen(context, builder, sig, args):
     ivt = _vec(it, nl)
     X, _ = _array(context, builder, x_ty, x_arr)
     Y, _ = _array(context, builder, sig.args[1], y_arr)
+    labels = sig.args[1].dtype == types.uint8  # y as one byte a row
     bias, _, bits = _PAIR_CONSTANTS[x_ty.dtype][6:9]
     mantissa_bits = (1 << bits) - 1
 
@@ -846,6 +847,17 @@ def _logistic_one_feature_codegen(context, builder, sig, args):
         builder.store(builder.bitcast(m, vt), slot)
         return builder.sitofp(e, dvt)
 
+    def targets(i, live):
+        """y's vector of rows from i (live: None, or the lanes to load), in X's dtype; uint8
+        labels as 0 or 1 selected by a byte compare (no conversion of the bytes)."""
+        if not labels:
+            ptr = builder.gep(Y, [i])
+            return _load_vec(builder, ptr, vt) if live is None else _masked_load(builder, ptr, live, vt)
+        bt = _vec(ir.IntType(8), nl)
+        ptr = builder.gep(Y, [i])
+        v = _load_vec(builder, ptr, bt) if live is None else _masked_load(builder, ptr, live, bt)
+        return builder.select(builder.icmp_unsigned("!=", v, ir.Constant(bt, None)), one, zero)
+
     itemsize = 4 if f32 else 8
     part_rows = ONE_FEATURE_PART_BYTES // itemsize
     ahead = ONE_FEATURE_AHEAD_BYTES // itemsize
@@ -858,15 +870,19 @@ def _logistic_one_feature_codegen(context, builder, sig, args):
             at = builder.add(i, _I64(ahead))  # a line of x and one of y, into L1, before hi
             with builder.if_then(builder.icmp_signed("<", at, hi), likely=True):
                 prefetch_line(builder, builder.gep(X, [at]), locality=3)
-                prefetch_line(builder, builder.gep(Y, [at]), locality=3)
+                if labels:  # a line of labels holds 64 rows: asked for at one step in 64 rows
+                    first = builder.icmp_unsigned("<", builder.and_(i, _I64(63)), _I64(nl))
+                    with builder.if_then(first):
+                        prefetch_line(builder, builder.gep(Y, [at]), locality=3)
+                else:
+                    prefetch_line(builder, builder.gep(Y, [at]), locality=3)
             xv = _load_vec(builder, builder.gep(X, [i]), vt)
-            step(xv, _load_vec(builder, builder.gep(Y, [i]), vt), None)
+            step(xv, targets(i, None), None)
         i = builder.add(part, builder.mul(full, _I64(nl)))
         with builder.if_then(builder.icmp_signed("<", i, end)):
             live = _lane_mask(builder, builder.sub(end, i), nl)
             xv = _masked_load(builder, builder.gep(X, [i]), live, vt)
-            yv = _masked_load(builder, builder.gep(Y, [i]), live, vt)
-            step(xv, yv, live)
+            step(xv, targets(i, live), live)
         accumulate(p_exp, take_exponent(p_prod))
         if f32:  # the part's float32 sums into the float64 totals
             for slot, total in zip(part_sums, totals, strict=True):
@@ -897,15 +913,15 @@ def _logistic_one_feature_codegen(context, builder, sig, args):
 
 @intrinsic
 def logistic_one_feature(typingctx, x, y, lo, hi, w0, b):
-    """Unweighted logistic for d = 1 on rows lo..hi of x and y (1-d, float64 or float32),
-    z = x w0 + b: (sum l, sum (sigmoid(z) - y) x, sum (sigmoid(z) - y)), float64. The
-    steps of kernels/fastgd_one_feature.c as LLVM vector code, the scores in units of ln 2:
-    eight float64 rows a vector (e^-|z| as a Pade ratio; the log1p terms as the logarithm
-    of a product) or sixteen float32 rows in float32 arithmetic (sums over a part, then
-    float64)."""
+    """Unweighted logistic for d = 1 on rows lo..hi of x and y (1-d, float64 or float32;
+    y in x's dtype or uint8 labels), z = x w0 + b: (sum l, sum (sigmoid(z) - y) x,
+    sum (sigmoid(z) - y)), float64. The steps of kernels/fastgd_one_feature.c as LLVM
+    vector code, the scores in units of ln 2: eight float64 rows a vector (e^-|z| as a
+    Pade ratio; the log1p terms as the logarithm of a product) or sixteen float32 rows in
+    float32 arithmetic (sums over a part, then float64)."""
     if not all(isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C" for a in (x, y)):
         return None
-    if x.dtype not in (types.float32, types.float64) or y.dtype != x.dtype:
+    if x.dtype not in (types.float32, types.float64) or y.dtype not in (x.dtype, types.uint8):
         return None
     return types.UniTuple(types.float64, 3)(x, y, lo, hi, w0, b), _logistic_one_feature_codegen
 
@@ -1026,6 +1042,7 @@ def _fused_rows_codegen(context, builder, sig, args):
     vt, dvt, v4 = _vec(ft, nl), _vec(dt, nl), _vec(dt, 4)
     X, (_, d) = _array(context, builder, x_ty, X_arr)
     Y, _ = _array(context, builder, y_ty, y_arr)
+    labels = y_ty.dtype == types.uint8  # logistic y as one byte a row
     W, _ = _array(context, builder, w_ty, w_arr)
     G, _ = _array(context, builder, g_ty, g_arr)
     ACC, _ = _array(context, builder, acc_ty, acc_arr)
@@ -1071,7 +1088,8 @@ def _fused_rows_codegen(context, builder, sig, args):
                 builder.store(a, builder.gep(A, [builder.add(builder.mul(_I64(q), nv), v)]))
                 builder.store(_fma(builder, a, wv, builder.load(sums[q])), sums[q])
         z = builder.fadd(quad([_fold_lanes(builder, builder.load(s)) for s in sums]), _splat(builder, b, v4))
-        y = quad([builder.load(builder.gep(Y, [builder.add(i, _I64(q))])) for q in range(R)])
+        y = [builder.load(builder.gep(Y, [builder.add(i, _I64(q))])) for q in range(R)]
+        y = quad([builder.uitofp(v, ft) for v in y] if labels else y)
         live = ir.Constant(_vec(_I1, 4), [q < R for q in range(4)])
         if is_logistic:  # sigmoid(z) - y, max(z, 0) - y z, and the factor 1 + e^-|z|
             num, den = _exp_ratio_nonpositive(builder, builder.fsub(zero4, _fabs(builder, z)))
@@ -1150,13 +1168,14 @@ def fused_rows_part(typingctx, X, y, w, b, i0, i1, logistic, g, acc):
     part and then added into g (float64, d). acc (float64, 3): [0] += the loss terms (mse
     (z - y)^2; logistic max(z, 0) - y z, with [2] *= the product of the factors 1 +
     e^-|z|, whose logarithm is the rest), [1] += the residuals (mse z - y: the caller
-    doubles mse's g and [1]). w: X's dtype, zero-padded to whole vectors."""
+    doubles mse's g and [1]). y: X's dtype, or uint8 labels. w: X's dtype, zero-padded to
+    whole vectors."""
     if not all(isinstance(a, types.Array) and a.layout == "C" for a in (X, y, w, g, acc)):
         return None
     if (
         X.dtype not in (types.float32, types.float64)
         or X.ndim != 2
-        or y.dtype != X.dtype
+        or y.dtype not in (X.dtype, types.uint8)
         or w.dtype != X.dtype
     ):
         return None

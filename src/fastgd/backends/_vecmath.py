@@ -300,7 +300,8 @@ def _logistic_pair_codegen(context, builder, sig, args):
         )
 
     z = pair(args[0], args[1])
-    y = pair(args[2], args[3])
+    z_ty = sig.args[0]
+    y = pair(*(context.cast(builder, args[i], sig.args[i], z_ty) for i in (2, 3)))  # uint8 labels
     zero = const(0.0)
     one = const(1.0)
     v = builder.select(builder.fcmp_ordered(">", z, zero), builder.fsub(const(-0.0), z), z)  # -|z|
@@ -336,7 +337,7 @@ def _logistic_pair_codegen(context, builder, sig, args):
 @intrinsic
 def _logistic_pair(typingctx, z0, z1, y0, y1):
     """See logistic_pair."""
-    if z0 not in _PAIR_CONSTANTS or any(t != z0 for t in (z1, y0, y1)):
+    if z0 not in _PAIR_CONSTANTS or z1 != z0 or any(t not in (z0, types.uint8) for t in (y0, y1)):
         return None
     return types.UniTuple(types.float64, 4)(z0, z1, y0, y1), _logistic_pair_codegen
 
@@ -344,10 +345,10 @@ def _logistic_pair(typingctx, z0, z1, y0, y1):
 @numba.njit(cache=True, fastmath=_MATH)
 def logistic_pair(z0, z1, y0, y1):
     """Two rows' unweighted logistic terms at once, from their scores and labels (all
-    float64 or all float32, computed in that precision in one two-lane vector): (sigmoid(z0)
-    - y0, sigmoid(z1) - y1, the sum of max(z, 0) - y z, the product of 1 + e^-|z|), as
-    float64. The exponential takes exp_nonpositive's steps (exp_nonpositive_f32's for
-    float32), so each lane equals the one-row formulas up to contraction. A separate
-    function with contract-only flags, as exp_nonpositive, so that a calling kernel's
+    float64 or all float32, or uint8 labels; computed in the scores' precision in one
+    two-lane vector): (sigmoid(z0) - y0, sigmoid(z1) - y1, the sum of max(z, 0) - y z, the
+    product of 1 + e^-|z|), as float64. The exponential takes exp_nonpositive's steps
+    (exp_nonpositive_f32's for float32), so each lane equals the one-row formulas up to
+    contraction. A separate function with contract-only flags, as exp_nonpositive, so that a calling kernel's
     reassociating flags never reach its range reduction."""
     return _logistic_pair(z0, z1, y0, y1)

@@ -35,6 +35,17 @@ def _n_threads():
     return _k.max_threads()
 
 
+_NO_LABELS = np.empty(0, np.uint8)
+
+
+def _targets(y, dtype):
+    """(y, labels) for the kernels: y in X's dtype and no labels, or for logistic's uint8
+    labels an empty y and the labels."""
+    if y.dtype == np.uint8:
+        return np.empty(0, dtype), y
+    return y, _NO_LABELS
+
+
 def _csr_loss_grad(X, y, w, b, loss, sample_weight, n_threads):
     dtype = X.dtype
     n, d = X.shape
@@ -56,7 +67,18 @@ def _csr_loss_grad(X, y, w, b, loss, sample_weight, n_threads):
     grads = _sums.thread_rows(n_threads, d)
     dz_sums = np.zeros(n_threads)
     _k.csr_scalar_loss_grad(
-        X.data, indices, indptr, bounds, y, w, float(b), sw, LOSSES.index(loss), grads, dz_sums, losses
+        X.data,
+        indices,
+        indptr,
+        bounds,
+        *_targets(y, dtype),
+        w,
+        float(b),
+        sw,
+        LOSSES.index(loss),
+        grads,
+        dz_sums,
+        losses,
     )
     return _sums.normalised(losses.sum(), grads[:, :d].sum(axis=0), dz_sums.sum(), total, dtype, False)
 
@@ -82,7 +104,8 @@ def loss_grad(X, y, w, b, loss, sample_weight):
     grads = _sums.thread_rows(n_threads, d)
     dz_sums = np.zeros(n_threads)
     block = _config.cpu_block_rows(d, dtype.itemsize)
-    _k.scalar_loss_grad(X, y, w, float(b), sw, LOSSES.index(loss), block, grads, dz_sums, losses)
+    y, labels = _targets(y, dtype)
+    _k.scalar_loss_grad(X, y, labels, w, float(b), sw, LOSSES.index(loss), block, grads, dz_sums, losses)
     return _sums.normalised(losses.sum(), grads[:, :d].sum(axis=0), dz_sums.sum(), total, dtype, False)
 
 

@@ -603,20 +603,30 @@ def _narrow_loss_grad(X, y, wt, b, sw, loss_code, n_chunks):
 
 
 @numba.njit(parallel=True, cache=True)
-def _one_feature_simd(x, y, sw, w0, b, loss_code, has_sw, n_chunks):
-    """d = 1 sums (sum s l, sum s dl/dz x, sum s dl/dz) of x (n,) and y (n,), one contiguous
-    chunk of rows per thread: mse by _simd.mse_one_feature, unweighted logistic by
-    _simd.logistic_one_feature."""
+def _mse_one_feature_simd(x, y, sw, w0, b, has_sw, n_chunks):
+    """d = 1 mse sums (sum s l, sum s dl/dz x, sum s dl/dz) of x (n,) and y (n,), one
+    contiguous chunk of rows per thread, by _simd.mse_one_feature."""
     n = x.shape[0]
     chunk = (n + n_chunks - 1) // n_chunks
     sums = np.zeros((n_chunks, 3))
     for c in numba.prange(n_chunks):
         lo = min(n, c * chunk)
         hi = min(n, lo + chunk)
-        if loss_code == MSE:
-            sums[c, 0], sums[c, 1], sums[c, 2] = mse_one_feature(x, y, sw, lo, hi, w0, b, has_sw)
-        else:
-            sums[c, 0], sums[c, 1], sums[c, 2] = logistic_one_feature(x, y, lo, hi, w0, b)
+        sums[c, 0], sums[c, 1], sums[c, 2] = mse_one_feature(x, y, sw, lo, hi, w0, b, has_sw)
+    return sums[:, 0].sum(), sums[:, 1:2].sum(axis=0), sums[:, 2].sum()
+
+
+@numba.njit(parallel=True, cache=True)
+def _logistic_one_feature_simd(x, y, w0, b, n_chunks):
+    """d = 1 unweighted logistic sums, as _mse_one_feature_simd, by
+    _simd.logistic_one_feature (y in x's dtype or uint8 labels)."""
+    n = x.shape[0]
+    chunk = (n + n_chunks - 1) // n_chunks
+    sums = np.zeros((n_chunks, 3))
+    for c in numba.prange(n_chunks):
+        lo = min(n, c * chunk)
+        hi = min(n, lo + chunk)
+        sums[c, 0], sums[c, 1], sums[c, 2] = logistic_one_feature(x, y, lo, hi, w0, b)
     return sums[:, 0].sum(), sums[:, 1:2].sum(axis=0), sums[:, 2].sum()
 
 
@@ -1519,8 +1529,11 @@ def _loss_grad(X, y, w, b, loss, sample_weight):
         )
         return _sums.normalised(value, grad_t.T, grad_b, total, dtype, True)
     if d == 1 and ONE_FEATURE_SIMD and (loss == "mse" or sample_weight is None):
-        code = LOSSES.index(loss)
-        sums = _one_feature_simd(X.reshape(n), y, sw, float(w[0]), float(b), code, sw.shape[0] > 0, n_chunks)
+        if loss == "mse":
+            has_sw = sw.shape[0] > 0
+            sums = _mse_one_feature_simd(X.reshape(n), y, sw, float(w[0]), float(b), has_sw, n_chunks)
+        else:
+            sums = _logistic_one_feature_simd(X.reshape(n), y, float(w[0]), float(b), n_chunks)
         return _sums.normalised(*sums, total, dtype, False)
     if 2 <= d <= NARROW_D_MAX:
         wt = tuple(float(v) for v in w)  # its length fixes d when compiling

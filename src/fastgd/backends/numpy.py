@@ -8,7 +8,8 @@ Contract shared by every backend module (inputs already validated by
 
 ``loss_grad(X, y, w, b, loss, sample_weight)``
     X : ndarray of shape (n, d), float32 or float64.
-    y : ndarray of shape (n,); X's dtype for ``mse``/``logistic``, intp labels for ``softmax``.
+    y : ndarray of shape (n,); X's dtype for ``mse``; X's dtype or uint8 labels 0/1
+        for ``logistic``; intp labels for ``softmax``.
     w : ndarray of shape (d,), or (d, k) for ``softmax``; X's dtype.
     b : float, or ndarray of shape (k,) in X's dtype for ``softmax``.
     loss : ``"mse"``, ``"logistic"`` or ``"softmax"``.
