@@ -1,10 +1,10 @@
 /* One dtype's loop of fastgd_fused_rows.c (see fastgd_fused_rows.h), for rows of
  * FGD_VECS_LO to FGD_VECS_HI vectors (FGD_VECS_HI sizes its arrays). Needs FGD_T,
- * FGD_NAME, FGD_FUSED_PIPELINE and the 512-bit vector of X's dtype: FGD_V, FGD_LANES,
+ * FGD_NAME, FGD_FUSED_PIPELINE, FGD_FUSED_ZEN and the 512-bit vector of X's dtype: FGD_V, FGD_LANES,
  * FGD_MASK, FGD_LOAD, FGD_MASKZ_LOAD, FGD_STORE, FGD_ZERO, FGD_SET1, FGD_FMA, FGD_REDUCE. */
 
 /* The first half of a step of R consecutive rows from row i (R = 4, or 1 for the rows
- * left over): each row's NV vectors loaded once, into A, for its score; the R residuals
+ * left over): each row's NV vectors loaded once, into A (not on AMD Zen), for its score; the R residuals
  * into r, their loss terms into acc. The loop over the vectors stays rolled, as
  * measured best (see fastgd_fused_rows.h). R, NV, logistic and weighted are constants
  * where this is inlined. */
@@ -20,13 +20,24 @@ static FGD_ALWAYS_INLINE void FGD_NAME(fgd_fused_scores)(
     FGD_HIDE(w); /* w from the L1 cache in every step: held in registers it pushed G out */
     for (int q = 0; q < R; q++)
         s[q] = FGD_ZERO();
-#pragma GCC unroll 1
-    for (int v = 0; v < NV; v++) {
+    if (FGD_FUSED_ZEN) { /* row after row, nothing stored (see FGD_FUSED_ZEN) */
         for (int q = 0; q < R; q++) {
-            const FGD_T *p = x + q * d + v * FGD_LANES;
-            __builtin_prefetch((const char *)p + FGD_FUSED_AHEAD_BYTES(NV), 0, 3);
-            A[q][v] = v == NV - 1 ? FGD_MASKZ_LOAD(last, p) : FGD_LOAD(p);
-            s[q] = FGD_FMA(A[q][v], FGD_LOAD(w + v * FGD_LANES), s[q]);
+#pragma GCC unroll 1
+            for (int v = 0; v < NV; v++) {
+                const FGD_T *p = x + q * d + v * FGD_LANES;
+                FGD_V a = v == NV - 1 ? FGD_MASKZ_LOAD(last, p) : FGD_LOAD(p);
+                s[q] = FGD_FMA(a, FGD_LOAD(w + v * FGD_LANES), s[q]);
+            }
+        }
+    } else {
+#pragma GCC unroll 1
+        for (int v = 0; v < NV; v++) {
+            for (int q = 0; q < R; q++) {
+                const FGD_T *p = x + q * d + v * FGD_LANES;
+                __builtin_prefetch((const char *)p + FGD_FUSED_AHEAD_BYTES(NV), 0, 3);
+                A[q][v] = v == NV - 1 ? FGD_MASKZ_LOAD(last, p) : FGD_LOAD(p);
+                s[q] = FGD_FMA(A[q][v], FGD_LOAD(w + v * FGD_LANES), s[q]);
+            }
         }
     }
     for (int q = 0; q < R; q++)
@@ -67,6 +78,21 @@ static FGD_ALWAYS_INLINE void FGD_NAME(fgd_fused_update)(int R, int NV, FGD_V (*
             G[v] = FGD_FMA(rv[q], A[q][v], G[v]);
 }
 
+/* The second half on AMD Zen (FGD_FUSED_ZEN): the R rows read again from X (in L1). */
+static FGD_ALWAYS_INLINE void FGD_NAME(fgd_fused_update_rows)(int R, int NV, const FGD_T *x, ptrdiff_t d,
+                                                             FGD_MASK last, const double *r, FGD_V *G)
+{
+    FGD_V rv[4];
+    for (int q = 0; q < R; q++)
+        rv[q] = FGD_SET1((FGD_T)r[q]);
+#pragma GCC unroll 1
+    for (int v = 0; v < NV; v++)
+        for (int q = 0; q < R; q++) {
+            const FGD_T *p = x + q * d + v * FGD_LANES;
+            G[v] = FGD_FMA(rv[q], v == NV - 1 ? FGD_MASKZ_LOAD(last, p) : FGD_LOAD(p), G[v]);
+        }
+}
+
 /* One step, both halves. */
 static FGD_ALWAYS_INLINE void FGD_NAME(fgd_fused_step)(
     const FGD_T *restrict X, const void *restrict y, const FGD_T *restrict sw, const FGD_T *w, ptrdiff_t i,
@@ -75,7 +101,10 @@ static FGD_ALWAYS_INLINE void FGD_NAME(fgd_fused_step)(
     FGD_V A[4][FGD_VECS_HI];
     double r[4];
     FGD_NAME(fgd_fused_scores)(X, y, sw, w, i, R, NV, last, b, logistic, weighted, A, r, acc);
-    FGD_NAME(fgd_fused_update)(R, NV, A, r, G);
+    if (FGD_FUSED_ZEN)
+        FGD_NAME(fgd_fused_update_rows)(R, NV, X + i * acc->d, acc->d, last, r, G);
+    else
+        FGD_NAME(fgd_fused_update)(R, NV, A, r, G);
 }
 
 /* Rows lo..hi, NV vectors a row (the last one masked to d); NV and weighted constants
@@ -99,7 +128,7 @@ static FGD_ALWAYS_INLINE void FGD_NAME(fgd_fused_impl)(
     for (ptrdiff_t part = lo, part_end; part < hi; part = part_end) {
         part_end = hi < part + FGD_FUSED_PART_ROWS ? hi : part + FGD_FUSED_PART_ROWS;
         ptrdiff_t i = part;
-        if (FGD_FUSED_PIPELINE && NV > 4 && i + 4 <= part_end) {
+        if (FGD_FUSED_PIPELINE && !FGD_FUSED_ZEN && NV > 4 && i + 4 <= part_end) {
             /* Rows of five vectors or more (float64, FGD_FUSED_PIPELINE): each step's
              * scores before the previous step's update, so that the residuals' latency
              * overlaps the next rows' loads (C harness, 2M x 64 float64, same process:

@@ -38,6 +38,7 @@ Numba's on-disk cache of the kernels in numba.py does not notice a change to thi
 """
 
 import numba
+from llvmlite import binding as llvm_binding
 from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic
@@ -1005,6 +1006,11 @@ def mse_one_feature(typingctx, x, y, sw, lo, hi, w0, b, has_sw):
 #: values, float32 17 to 128). Rows of 9 to 16 vectors ran as fast or slower with it than
 #: with numba's two-row loop (README, Performance).
 FUSED_VECTORS = range(2, 9)
+#: AMD Zen (LLVM's host CPU znver*): fused_rows_part takes its steps as
+#: kernels/fastgd_fused_rows.c does there (FGD_FUSED_ZEN): the scores one row after
+#: another, the gradient update reading the rows again from X (no stack array), no
+#: requests for lines ahead.
+FUSED_ZEN = llvm_binding.get_host_cpu_name().startswith("znver")
 
 
 def _fabs(builder, x):
@@ -1077,16 +1083,30 @@ def _fused_rows_codegen(context, builder, sig, args):
         """Rows i .. i + R (R = 4, or 1 for the rows left over)."""
         rows = [builder.gep(X, [builder.mul(builder.add(i, _I64(q)), d)]) for q in range(R)]
         sums = [cgutils.alloca_once_value(builder, zero) for _ in range(R)]
-        with cgutils.for_range(builder, nv) as loop:  # each row's vectors loaded once
-            v = loop.index
-            mask = builder.select(builder.icmp_signed("==", v, last_v), last, all_lanes)
-            wv = _load_vec(builder, builder.gep(W, [builder.mul(v, _I64(nl))]), vt)
-            for q in range(R):
-                p = builder.gep(rows[q], [builder.mul(v, _I64(nl))])
+
+        def score_terms(q, v, wv, mask):
+            p = builder.gep(rows[q], [builder.mul(v, _I64(nl))])
+            if not FUSED_ZEN:
                 prefetch_line(builder, builder.gep(p, [ahead]), locality=3)
-                a = _masked_load(builder, p, mask, vt)
+            a = _masked_load(builder, p, mask, vt)
+            if not FUSED_ZEN:  # on Zen the update reads the rows again from X
                 builder.store(a, builder.gep(A, [builder.add(builder.mul(_I64(q), nv), v)]))
-                builder.store(_fma(builder, a, wv, builder.load(sums[q])), sums[q])
+            builder.store(_fma(builder, a, wv, builder.load(sums[q])), sums[q])
+
+        def vector(v):
+            mask = builder.select(builder.icmp_signed("==", v, last_v), last, all_lanes)
+            return mask, _load_vec(builder, builder.gep(W, [builder.mul(v, _I64(nl))]), vt)
+
+        if FUSED_ZEN:  # one row after another
+            for q in range(R):
+                with cgutils.for_range(builder, nv) as loop:
+                    mask, wv = vector(loop.index)
+                    score_terms(q, loop.index, wv, mask)
+        else:  # the four rows' first vectors, then their second ...: each loaded once
+            with cgutils.for_range(builder, nv) as loop:
+                mask, wv = vector(loop.index)
+                for q in range(R):
+                    score_terms(q, loop.index, wv, mask)
         z = builder.fadd(quad([_fold_lanes(builder, builder.load(s)) for s in sums]), _splat(builder, b, v4))
         y = [builder.load(builder.gep(Y, [builder.add(i, _I64(q))])) for q in range(R)]
         y = quad([builder.uitofp(v, ft) for v in y] if labels else y)
@@ -1112,13 +1132,13 @@ def _fused_rows_codegen(context, builder, sig, args):
             v = loop.index
             gp = builder.gep(Gv, [v])
             g = builder.load(gp)
+            mask = builder.select(builder.icmp_signed("==", v, last_v), last, all_lanes)
             for q in range(R):
-                g = _fma(
-                    builder,
-                    rv[q],
-                    builder.load(builder.gep(A, [builder.add(builder.mul(_I64(q), nv), v)])),
-                    g,
-                )
+                if FUSED_ZEN:
+                    a = _masked_load(builder, builder.gep(rows[q], [builder.mul(v, _I64(nl))]), mask, vt)
+                else:
+                    a = builder.load(builder.gep(A, [builder.add(builder.mul(_I64(q), nv), v)]))
+                g = _fma(builder, rv[q], a, g)
             builder.store(g, gp)
 
     def rows(is_logistic):
