@@ -22,7 +22,7 @@
  * 0.86 -> 0.85 (4 KB 0.80). 1.5 KB was a little worse everywhere. */
 #define FGD_FUSED_AHEAD_BYTES(nv) ((nv) <= 2 ? 2048 : 3072)
 
-/* AMD Zen (gcc's -march=native names the CPU znver*) takes the steps otherwise: each row's
+/* AMD Zen (FGD_ZEN, fastgd_vecmath.h) takes the steps otherwise: each row's
  * vectors loaded one row after the other for the scores (not the four rows' first vectors,
  * then their second ...), the gradient update reading the rows again from L1 instead of a
  * stack array (no stores of the rows at all), no requests for lines ahead and no
@@ -32,11 +32,6 @@
  * read in its fast, ~55 GB/s state), float32 0.65 -> 0.93-0.96; 4M x 32 float64 0.94-0.98,
  * float32 0.95-0.97. In a C harness rows of eight vectors interleaved ran at 0.39-0.61 of
  * the read with every other combination of these changes. */
-#if defined(__znver1__) || defined(__znver2__) || defined(__znver3__) || defined(__znver4__) || defined(__znver5__)
-#define FGD_FUSED_ZEN 1
-#else
-#define FGD_FUSED_ZEN 0
-#endif
 
 #if defined(__GNUC__) && defined(__x86_64__) && defined(__AVX512F__)
 #include <immintrin.h>

@@ -1,6 +1,6 @@
 /* One dtype's loop of fastgd_fused_rows.c (see fastgd_fused_rows.h), for rows of
  * FGD_VECS_LO to FGD_VECS_HI vectors (FGD_VECS_HI sizes its arrays). Needs FGD_T,
- * FGD_NAME, FGD_FUSED_PIPELINE, FGD_FUSED_ZEN and the 512-bit vector of X's dtype: FGD_V, FGD_LANES,
+ * FGD_NAME, FGD_FUSED_PIPELINE, FGD_ZEN and the 512-bit vector of X's dtype: FGD_V, FGD_LANES,
  * FGD_MASK, FGD_LOAD, FGD_MASKZ_LOAD, FGD_STORE, FGD_ZERO, FGD_SET1, FGD_FMA, FGD_REDUCE. */
 
 /* The first half of a step of R consecutive rows from row i (R = 4, or 1 for the rows
@@ -20,7 +20,7 @@ static FGD_ALWAYS_INLINE void FGD_NAME(fgd_fused_scores)(
     FGD_HIDE(w); /* w from the L1 cache in every step: held in registers it pushed G out */
     for (int q = 0; q < R; q++)
         s[q] = FGD_ZERO();
-    if (FGD_FUSED_ZEN) { /* row after row, nothing stored (see FGD_FUSED_ZEN) */
+    if (FGD_ZEN) { /* row after row, nothing stored (see FGD_ZEN) */
         for (int q = 0; q < R; q++) {
 #pragma GCC unroll 1
             for (int v = 0; v < NV; v++) {
@@ -78,7 +78,7 @@ static FGD_ALWAYS_INLINE void FGD_NAME(fgd_fused_update)(int R, int NV, FGD_V (*
             G[v] = FGD_FMA(rv[q], A[q][v], G[v]);
 }
 
-/* The second half on AMD Zen (FGD_FUSED_ZEN): the R rows read again from X (in L1). */
+/* The second half on AMD Zen (FGD_ZEN): the R rows read again from X (in L1). */
 static FGD_ALWAYS_INLINE void FGD_NAME(fgd_fused_update_rows)(int R, int NV, const FGD_T *x, ptrdiff_t d,
                                                              FGD_MASK last, const double *r, FGD_V *G)
 {
@@ -101,7 +101,7 @@ static FGD_ALWAYS_INLINE void FGD_NAME(fgd_fused_step)(
     FGD_V A[4][FGD_VECS_HI];
     double r[4];
     FGD_NAME(fgd_fused_scores)(X, y, sw, w, i, R, NV, last, b, logistic, weighted, A, r, acc);
-    if (FGD_FUSED_ZEN)
+    if (FGD_ZEN)
         FGD_NAME(fgd_fused_update_rows)(R, NV, X + i * acc->d, acc->d, last, r, G);
     else
         FGD_NAME(fgd_fused_update)(R, NV, A, r, G);
@@ -128,7 +128,7 @@ static FGD_ALWAYS_INLINE void FGD_NAME(fgd_fused_impl)(
     for (ptrdiff_t part = lo, part_end; part < hi; part = part_end) {
         part_end = hi < part + FGD_FUSED_PART_ROWS ? hi : part + FGD_FUSED_PART_ROWS;
         ptrdiff_t i = part;
-        if (FGD_FUSED_PIPELINE && !FGD_FUSED_ZEN && NV > 4 && i + 4 <= part_end) {
+        if (FGD_FUSED_PIPELINE && !FGD_ZEN && NV > 4 && i + 4 <= part_end) {
             /* Rows of five vectors or more (float64, FGD_FUSED_PIPELINE): each step's
              * scores before the previous step's update, so that the residuals' latency
              * overlaps the next rows' loads (C harness, 2M x 64 float64, same process:

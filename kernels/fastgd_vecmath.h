@@ -20,6 +20,15 @@
  * low mantissa bits, so neither floor() nor a float-to-integer conversion is needed. */
 #define FGD_ROUND_MAGIC 6755399441055744.0
 
+/* 1 where the kernels are compiled for AMD Zen (gcc's -march=native names the CPU
+ * znver*): some loops take other steps there, each measured on the 2-core AMD EPYC (Zen 4)
+ * test VM (fastgd_fused_rows.c). */
+#if defined(__znver1__) || defined(__znver2__) || defined(__znver3__) || defined(__znver4__) || defined(__znver5__)
+#define FGD_ZEN 1
+#else
+#define FGD_ZEN 0
+#endif
+
 /* Row i of logistic's targets y as a double: y in X's dtype T, or uint8 labels 0/1 (one
  * byte a row) where labels is set (a constant where the caller is inlined). */
 #define FGD_TARGET(y, T, labels, i) \

@@ -38,7 +38,10 @@ def stream_read(X):
 
 
 def make_data(n, d, loss, dtype, *, k=10, seed=0):
-    """Synthetic X (n, d), y, w, b for a benchmark, generated in blocks to bound memory."""
+    """Synthetic X (n, d), y, w, b for a benchmark, generated in blocks to bound memory.
+
+    Logistic y is uint8 labels 0/1, as the solvers and estimators pass them to the kernels
+    (one byte a row; float y takes X's dtype's bytes a row, which at d = 1 is as much as X)."""
     rng = np.random.default_rng(seed)
     X = np.empty((n, d), dtype=dtype)
     block = max(1, (1 << 22) // d)
@@ -52,7 +55,7 @@ def make_data(n, d, loss, dtype, *, k=10, seed=0):
             np.zeros(k, dtype),
         )
     w = (rng.standard_normal(d) / np.sqrt(d)).astype(dtype)
-    y = (rng.random(n) < 0.5).astype(dtype) if loss == "logistic" else rng.standard_normal(n).astype(dtype)
+    y = (rng.random(n) < 0.5).view(np.uint8) if loss == "logistic" else rng.standard_normal(n).astype(dtype)
     return X, y, w, 0.0
 
 
@@ -113,7 +116,7 @@ def kernel_table(n, d, loss, dtype, backends, repeat=5, k=10):
     names = ["stream-read"]
     against = {}  # backend -> the name of its logistic call
     if loss == "softmax":
-        y_binary = (y % 2).astype(X.dtype)
+        y_binary = (y % 2).astype(np.uint8)
         w_binary = np.ascontiguousarray(w[:, 0])
     for name, module in modules.items():
         if name == "cuda":
