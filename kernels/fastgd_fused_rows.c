@@ -22,16 +22,18 @@
  * 0.86 -> 0.85 (4 KB 0.80). 1.5 KB was a little worse everywhere. */
 #define FGD_FUSED_AHEAD_BYTES(nv) ((nv) <= 2 ? 2048 : 3072)
 
-/* AMD Zen (FGD_ZEN, fastgd_vecmath.h) takes the steps otherwise: each row's
- * vectors loaded one row after the other for the scores (not the four rows' first vectors,
- * then their second ...), the gradient update reading the rows again from L1 instead of a
- * stack array (no stores of the rows at all), no requests for lines ahead and no
- * pipelined steps. The stack array's stores were what held it back: on the 2-core AMD EPYC
- * (Zen 4) test VM, 2M x 64 logistic, of the read (in-process A/B runs, the VM's read in its
- * slow, ~33 GB/s state unless said) float64 0.54-0.69 -> 0.95-0.99 (0.83-0.92 with the
- * read in its fast, ~55 GB/s state), float32 0.65 -> 0.93-0.96; 4M x 32 float64 0.94-0.98,
- * float32 0.95-0.97. In a C harness rows of eight vectors interleaved ran at 0.39-0.61 of
- * the read with every other combination of these changes. */
+/* AMD Zen (FGD_ZEN, fastgd_vecmath.h) takes the steps otherwise: each row's vectors loaded
+ * one row after the other for the scores (not the four rows' first vectors, then their
+ * second ...), the gradient update reading the rows again from L1 instead of a stack array
+ * (no stores of the rows at all), no requests for lines ahead and no pipelined steps. On
+ * the 2-core AMD EPYC (Zen 4) test VM, 2M x 64 logistic, of the read (in-process runs, the
+ * VM's read in its slow, ~33 GB/s state unless said): float64 0.54-0.69 -> 0.95-0.99
+ * (0.83-0.92 with the read in its fast, ~55 GB/s state), float32 0.65 -> 0.93-0.96; 4M x
+ * 32 float64 0.94-0.98, float32 0.95-0.97. In a C harness the order of the scores' loads
+ * took rows of eight float64 vectors from 0.62 to 0.89-0.93, and the update from X with no
+ * requests float32 rows of four vectors from 0.67 to 0.95-0.98; dropping the stores and
+ * the pipelined steps then took float64 2M x 64 logistic, read in its fast state, from 28
+ * to 21 ms. */
 
 #if defined(__GNUC__) && defined(__x86_64__) && defined(__AVX512F__)
 #include <immintrin.h>
