@@ -851,11 +851,10 @@ def _logistic_one_feature_codegen(context, builder, sig, args):
     def targets(i, live):
         """y's vector of rows from i (live: None, or the lanes to load), in X's dtype; uint8
         labels as 0 or 1 selected by a byte compare (no conversion of the bytes)."""
+        ptr = builder.gep(Y, [i])
         if not labels:
-            ptr = builder.gep(Y, [i])
             return _load_vec(builder, ptr, vt) if live is None else _masked_load(builder, ptr, live, vt)
         bt = _vec(ir.IntType(8), nl)
-        ptr = builder.gep(Y, [i])
         v = _load_vec(builder, ptr, bt) if live is None else _masked_load(builder, ptr, live, bt)
         return builder.select(builder.icmp_unsigned("!=", v, ir.Constant(bt, None)), one, zero)
 
@@ -1007,7 +1006,7 @@ def mse_one_feature(typingctx, x, y, sw, lo, hi, w0, b, has_sw):
 #: with numba's two-row loop (README, Performance).
 FUSED_VECTORS = range(2, 9)
 #: AMD Zen (LLVM's host CPU znver*): fused_rows_part takes its steps as
-#: kernels/fastgd_fused_rows.c does there (FGD_FUSED_ZEN): the scores one row after
+#: kernels/fastgd_fused_rows.c does there (FGD_ZEN): the scores one row after
 #: another, the gradient update reading the rows again from X (no stack array), no
 #: requests for lines ahead.
 FUSED_ZEN = llvm_binding.get_host_cpu_name().startswith("znver")
@@ -1132,7 +1131,8 @@ def _fused_rows_codegen(context, builder, sig, args):
             v = loop.index
             gp = builder.gep(Gv, [v])
             g = builder.load(gp)
-            mask = builder.select(builder.icmp_signed("==", v, last_v), last, all_lanes)
+            if FUSED_ZEN:
+                mask = builder.select(builder.icmp_signed("==", v, last_v), last, all_lanes)
             for q in range(R):
                 if FUSED_ZEN:
                     a = _masked_load(builder, builder.gep(rows[q], [builder.mul(v, _I64(nl))]), mask, vt)
