@@ -82,6 +82,27 @@ def test_same_optimum_as_in_process(client, data, backend, loss, solver, l1):
     np.testing.assert_allclose(distributed_fit.coef, local.coef, rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.parametrize("kind", ["float", "bool", "int64"])
+def test_logistic_targets_reach_the_workers_as_uint8_labels(client, data, kind):
+    """Logistic y, float / bool / integer, is checked on the cluster and persisted as uint8
+    labels (one byte a row, as in memory); the fit is the in-process one, and a target
+    outside {0, 1} is named."""
+    from fastgd import _dask as dask_inputs
+
+    y = data["logistic"]
+    y = {"float": y, "bool": y > 0, "int64": y.astype(np.int64)}[kind]
+    _, labels, _, _, _ = dask_inputs.prepare(_dask(data["X"]), _dask(y), "logistic", None, CPU[-1], None)
+    assert labels.dtype == np.uint8
+    np.testing.assert_array_equal(labels.compute(), data["logistic"].astype(np.uint8))
+    kwargs = dict(loss="logistic", l2=1e-3, solver="lbfgs", tol=1e-10, backend=CPU[-1])
+    local = fastgd.minimize(data["X"], data["logistic"], **kwargs)
+    remote = fastgd.minimize(_dask(data["X"]), _dask(y), **kwargs)
+    assert remote.objective == pytest.approx(local.objective, rel=1e-10)
+    bad = y.astype(np.int64) * 2
+    with pytest.raises(ValueError, match=r"logistic loss needs y in \{0, 1\}"):
+        fastgd.minimize(_dask(data["X"]), _dask(bad), **kwargs)
+
+
 def test_sample_weights_uneven_blocks_and_float32(client, data):
     X32 = data["X"].astype(np.float32)
     y, sw = data["logistic"], data["weights"]

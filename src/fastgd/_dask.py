@@ -146,7 +146,8 @@ def prepare(X, y, loss, sample_weight, backend, n_classes):
 
     Returns (X, y, sample_weight, module, n_classes). X is rechunked to whole rows (all
     columns in a block) and persisted on the cluster with y and the weights, so every
-    iteration reads them where they live. One pass over the data checks the values.
+    iteration reads them where they live; logistic y as uint8 labels, the blocks' targets
+    one byte a row. One pass over the data checks the values.
     """
     import dask
     import dask.array as da
@@ -169,7 +170,7 @@ def prepare(X, y, loss, sample_weight, backend, n_classes):
     y = y.rechunk((X.chunks[0],))
     if loss == "softmax":
         y = y.astype(np.intp)
-    elif y.dtype != dtype:
+    elif y.dtype != dtype and not (loss == "logistic" and y.dtype.kind in "biu"):
         y = y.astype(dtype)
     if sample_weight is not None:
         if not is_dask_array(sample_weight):
@@ -209,6 +210,8 @@ def prepare(X, y, loss, sample_weight, backend, n_classes):
         if not found["sw_sum"] > 0:
             raise ValueError("sample_weight must have a positive sum")
     _validate.check_loss(loss)
+    if loss == "logistic":  # uint8 labels 0/1, one byte a row as in memory (Problem.from_user)
+        (y,) = dask.persist((y != 0).astype(np.uint8))
     client = _current_client()
     blocks = _block_futures(client, X, y, sample_weight) if client is not None else None
     return X, y, sample_weight, DaskBackend(inner, client, blocks), n_classes
