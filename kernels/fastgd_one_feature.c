@@ -67,8 +67,9 @@ static FGD_ALWAYS_INLINE __m512 fgd_targets_f(const float *y, ptrdiff_t i, ptrdi
  * count < lanes the rows that count (the other bits 0), one byte test with AVX-512BW. The
  * step subtracts 1 from the residual and z from the loss in those lanes (masked
  * subtractions, as many operations as with float targets), and no vector of targets is
- * made: the widening and masked move of a vector of 0 and 1 made from the labels are two
- * operations of the loop's 26 fewer (it is bound by its operations on the AMD EPYC test VM). */
+ * made: the widening and masked move that made a vector of 0 and 1 from the labels are two
+ * operations fewer a step (of 26 in float32; the loop is bound by its operations on the AMD
+ * EPYC test VM). */
 static FGD_ALWAYS_INLINE __mmask16 fgd_label_mask(const unsigned char *y, ptrdiff_t i, ptrdiff_t count, int lanes)
 {
     __m128i bytes;
