@@ -211,7 +211,7 @@ def prepare(X, y, loss, sample_weight, backend, n_classes):
             raise ValueError("sample_weight must have a positive sum")
     _validate.check_loss(loss)
     if loss == "logistic":  # uint8 labels 0/1, one byte a row as in memory (Problem.from_user)
-        (y,) = dask.persist((y != 0).astype(np.uint8))
+        (y,) = dask.persist(y.map_blocks(_validate.binary_labels, check_values=False, dtype=np.uint8))
     client = _current_client()
     blocks = _block_futures(client, X, y, sample_weight) if client is not None else None
     return X, y, sample_weight, DaskBackend(inner, client, blocks), n_classes
