@@ -404,12 +404,16 @@ cdef void _logistic_one_feature(
 
 cdef extern from "fastgd_softmax_steps.h" nogil:
     enum: FGD_SOFTMAX_STEPS
+    ctypedef struct fgd_steps_logs:
+        int tiles
+    void fgd_steps_logs_init(fgd_steps_logs* s, Py_ssize_t k)
+    double fgd_steps_logs_sum(const fgd_steps_logs* s)
     double fgd_softmax_steps_d(double* ZT, Py_ssize_t ldz, Py_ssize_t m, Py_ssize_t k, Py_ssize_t kq,
-                               const Py_ssize_t* y, const double* sw, double* r_sum, const void* pf,
-                               Py_ssize_t pf_bytes)
+                               const Py_ssize_t* y, const double* sw, double* r_sum,
+                               fgd_steps_logs* logs, const void* pf, Py_ssize_t pf_bytes)
     double fgd_softmax_steps_f(float* ZT, Py_ssize_t ldz, Py_ssize_t m, Py_ssize_t k, Py_ssize_t kq,
-                               const Py_ssize_t* y, const float* sw, double* r_sum, const void* pf,
-                               Py_ssize_t pf_bytes)
+                               const Py_ssize_t* y, const float* sw, double* r_sum,
+                               fgd_steps_logs* logs, const void* pf, Py_ssize_t pf_bytes)
 
 
 cdef extern from "fastgd_narrow.h" nogil:
@@ -507,11 +511,11 @@ cdef extern from "fastgd_tiles.h" nogil:
     Py_ssize_t fgd_class_scores_d(const double* X, const double* Wt, const double* Wd, const double* b,
                                   Py_ssize_t m, Py_ssize_t d, Py_ssize_t k, Py_ssize_t ldz, double* ZT,
                                   const void* pf, Py_ssize_t pf_bytes)
-    Py_ssize_t fgd_class_scores_f(const float* X, const float* Wt, const float* Wp, const double* b,
+    Py_ssize_t fgd_class_scores_f(const float* X, const float* Wt, const float* Wf, const double* b,
                                   Py_ssize_t m, Py_ssize_t d, Py_ssize_t k, Py_ssize_t ldz, float* ZT,
                                   const void* pf, Py_ssize_t pf_bytes)
-    Py_ssize_t fgd_pair_coefficients_size_f(Py_ssize_t k, Py_ssize_t d)
-    void fgd_pair_coefficients_f(const float* Wt, Py_ssize_t k, Py_ssize_t d, float* Wp)
+    Py_ssize_t fgd_score_coefficients_size_f(Py_ssize_t k, Py_ssize_t d)
+    void fgd_score_coefficients_f(const float* Wt, Py_ssize_t k, Py_ssize_t d, float* Wf)
     void fgd_class_accumulate_d(const double* X, const double* RT, Py_ssize_t m, Py_ssize_t d,
                                 Py_ssize_t k, Py_ssize_t ldr, double* Gb, const void* ahead,
                                 Py_ssize_t ahead_bytes)
@@ -550,12 +554,13 @@ cdef void _softmax_chunk(
     Py_ssize_t k, Py_ssize_t block, double* G, double* r_sum, double* loss_sum,
 ) noexcept nogil:
     """Rows lo..hi in blocks: the scores of Wt's kq rows (with kq = k - 1 the last class
-    scores 0, see softmax_loss_grad; narrow rows fastgd_narrow.c, float64 the score groups
-    of fastgd_score_groups.h, which take Wt transposed, Wd, else the tiles of
-    fastgd_tiles.h), then the softmax steps with the scores stored class-major
+    scores 0, see softmax_loss_grad; narrow rows fastgd_narrow.c, with AVX-512 the score
+    groups of fastgd_score_groups.h, float64 with Wt transposed, Wd, float32 with Wf (the
+    rows of fastgd_score_rows.h on AMD Zen), else the tiles of fastgd_tiles.h), then the
+    softmax steps with the scores stored class-major
     (ZT[q * block + i]): row maxima, exponentials, sums, residuals p - onehot, in place
-    (float64 with AVX-512: fgd_softmax_steps_d of fastgd_softmax_steps.h, eight rows a
-    vector; else the loops below, each over the block's rows, vectorised by gcc); then the
+    (with AVX-512: fgd_softmax_steps_d / _f of fastgd_softmax_steps.h, a vector of rows
+    at a time; else the loops below, each over the block's rows, vectorised by gcc); then the
     first kq classes' residuals times the block's rows into G (kq, d) (fastgd_tiles.h:
     panels with their sums in registers with AVX-512, else tiles). The steps run in X's
     dtype (float32 data: a float32 exponential, sixteen lanes; the loss and the sums of
@@ -569,6 +574,7 @@ cdef void _softmax_chunk(
     cdef bint steps_done
     cdef double acc_loss = 0.0
     cdef int blocks_in_gb = 0  # float32: blocks whose gradient sums Gb holds
+    cdef fgd_steps_logs logs  # the AVX-512 steps' unweighted logarithms, block to block
     # Separate allocations: gcc then knows that they do not overlap, and vectorises.
     cdef floating* ZT = <floating*> malloc(block * k * sizeof(floating))
     cdef floating* top = <floating*> malloc(block * sizeof(floating))
@@ -580,18 +586,19 @@ cdef void _softmax_chunk(
     cdef floating* zq
     cdef floating* Gb = <floating*> malloc(kq * d * sizeof(floating))  # float32 only
     cdef floating* Wd = NULL  # float64: Wt transposed, (d, kq), for the score groups
-    cdef float* Wp = NULL  # float32: Wt by column pairs, for the score groups
+    cdef float* Wf = NULL  # float32: the score groups' coefficients (fgd_score_coefficients_f)
     cdef floating* z_last = ZT + kq * block
     for i in range(kq * d):
         Gb[i] = 0
+    fgd_steps_logs_init(&logs, k)
     if floating is double:
         Wd = <floating*> malloc(kq * d * sizeof(floating))
         for q in range(kq):
             for j in range(d):
                 Wd[j * kq + q] = Wt[q * d + j]
     else:
-        Wp = <float*> malloc(max(1, fgd_pair_coefficients_size_f(kq, d)) * sizeof(float))
-        fgd_pair_coefficients_f(Wt, kq, d, Wp)
+        Wf = <float*> malloc(max(1, fgd_score_coefficients_size_f(kq, d)) * sizeof(float))
+        fgd_score_coefficients_f(Wt, kq, d, Wf)
     start = lo
     while start < hi:
         m = min(block, hi - start)
@@ -607,17 +614,17 @@ cdef void _softmax_chunk(
                                            ahead * SCORES_AHEAD_PERCENT // 6400 * 64)
         else:
             if not fgd_narrow_class_scores_f(X + start * d, Wt, b, m, d, kq, block, ZT):
-                asked = fgd_class_scores_f(X + start * d, Wt, Wp, b, m, d, kq, block, ZT, next_rows,
+                asked = fgd_class_scores_f(X + start * d, Wt, Wf, b, m, d, kq, block, ZT, next_rows,
                                            ahead * SCORES_AHEAD_PERCENT // 6400 * 64)
         steps_done = False
         if FGD_SOFTMAX_STEPS:
             steps_bytes = ahead * STEPS_AHEAD_PERCENT // 6400 * 64
             if floating is double:
                 acc_loss += fgd_softmax_steps_d(ZT, block, m, k, kq, y + start, sw + start if has_sw else NULL,
-                                                r_sum, next_rows + asked, steps_bytes)
+                                                r_sum, &logs, next_rows + asked, steps_bytes)
             else:
                 acc_loss += fgd_softmax_steps_f(ZT, block, m, k, kq, y + start, sw + start if has_sw else NULL,
-                                                r_sum, next_rows + asked, steps_bytes)
+                                                r_sum, &logs, next_rows + asked, steps_bytes)
             asked += steps_bytes
             steps_done = True
         if not steps_done:
@@ -709,7 +716,9 @@ cdef void _softmax_chunk(
     free(ties)
     free(Gb)
     free(Wd)
-    free(Wp)
+    free(Wf)
+    if FGD_SOFTMAX_STEPS:
+        acc_loss += fgd_steps_logs_sum(&logs)
     loss_sum[0] = acc_loss
 
 

@@ -21,7 +21,9 @@
  * each class's two column sums are added once per tile (the tiles this replaces took four
  * rows by four classes with 256-bit vectors). 2M x 64, k = 10, with the float32 softmax
  * steps of fastgd_softmax_steps.h and the prefetch shares: 48 -> 32 ms (1.8x logistic's
- * time in the same run; float64 58 ms, 1.8x).
+ * time in the same run; float64 58 ms, 1.8x). On AMD Zen CPUs that broadcast is slow, and
+ * float32 takes the rows of fastgd_score_rows.h instead (fgd_score_coefficients_f gives
+ * each its coefficients).
  *
  * The scores are where a block's rows first come from memory, and the softmax kernels
  * are bound by their arithmetic: the next block's lines are asked for by all three
@@ -32,25 +34,36 @@
 #ifndef FASTGD_SCORE_GROUPS_H
 #define FASTGD_SCORE_GROUPS_H
 
-/* Floats in the pair coefficients of k classes and d columns (fgd_pair_coefficients_f). */
-static inline ptrdiff_t fgd_pair_coefficients_size_f(ptrdiff_t k, ptrdiff_t d)
+#include "fastgd_score_rows.h"
+
+/* The float32 scores' coefficients from Wt (k, d): with FGD_SCORE_ROWS_F Wt transposed,
+ * (d, k), as fgd_class_scores_rows_f takes them; else by column pairs for the groups: for
+ * group g (classes 8 g .. 8 g + 7) and column pair p (columns 2 p, 2 p + 1), the 16 floats
+ * W[(g * P + p) * 16 + 2 c + e] = Wt[8 g + c][2 p + e] (P = (d + 1) / 2; zero past the
+ * group's classes or the last column). fgd_score_coefficients_size_f: their floats. */
+static inline ptrdiff_t fgd_score_coefficients_size_f(ptrdiff_t k, ptrdiff_t d)
 {
+    if (FGD_SCORE_ROWS_F)
+        return k * d;
     ptrdiff_t kg = k % 8 == 1 ? k - 1 : k;
     return ((kg + 7) / 8) * ((d + 1) / 2) * 16;
 }
 
-/* Wp for the float32 groups: for group g (classes 8 g .. 8 g + 7) and column pair p
- * (columns 2 p, 2 p + 1), the 16 floats Wp[(g * P + p) * 16 + 2 c + e] = Wt[8 g + c][2 p + e]
- * (P = (d + 1) / 2; zero past the group's classes or the last column). */
-static void fgd_pair_coefficients_f(const float *restrict Wt, ptrdiff_t k, ptrdiff_t d, float *restrict Wp)
+static void fgd_score_coefficients_f(const float *restrict Wt, ptrdiff_t k, ptrdiff_t d, float *restrict W)
 {
+    if (FGD_SCORE_ROWS_F) {
+        for (ptrdiff_t q = 0; q < k; q++)
+            for (ptrdiff_t j = 0; j < d; j++)
+                W[j * k + q] = Wt[q * d + j];
+        return;
+    }
     ptrdiff_t kg = k % 8 == 1 ? k - 1 : k, P = (d + 1) / 2;
     for (ptrdiff_t g = 0; g * 8 < kg; g++)
         for (ptrdiff_t p = 0; p < P; p++)
             for (int c = 0; c < 8; c++)
                 for (int e = 0; e < 2; e++) {
                     ptrdiff_t q = 8 * g + c, j = 2 * p + e;
-                    Wp[(g * P + p) * 16 + 2 * c + e] = q < kg && j < d ? Wt[q * d + j] : 0.0f;
+                    W[(g * P + p) * 16 + 2 * c + e] = q < kg && j < d ? Wt[q * d + j] : 0.0f;
                 }
 }
 
@@ -296,19 +309,23 @@ static inline __attribute__((always_inline)) void fgd_score_group_tile_f(
 #define FGD_NAME(name) name##_d
 #define FGD_GROUP_W(W, g, k, d) ((W) + 8 * (g))
 #define FGD_GROUP_LDW(k) (k)
+#define FGD_SCORE_BY_ROWS 0
 #include "fastgd_score_groups_impl.h"
 #undef FGD_T
 #undef FGD_NAME
 #undef FGD_GROUP_W
 #undef FGD_GROUP_LDW
+#undef FGD_SCORE_BY_ROWS
 #define FGD_T float
 #define FGD_NAME(name) name##_f
 #define FGD_GROUP_W(W, g, k, d) ((W) + (g) * (((d) + 1) / 2) * 16)
 #define FGD_GROUP_LDW(k) 16
+#define FGD_SCORE_BY_ROWS FGD_SCORE_ROWS_F
 #include "fastgd_score_groups_impl.h"
 #undef FGD_T
 #undef FGD_NAME
 #undef FGD_GROUP_W
 #undef FGD_GROUP_LDW
+#undef FGD_SCORE_BY_ROWS
 
 #endif

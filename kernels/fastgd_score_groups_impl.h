@@ -8,7 +8,7 @@
  * groups' coefficients (float64: Wt transposed, (d, k); float32: by column pairs, from
  * fgd_pair_coefficients_f). Asks for the pf_bytes from pf (rows of the next block) on the
  * way, spread over the row steps. */
-__attribute__((noinline)) static void FGD_NAME(fgd_class_scores_groups)(
+__attribute__((noinline, unused)) static void FGD_NAME(fgd_class_scores_groups)(
     const FGD_T *restrict X, const FGD_T *restrict Wt, const FGD_T *restrict W, const double *restrict b,
     ptrdiff_t m, ptrdiff_t d, ptrdiff_t k, ptrdiff_t ldz, FGD_T *restrict ZT, const void *pf, ptrdiff_t pf_bytes)
 {
@@ -50,7 +50,12 @@ __attribute__((noinline)) static ptrdiff_t FGD_NAME(fgd_class_scores)(
     ptrdiff_t m, ptrdiff_t d, ptrdiff_t k, ptrdiff_t ldz, FGD_T *restrict ZT, const void *pf, ptrdiff_t pf_bytes)
 {
 #if FGD_SCORE_GROUPS
+#if FGD_SCORE_BY_ROWS
+    (void)Wt;
+    fgd_class_scores_rows_f(X, W, b, m, d, k, ldz, ZT, pf, pf_bytes);
+#else
     FGD_NAME(fgd_class_scores_groups)(X, Wt, W, b, m, d, k, ldz, ZT, pf, pf_bytes);
+#endif
     return pf_bytes;
 #else
     (void)W;
