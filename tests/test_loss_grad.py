@@ -109,13 +109,14 @@ def test_numba_softmax_without_vector_code(dtype, rng, monkeypatch):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
 def test_softmax_gradient_panels(backend, dtype, block, rng, monkeypatch):
     """The softmax kernels' block steps with AVX-512 (Cython: kernels/fastgd_tiles_impl.h,
-    fastgd_score_groups.h, fastgd_softmax_steps.h; Numba: _simd.py): the gradient panels of
-    classes by two or four vectors of columns, the scores by groups of eight classes
-    (float32: eight classes by two columns) and the softmax steps on vectors of rows.
-    k = 2 .. 150: one scored class (dot products alone), a part of a group, one whole
-    group, a group and a class by dot products (k = 10), two groups (one partial), two
-    groups and a dot class, three and more groups, and more classes than the steps keep
-    their sums of residuals for on the stack; widths with whole vectors, a partial one,
+    fastgd_score_groups.h, fastgd_score_rows.h, fastgd_softmax_steps.h; Numba: _simd.py):
+    the gradient panels of classes by two or four vectors of columns, the scores by groups
+    of eight classes (float32: eight classes by two columns; on AMD Zen sixteen rows in the
+    lanes, in passes of at most ten classes) and the softmax steps on vectors of rows, two
+    a step. k = 2 .. 150: one scored class (dot products alone), a part of a group, one
+    whole group, a group and a class by dot products (k = 10), two groups (one partial), two
+    groups and a dot class, three and more groups (and passes), and more classes than the
+    steps keep their sums of residuals for on the stack; widths with whole vectors, a partial one,
     several panels, and 1,501 columns; blocks that leave a partial tile of rows; the
     residuals' stride the compiled one (128 rows a block) and another (16). Weighted and
     not, against the reference."""
@@ -149,6 +150,22 @@ def test_softmax_long_blocks(backend, dtype, rng, monkeypatch):
     for weights in (sw, None):
         result = fastgd.loss_grad(X, y, w, b, loss="softmax", sample_weight=weights, backend=backend)
         assert_matches_naive(result, X, y, w, b, "softmax", weights, tight)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+def test_softmax_logarithms_carried_across_blocks(backend, dtype, rng):
+    """Unweighted, the AVX-512 softmax steps multiply each row's 1 + rest into per-lane
+    products that run on from block to block and are folded into logarithms every
+    1000 / log2(k) tiles (k = 150: 138): 12,000 rows of 128-row blocks, several folds and
+    blocks between them, and rows whose rest is below 2**-20 (one class far ahead: their
+    log1p as a series); against the reference."""
+    if backend == "cuda":
+        pytest.skip("a CPU kernel path")
+    tight = {np.float64: 1e-12, np.float32: RTOL[np.float32]}[dtype]
+    X, y, w, b, _ = make_problem(rng, 12_000, 9, "softmax", dtype, k=150)
+    w[0, 3] += dtype(40.0)  # class 3 far ahead where the first column is well above 0
+    result = fastgd.loss_grad(X, y, w, b, loss="softmax", backend=backend)
+    assert_matches_naive(result, X, y, w, b, "softmax", None, tight)
 
 
 @pytest.mark.parametrize("dtype,d", [(np.float64, 2_051), (np.float32, 4_103)], ids=["f64", "f32"])

@@ -11,10 +11,13 @@ intrinsics write those loops as LLVM vector code, the same steps as the Cython k
 - :func:`score_group_tile` -- the scores of a tile of eight rows for a group of eight
   classes (one vector of eight float64 lanes, or of eight float32 classes by two columns),
   with optionally one more class by dot products along the rows;
+- :func:`score_rows_tile` -- the float32 scores of a tile of sixteen rows in the lanes, its
+  columns transposed in registers (kernels/fastgd_score_rows.h), on AMD Zen CPUs
+  (numba.SCORE_ROWS);
 - :func:`panel_rows` -- a panel of the gradient update: Q classes by J vectors of columns,
   summed in registers over a block's rows;
 - :func:`softmax_steps` -- a block's softmax steps, from scores to residuals, eight float64
-  or sixteen float32 rows a vector (kernels/fastgd_softmax_steps.h);
+  or sixteen float32 rows a vector, two vectors a step (kernels/fastgd_softmax_steps.h);
 - :func:`logistic_one_feature` -- unweighted logistic for d = 1, eight float64 or sixteen
   float32 rows a vector (kernels/fastgd_one_feature.c). Its range reduction is AVX-512DQ's
   vrange and vreduce and its 2**k AVX-512's vscalef, x86 intrinsics: it is compiled only
@@ -58,6 +61,9 @@ from ._vecmath import (
 #: The residuals' stride the gradient panels have a fast case for: the softmax block's rows
 #: (fastgd._config.CPU_SOFTMAX_BLOCK_ROWS; a test checks that the two agree).
 PANEL_LDR = 128
+#: The most classes a pass of score_rows_tile takes (FGD_SCORE_ROWS_CLASSES in
+#: kernels/fastgd_score_rows.h).
+SCORE_ROWS_CLASSES = 10
 #: The most classes a gradient panel takes (as FGD_PANEL_CLASSES_MAX in
 #: kernels/fastgd_tiles.h): more classes are split into groups of at most this many.
 PANEL_CLASSES_MAX = 12
@@ -339,6 +345,130 @@ def score_group_tile(typingctx, X, r0, rows, Wg, c0, wdot, dot, group, ZT, i0, n
     return sig, _score_group_tile_codegen
 
 
+def _transpose16(builder, r):
+    """Columns of the 16 x 16 matrix with rows r[0..15] (vectors of 16 float32 lanes), as
+    fgd_transpose16_f in kernels/fastgd_score_rows.h: pairs of rows interleaved in each
+    128-bit lane, then pairs of pairs, then the four row groups' 128-bit lanes side by side."""
+    lo = [4 * L + e for L in range(4) for e in (0, 16, 1, 17)]
+    hi = [4 * L + e for L in range(4) for e in (2, 18, 3, 19)]
+    t = []
+    for i in range(0, 16, 2):
+        t += [_shuffle(builder, r[i], r[i + 1], lo), _shuffle(builder, r[i], r[i + 1], hi)]
+    lo2 = [4 * L + e for L in range(4) for e in (0, 1, 16, 17)]
+    hi2 = [4 * L + e for L in range(4) for e in (2, 3, 18, 19)]
+    u = [None] * 16
+    for i in range(0, 16, 4):  # u[i + s]: in lane L column 4 L + s of rows i .. i + 3
+        u[i], u[i + 1] = _shuffle(builder, t[i], t[i + 2], lo2), _shuffle(builder, t[i], t[i + 2], hi2)
+        u[i + 2], u[i + 3] = (
+            _shuffle(builder, t[i + 1], t[i + 3], lo2),
+            _shuffle(builder, t[i + 1], t[i + 3], hi2),
+        )
+    even = [4 * L + e for L in (0, 2, 4, 6) for e in range(4)]  # lanes 0, 2 of a, then of b
+    odd = [4 * L + e for L in (1, 3, 5, 7) for e in range(4)]  # lanes 1, 3
+    o = [None] * 16
+    for s in range(4):
+        g01a, g01b = _shuffle(builder, u[s], u[4 + s], even), _shuffle(builder, u[s], u[4 + s], odd)
+        g23a, g23b = _shuffle(builder, u[8 + s], u[12 + s], even), _shuffle(builder, u[8 + s], u[12 + s], odd)
+        o[s], o[8 + s] = _shuffle(builder, g01a, g23a, even), _shuffle(builder, g01a, g23a, odd)
+        o[4 + s], o[12 + s] = _shuffle(builder, g01b, g23b, even), _shuffle(builder, g01b, g23b, odd)
+    return o
+
+
+def _score_rows_tile_codegen(context, builder, sig, args):
+    (x_ty, _, _, w_ty, _, classes_ty, z_ty, _, b_ty, _, _) = sig.args
+    args = _indices_as_intp(context, builder, sig, args)
+    (x_arr, r0, rows, w_arr, q0, _, z_arr, i0, b_arr, pf_at, pf_n) = args
+    f32 = x_ty.dtype == types.float32
+    ft = ir.FloatType() if f32 else ir.DoubleType()
+    nl = 16 if f32 else 8  # lanes of a vector: the tile's rows
+    nq = len(classes_ty)
+    vt = _vec(ft, nl)
+    zero = ir.Constant(vt, None)
+    X, (_, d) = _array(context, builder, x_ty, x_arr)
+    W, (_, kq) = _array(context, builder, w_ty, w_arr)
+    Z, (_, ldz) = _array(context, builder, z_ty, z_arr)
+    B, _ = _array(context, builder, b_ty, b_arr)
+    per_line = _I64(64 // (4 if f32 else 8))
+    last = builder.sub(rows, _I64(1))
+    rowp = []
+    for r in range(nl):  # a missing row reads the last one
+        row = builder.select(builder.icmp_signed("<", _I64(r), rows), _I64(r), last)
+        rowp.append(builder.gep(X, [builder.mul(builder.add(r0, row), d)]))
+    next_tile = builder.gep(X, [builder.mul(builder.add(r0, _I64(nl)), d)])
+    acc = [cgutils.alloca_once_value(builder, zero) for _ in range(nq)]
+    transpose = _transpose16 if f32 else _transpose8
+
+    def columns(j, count, mask):
+        """count (<= nl) columns from j into the sums; mask: the masked loads of the last ones."""
+        if mask is None:
+            c = [_load_vec(builder, builder.gep(p, [j]), vt) for p in rowp]
+        else:
+            c = [_masked_load(builder, builder.gep(p, [j]), mask, vt) for p in rowp]
+        for r in range(nl):  # the next tile's rows (contiguous) into L1, nl lines a pass
+            line = builder.add(builder.mul(j, per_line), builder.mul(_I64(r), per_line))
+            prefetch_line(builder, builder.gep(next_tile, [line]), locality=3)
+        cols = transpose(builder, c)
+        a = [builder.load(p) for p in acc]
+        for t in range(nl):
+            col = builder.add(j, _I64(t))
+            with builder.if_then(builder.icmp_signed("<", col, pf_n), likely=False):
+                prefetch_line(builder, builder.gep(X, [builder.add(pf_at, builder.mul(col, per_line))]))
+            if count is None:
+                wrow = builder.gep(W, [builder.add(builder.mul(col, kq), q0)])
+                for q in range(nq):
+                    a[q] = _fma(
+                        builder,
+                        cols[t],
+                        _splat(builder, builder.load(builder.gep(wrow, [_I64(q)])), vt),
+                        a[q],
+                    )
+            else:
+                with builder.if_then(builder.icmp_signed("<", _I64(t), count)):
+                    wrow = builder.gep(W, [builder.add(builder.mul(col, kq), q0)])
+                    for q in range(nq):
+                        w = _splat(builder, builder.load(builder.gep(wrow, [_I64(q)])), vt)
+                        builder.store(_fma(builder, cols[t], w, builder.load(acc[q])), acc[q])
+        if count is None:
+            for q in range(nq):
+                builder.store(a[q], acc[q])
+
+    blocks = builder.sdiv(d, _I64(nl))
+    with cgutils.for_range(builder, blocks) as loop:
+        columns(builder.mul(loop.index, _I64(nl)), None, None)
+    done = builder.mul(blocks, _I64(nl))
+    tail = builder.sub(d, done)
+    with builder.if_then(builder.icmp_signed(">", tail, _I64(0))):
+        columns(done, tail, _lane_mask(builder, tail, nl))
+    rmask = _lane_mask(builder, rows, nl)
+    for c in range(nq):
+        q = builder.add(q0, _I64(c))
+        bq = builder.load(builder.gep(B, [q]))
+        bq = builder.fptrunc(bq, ft) if f32 else bq
+        ptr = builder.gep(Z, [builder.add(builder.mul(q, ldz), i0)])
+        _masked_store(builder, builder.fadd(builder.load(acc[c]), _splat(builder, bq, vt)), ptr, rmask)
+    return context.get_dummy_value()
+
+
+@intrinsic
+def score_rows_tile(typingctx, X, r0, rows, Wd, q0, classes, ZT, i0, b, pf_at, pf_n):
+    """ZT[q0 + c, i0 + r] = X[r0 + r] . Wd[:, q0 + c] + b[q0 + c] for r < rows (<= the
+    lanes of a vector: sixteen float32 rows, eight float64) and c < len(classes) (a tuple;
+    its length, at most SCORE_ROWS_CLASSES, is the number of classes): the tile's rows in
+    the lanes, as kernels/fastgd_score_rows.h (per lanes' worth of columns, the rows
+    transposed in registers, then one multiply-add per column and class with the
+    coefficient broadcast). X (n, d) float64 or float32, Wd (d, kq) and ZT (k, ldz) in X's
+    dtype, b float64. Asks for the next tile's rows into L1, and for pf_n cache lines of X
+    from the flat element offset pf_at, one per column."""
+    if not all(isinstance(a, types.Array) and a.layout == "C" for a in (X, Wd, ZT, b)):
+        return None
+    if X.dtype not in (types.float32, types.float64) or any(a.dtype != X.dtype for a in (Wd, ZT)):
+        return None
+    if not isinstance(classes, types.BaseTuple) or not 1 <= len(classes) <= SCORE_ROWS_CLASSES:
+        return None
+    sig = types.void(X, r0, rows, Wd, q0, classes, ZT, i0, b, pf_at, pf_n)
+    return sig, _score_rows_tile_codegen
+
+
 def _panel_rows_codegen(context, builder, sig, args):
     (x_ty, _, _, r_ty, _, _, _, g_ty, _, _) = sig.args
     args = _indices_as_intp(context, builder, sig, args)
@@ -500,30 +630,39 @@ def _log(builder, x):
 #: each tile.
 STEPS_LOCAL_SUMS_MAX = 64
 STEPS_SUM_TILES = 16
+#: Tiles a step of softmax_steps, their instructions interleaved (FGD_STEPS_TILES in
+#: kernels/fastgd_softmax_steps.h, which says why).
+STEPS_TILES = 2
 
 
 def _softmax_steps_codegen(context, builder, sig, args):
-    (z_ty, _, _, _, y_ty, _, sw_ty, has_sw_ty, rs_ty, x_ty, _, _) = sig.args
+    (z_ty, _, _, _, y_ty, _, sw_ty, has_sw_ty, rs_ty, logs_ty, x_ty, _, _) = sig.args
     args = _indices_as_intp(context, builder, sig, args)
-    (z_arr, m, k, kq, y_arr, start, sw_arr, has_sw, rs_arr, x_arr, pf_at, pf_lines) = args
+    (z_arr, m, k, kq, y_arr, start, sw_arr, has_sw, rs_arr, logs_arr, x_arr, pf_at, pf_lines) = args
     f32 = z_ty.dtype == types.float32
     ft = ir.FloatType() if f32 else ir.DoubleType()
     f64 = ir.DoubleType()
     nl = 16 if f32 else 8
+    U = STEPS_TILES
     vt, dvt = _vec(ft, nl), _vec(f64, nl)
     Z, (_, ldz) = _array(context, builder, z_ty, z_arr)
     Y, _ = _array(context, builder, y_ty, y_arr)
     SW, _ = _array(context, builder, sw_ty, sw_arr)
     RS, _ = _array(context, builder, rs_ty, rs_arr)
+    LOGS, _ = _array(context, builder, logs_ty, logs_arr)
     X, _ = _array(context, builder, x_ty, x_arr)
     weighted = builder.icmp_unsigned("!=", has_sw, ir.Constant(has_sw.type, 0))
     one, zero = ir.Constant(vt, [1.0] * nl), ir.Constant(vt, None)
     done = ir.Constant(dvt, [1.0] * nl)
     loss = cgutils.alloca_once_value(builder, ir.Constant(dvt, None))
-    prod = cgutils.alloca_once_value(builder, done)
-    tiny = cgutils.alloca_once_value(builder, ir.Constant(dvt, None))
+    # the unweighted logarithms' state, carried from block to block (see softmax_steps)
+    prod_ptr = builder.bitcast(LOGS, dvt.as_pointer())
+    tiny_ptr = builder.bitcast(builder.gep(LOGS, [_I64(nl)]), dvt.as_pointer())
+    count_ptr = builder.gep(LOGS, [_I64(2 * nl)])
+    prod = cgutils.alloca_once_value(builder, builder.load(prod_ptr, align=8))
+    tiny = cgutils.alloca_once_value(builder, builder.load(tiny_ptr, align=8))
+    in_prod = cgutils.alloca_once_value(builder, builder.fptosi(builder.load(count_ptr), _I64))
     logs = cgutils.alloca_once_value(builder, f64(0.0))
-    in_prod = cgutils.alloca_once_value(builder, _I64(0))
     pf_left = cgutils.alloca_once_value(builder, pf_lines)
     pf_ptr = cgutils.alloca_once_value(builder, pf_at)
     tiles = builder.sdiv(builder.add(m, _I64(nl - 1)), _I64(nl))
@@ -531,12 +670,13 @@ def _softmax_steps_codegen(context, builder, sig, args):
         builder.add(pf_lines, builder.sub(tiles, _I64(1))),
         builder.select(builder.icmp_signed(">", tiles, _I64(0)), tiles, _I64(1)),
     )
+    per_step = builder.mul(per_tile, _I64(U))
     per_line = _I64(64 // (4 if f32 else 8))
     # Tiles whose product of sums of exponentials (each in [1, k]) stays below 2**1000.
     kf = builder.sitofp(builder.select(builder.icmp_signed(">", k, _I64(2)), k, _I64(2)), f64)
     fn_log2 = builder.module.declare_intrinsic("llvm.log2", [f64])
     fold = builder.fptosi(builder.fdiv(f64(1000.0), builder.call(fn_log2, [kf])), _I64)
-    fold = builder.select(builder.icmp_signed("<", fold, _I64(1)), _I64(1), fold)
+    fold = builder.select(builder.icmp_signed("<", fold, _I64(U)), _I64(U), fold)
 
     def add_to_rs(q, value):  # rsv[q] += value (float64 lanes)
         rs_ptr = builder.bitcast(builder.gep(RS, [builder.mul(q, _I64(nl))]), dvt.as_pointer())
@@ -562,45 +702,57 @@ def _softmax_steps_codegen(context, builder, sig, args):
     def add_logs(vec):  # logs += the sum of the lanes' logarithms
         builder.store(builder.fadd(builder.load(logs), _fold_lanes(builder, _log(builder, vec))), logs)
 
-    with cgutils.for_range(builder, tiles) as tile:
-        i0 = builder.mul(tile.index, _I64(nl))
-        rows = builder.sub(m, i0)
-        rows = builder.select(builder.icmp_signed("<", rows, _I64(nl)), rows, _I64(nl))
-        rm = _lane_mask(builder, rows, nl)
+    steps = builder.sdiv(builder.add(tiles, _I64(U - 1)), _I64(U))
+    with cgutils.for_range(builder, steps) as step:
+        tl = []  # the step's tiles: their rows, masks, weights, labels and sums
+        for u in range(U):
+            i0 = builder.mul(builder.add(builder.mul(step.index, _I64(U)), _I64(u)), _I64(nl))
+            rows = builder.sub(m, i0)
+            rows = builder.select(builder.icmp_signed("<", rows, _I64(nl)), rows, _I64(nl))
+            rm = _lane_mask(builder, rows, nl)  # none past m
+            wt = builder.select(rm, one, zero)
+            sw_v = _masked_load(
+                builder,
+                builder.gep(SW, [builder.add(start, i0)]),
+                builder.and_(rm, _splat(builder, weighted, _vec(_I1, nl))),
+                vt,
+            )
+            yv = _masked_load(builder, builder.gep(Y, [builder.add(start, i0)]), rm, _vec(_I64, nl))
+            if f32:  # sixteen labels (below k) as one vector of 32-bit lanes: one compare a class
+                yv = builder.trunc(yv, _vec(_I32, nl))
+            tl.append({"i0": i0, "rm": rm, "wt": builder.select(weighted, sw_v, wt), "yv": yv})
 
-        def zrow(q, i0=i0):  # class q's scores of this tile
-            return builder.gep(Z, [builder.add(builder.mul(q, ldz), i0)])
+        def zrow(t, q):  # class q's scores of tile t
+            return builder.gep(Z, [builder.add(builder.mul(q, ldz), t["i0"])])
 
-        wt = builder.select(rm, one, zero)
-        sw_v = _masked_load(
-            builder,
-            builder.gep(SW, [builder.add(start, i0)]),
-            builder.and_(rm, _splat(builder, weighted, _vec(_I1, nl))),
-            vt,
-        )
-        wt = builder.select(weighted, sw_v, wt)
-        yv = _masked_load(builder, builder.gep(Y, [builder.add(start, i0)]), rm, _vec(_I64, nl))
-        if f32:  # sixteen labels (below k) as one vector of 32-bit lanes: one compare a class
-            yv = builder.trunc(yv, _vec(_I32, nl))
-
-        def is_label(q):
-            lt = yv.type.element
-            return builder.icmp_signed("==", yv, _splat(builder, builder.trunc(q, lt) if f32 else q, yv.type))
+        def is_label(t, q):
+            lt = t["yv"].type.element
+            return builder.icmp_signed(
+                "==", t["yv"], _splat(builder, builder.trunc(q, lt) if f32 else q, t["yv"].type)
+            )
 
         with builder.if_then(builder.icmp_signed("<", kq, k)):  # the last class scores 0
-            _masked_store(builder, zero, zrow(kq), rm)
-        top = cgutils.alloca_once_value(builder, _masked_load(builder, zrow(_I64(0)), rm, vt))
+            for t in tl:
+                _masked_store(builder, zero, zrow(t, kq), t["rm"])
+        for t in tl:
+            t["top"] = cgutils.alloca_once_value(
+                builder, _masked_load(builder, zrow(t, _I64(0)), t["rm"], vt)
+            )
         with cgutils.for_range(builder, builder.sub(k, _I64(1))) as loop:
-            zq = _masked_load(builder, zrow(builder.add(loop.index, _I64(1))), rm, vt)
-            t = builder.load(top)
-            builder.store(builder.select(builder.fcmp_ordered(">", zq, t), zq, t), top)  # NaN skipped
-        top_v = builder.load(top)
-        zy = cgutils.alloca_once_value(builder, zero)
-        total = cgutils.alloca_once_value(builder, zero)
-        rest = cgutils.alloca_once_value(builder, zero)  # the exponentials but the maximum's
-        below_n = cgutils.alloca_once_value(builder, zero)  # classes below the maximum
+            for t in tl:
+                zq = _masked_load(builder, zrow(t, builder.add(loop.index, _I64(1))), t["rm"], vt)
+                top = builder.load(t["top"])
+                builder.store(
+                    builder.select(builder.fcmp_ordered(">", zq, top), zq, top), t["top"]
+                )  # NaN skipped
+        for t in tl:
+            t["top_v"] = builder.load(t["top"])
+            t["zy"] = cgutils.alloca_once_value(builder, zero)
+            t["total"] = cgutils.alloca_once_value(builder, zero)
+            t["rest"] = cgutils.alloca_once_value(builder, zero)  # the exponentials but the maximum's
+            t["below_n"] = cgutils.alloca_once_value(builder, zero)  # classes below the maximum
         n_pf = builder.load(pf_left)
-        n_pf = builder.select(builder.icmp_signed("<", per_tile, n_pf), per_tile, n_pf)
+        n_pf = builder.select(builder.icmp_signed("<", per_step, n_pf), per_step, n_pf)
         builder.store(builder.sub(builder.load(pf_left), n_pf), pf_left)
         with cgutils.for_range(builder, k) as loop:
             q = loop.index
@@ -608,107 +760,122 @@ def _softmax_steps_codegen(context, builder, sig, args):
                 at = builder.load(pf_ptr)
                 prefetch_line(builder, builder.gep(X, [at]))
                 builder.store(builder.add(at, per_line), pf_ptr)
-            zq = _masked_load(builder, zrow(q), rm, vt)
-            builder.store(builder.select(is_label(q), zq, builder.load(zy)), zy)
-            e = _exp_nonpositive(builder, builder.fsub(zq, top_v), f32)
-            _masked_store(builder, e, zrow(q), rm)
-            builder.store(builder.fadd(builder.load(total), e), total)
-            below = builder.fcmp_ordered("<", zq, top_v)
-            builder.store(
-                builder.select(below, builder.fadd(builder.load(rest), e), builder.load(rest)), rest
-            )
-            builder.store(builder.fadd(builder.load(below_n), builder.select(below, one, zero)), below_n)
+            for t in tl:
+                zq = _masked_load(builder, zrow(t, q), t["rm"], vt)
+                builder.store(builder.select(is_label(t, q), zq, builder.load(t["zy"])), t["zy"])
+                e = _exp_nonpositive(builder, builder.fsub(zq, t["top_v"]), f32)
+                _masked_store(builder, e, zrow(t, q), t["rm"])
+                builder.store(builder.fadd(builder.load(t["total"]), e), t["total"])
+                below = builder.fcmp_ordered("<", zq, t["top_v"])
+                rest = builder.load(t["rest"])
+                builder.store(builder.select(below, builder.fadd(rest, e), rest), t["rest"])
+                builder.store(
+                    builder.fadd(builder.load(t["below_n"]), builder.select(below, one, zero)), t["below_n"]
+                )
         with cgutils.for_range(
             builder, builder.sub(n_pf, builder.select(builder.icmp_signed("<", k, n_pf), k, n_pf))
         ) as loop:
             at = builder.load(pf_ptr)
             prefetch_line(builder, builder.gep(X, [at]))
             builder.store(builder.add(at, per_line), pf_ptr)
-        term = builder.select(rm, builder.fmul(wt, builder.fsub(builder.load(zy), top_v)), zero)
-        term = builder.fpext(term, dvt) if f32 else term
-        builder.store(builder.fsub(builder.load(loss), term), loss)
-        sums = builder.select(rm, builder.load(total), one)
-        # log(sum) as log1p(rest): rest = the sum but the maximum's 1 (ties past the first
-        # count 1 each); see fgd_log1p_split in kernels/fastgd_softmax_steps.h.
-        # (k less those below it: one compare a class for both rest and this count)
-        ties = builder.fsub(_splat(builder, builder.sitofp(k, ft), vt), builder.load(below_n))
-        rest_v = builder.fadd(builder.load(rest), builder.fsub(ties, one))
-        rest_v = builder.select(rm, rest_v, zero)
-        rest_d = builder.fpext(rest_v, dvt) if f32 else rest_v
-        with builder.if_else(weighted) as (then, otherwise):
-            with then:
-                wt_d = builder.fpext(wt, dvt) if f32 else wt
-                builder.store(
-                    builder.fadd(
-                        builder.load(logs), _fold_lanes(builder, builder.fmul(wt_d, _log1p(builder, rest_d)))
-                    ),
-                    logs,
-                )
-            with otherwise:
-                small = builder.and_(builder.fcmp_ordered("<", rest_d, ir.Constant(dvt, [2.0**-20] * nl)), rm)
-                series = builder.fsub(
-                    rest_d, builder.fmul(ir.Constant(dvt, [0.5] * nl), builder.fmul(rest_d, rest_d))
-                )
-                builder.store(
-                    builder.fadd(builder.load(tiny), builder.select(small, series, ir.Constant(dvt, None))),
-                    tiny,
-                )
-                factor = builder.select(small, done, builder.fadd(done, rest_d))
-                builder.store(builder.fmul(builder.load(prod), factor), prod)
-                count = builder.add(builder.load(in_prod), _I64(1))
-                builder.store(count, in_prod)
-                with builder.if_then(builder.icmp_signed("==", count, fold)):
-                    add_logs(builder.load(prod))
-                    builder.store(done, prod)
-                    builder.store(_I64(0), in_prod)
-        scale = builder.fdiv(wt, sums)
+        for t in tl:
+            rm, wt, top_v = t["rm"], t["wt"], t["top_v"]
+            term = builder.select(rm, builder.fmul(wt, builder.fsub(builder.load(t["zy"]), top_v)), zero)
+            term = builder.fpext(term, dvt) if f32 else term
+            builder.store(builder.fsub(builder.load(loss), term), loss)
+            # log(sum) as log1p(rest): rest = the sum but the maximum's 1 (ties past the first
+            # count 1 each); see fgd_log1p_split in kernels/fastgd_softmax_steps.h.
+            # (k less those below it: one compare a class for both rest and this count)
+            ties = builder.fsub(_splat(builder, builder.sitofp(k, ft), vt), builder.load(t["below_n"]))
+            rest_v = builder.fadd(builder.load(t["rest"]), builder.fsub(ties, one))
+            rest_v = builder.select(rm, rest_v, zero)
+            rest_d = builder.fpext(rest_v, dvt) if f32 else rest_v
+            with builder.if_else(weighted) as (then, otherwise):
+                with then:
+                    wt_d = builder.fpext(wt, dvt) if f32 else wt
+                    log_terms = _fold_lanes(builder, builder.fmul(wt_d, _log1p(builder, rest_d)))
+                    builder.store(builder.fadd(builder.load(logs), log_terms), logs)
+                with otherwise:
+                    small = builder.and_(
+                        builder.fcmp_ordered("<", rest_d, ir.Constant(dvt, [2.0**-20] * nl)), rm
+                    )
+                    series = builder.fsub(
+                        rest_d, builder.fmul(ir.Constant(dvt, [0.5] * nl), builder.fmul(rest_d, rest_d))
+                    )
+                    builder.store(
+                        builder.fadd(
+                            builder.load(tiny), builder.select(small, series, ir.Constant(dvt, None))
+                        ),
+                        tiny,
+                    )
+                    factor = builder.select(small, done, builder.fadd(done, rest_d))
+                    builder.store(builder.fmul(builder.load(prod), factor), prod)
+            t["scale"] = builder.fdiv(wt, builder.select(rm, builder.load(t["total"]), one))
+        with builder.if_then(builder.not_(weighted)):  # fold the products before they could overflow
+            count = builder.add(builder.load(in_prod), _I64(U))
+            builder.store(count, in_prod)
+            with builder.if_then(builder.icmp_signed(">", builder.add(count, _I64(U)), fold)):
+                add_logs(builder.load(prod))
+                builder.store(done, prod)
+                builder.store(_I64(0), in_prod)
         with cgutils.for_range(builder, k) as loop:
             q = loop.index
-            mq = builder.and_(is_label(q), rm)
-            p = builder.select(rm, builder.fmul(_masked_load(builder, zrow(q), rm, vt), scale), zero)
-            p = builder.select(mq, builder.fsub(p, wt), p)
-            _masked_store(builder, p, zrow(q), rm)
-            if f32:  # float32 sums where k allows (STEPS_LOCAL_SUMS_MAX), else widened now
-                with builder.if_else(local) as (then, otherwise):
-                    with then:
-                        rl_ptr = builder.gep(RL, [q])
-                        builder.store(builder.fadd(builder.load(rl_ptr), p), rl_ptr)
-                    with otherwise:
-                        add_to_rs(q, builder.fpext(p, dvt))
-            else:
-                add_to_rs(q, p)
-        if f32:  # the float32 sums into float64 every STEPS_SUM_TILES tiles
+            for t in tl:
+                rm, wt = t["rm"], t["wt"]
+                mq = builder.and_(is_label(t, q), rm)
+                p = builder.select(
+                    rm, builder.fmul(_masked_load(builder, zrow(t, q), rm, vt), t["scale"]), zero
+                )
+                p = builder.select(mq, builder.fsub(p, wt), p)
+                _masked_store(builder, p, zrow(t, q), rm)
+                if f32:  # float32 sums where k allows (STEPS_LOCAL_SUMS_MAX), else widened now
+                    with builder.if_else(local) as (then, otherwise):
+                        with then:
+                            rl_ptr = builder.gep(RL, [q])
+                            builder.store(builder.fadd(builder.load(rl_ptr), p), rl_ptr)
+                        with otherwise:
+                            add_to_rs(q, builder.fpext(p, dvt))
+                else:
+                    add_to_rs(q, p)
+        if f32:  # the float32 sums into float64 every STEPS_SUM_TILES tiles at most
             with builder.if_then(local):
-                count = builder.add(builder.load(in_sums), _I64(1))
+                count = builder.add(builder.load(in_sums), _I64(U))
                 builder.store(count, in_sums)
-                with builder.if_then(builder.icmp_signed("==", count, _I64(STEPS_SUM_TILES))):
+                with builder.if_then(
+                    builder.icmp_signed(">", builder.add(count, _I64(U)), _I64(STEPS_SUM_TILES))
+                ):
                     fold_local_sums()
-    with builder.if_then(builder.icmp_signed(">", builder.load(in_prod), _I64(0))):
-        add_logs(builder.load(prod))
     if f32:
         with builder.if_then(local):
             fold_local_sums()
-    logs_total = builder.fadd(builder.load(logs), _fold_lanes(builder, builder.load(tiny)))
-    return builder.fadd(_fold_lanes(builder, builder.load(loss)), logs_total)
+    builder.store(builder.load(prod), prod_ptr, align=8)
+    builder.store(builder.load(tiny), tiny_ptr, align=8)
+    builder.store(builder.sitofp(builder.load(in_prod), f64), count_ptr)
+    return builder.fadd(_fold_lanes(builder, builder.load(loss)), builder.load(logs))
 
 
 @intrinsic
-def softmax_steps(typingctx, ZT, m, k, kq, y, start, sw, has_sw, rsv, X, pf_at, pf_lines):
+def softmax_steps(typingctx, ZT, m, k, kq, y, start, sw, has_sw, rsv, logs, X, pf_at, pf_lines):
     """The softmax steps of a block (as kernels/fastgd_softmax_steps.h), eight float64 or
-    sixteen float32 rows a vector: ZT (k, ldz) from the block's class scores (with kq < k
-    the last class scores 0, its row written here) to its residuals s (p - onehot), in
-    place; rsv (k, lanes) float64 += the residuals' sums by lane; returns the block's loss
-    sum, float64. y and sw: the labels (int64) and weights (X's dtype, used where has_sw)
-    of rows start .. start + m. Asks for pf_lines cache lines of X from the flat element
-    offset pf_at on the way, an equal share in each tile."""
-    arrays = (ZT, y, sw, rsv, X)
+    sixteen float32 rows a vector, STEPS_TILES vectors a step: ZT (k, ldz) from the block's
+    class scores (with kq < k the last class scores 0, its row written here) to its
+    residuals s (p - onehot), in place; rsv (k, lanes) float64 += the residuals' sums by
+    lane; returns the block's loss sum, float64, but for the unweighted logarithms that
+    logs (float64, 2 lanes + 1: per lane the product of 1 + rest, which starts at 1, and the
+    sum of the rest below 2**-20, then the tiles in the products) carries from block to
+    block (steps_logs_sum gives them after the last block). y and sw: the labels (int64)
+    and weights (X's dtype, used where has_sw) of rows start .. start + m. Asks for
+    pf_lines cache lines of X from the flat element offset pf_at on the way, an equal share
+    in each tile."""
+    arrays = (ZT, y, sw, rsv, logs, X)
     if not all(isinstance(a, types.Array) and a.layout == "C" for a in arrays):
         return None
-    if ZT.dtype not in (types.float32, types.float64) or sw.dtype != ZT.dtype or rsv.dtype != types.float64:
+    if ZT.dtype not in (types.float32, types.float64) or sw.dtype != ZT.dtype:
         return None
-    if y.dtype != types.int64:
+    if rsv.dtype != types.float64 or logs.dtype != types.float64 or y.dtype != types.int64:
         return None
-    return types.float64(ZT, m, k, kq, y, start, sw, has_sw, rsv, X, pf_at, pf_lines), _softmax_steps_codegen
+    sig = types.float64(ZT, m, k, kq, y, start, sw, has_sw, rsv, logs, X, pf_at, pf_lines)
+    return sig, _softmax_steps_codegen
 
 
 #: Bytes of x per part of logistic_one_feature (FGD_ONE_FEATURE_PART_BYTES in

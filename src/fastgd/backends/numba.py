@@ -31,6 +31,7 @@ from ._rowmath import scalar_loss_dz
 from ._simd import (
     FUSED_VECTORS,
     PANEL_CLASSES_MAX,
+    SCORE_ROWS_CLASSES,
     fused_rows_part,
     logistic_one_feature,
     mse_one_feature,
@@ -38,6 +39,7 @@ from ._simd import (
     panel_vectors,
     prefetch_line,
     score_group_tile,
+    score_rows_tile,
     softmax_steps,
 )
 from ._vecmath import (
@@ -142,6 +144,10 @@ _CPU_FEATURES = llvm_binding.get_host_cpu_features()
 #: AVX-512; elsewhere LLVM would split each 512-bit vector in two or four, and the
 #: four-by-four tiles and the loops take the blocks.
 SOFTMAX_SIMD = cpu_has(_CPU_FEATURES, "avx512f")
+#: Whether float32 softmax scores take _simd.score_rows_tile (the rows of a tile in the
+#: lanes, as kernels/fastgd_score_rows.h) instead of the groups, on AMD Zen CPUs with
+#: AVX-512, where the groups' 64-bit broadcasts take a vector pipe the multiply-adds need.
+SCORE_ROWS = SOFTMAX_SIMD and llvm_binding.get_host_cpu_name().startswith("znver")
 #: Whether d = 1 mse and unweighted logistic take _simd.mse_one_feature and
 #: _simd.logistic_one_feature (512-bit vectors, as kernels/fastgd_one_feature.c), where
 #: the CPU has AVX-512 F and DQ (vscalef, vrange, vreduce: x86 intrinsics); elsewhere
@@ -1005,6 +1011,56 @@ def _block_class_scores_groups(X, Wg, wdot, dot, b, start, m, ZT, kq, pf_at, pf_
         pf_at += lines * per_line
 
 
+@numba.njit(cache=True)
+def _score_rows_pass(X, Wd, b, start, m, ZT, q0, classes, pf_at, pf_lines):
+    """One pass of _block_class_scores_rows: classes q0 .. q0 + len(classes) - 1 of the
+    block's tiles; asks for pf_lines lines from pf_at, an equal share in each tile."""
+    nl = 64 // X.itemsize
+    tiles = (m + nl - 1) // nl
+    per_tile = (pf_lines + tiles - 1) // tiles
+    per_line = 64 // X.itemsize
+    for t in range(tiles):
+        i0 = nl * t
+        lines = min(per_tile, pf_lines)
+        pf_lines -= lines
+        score_rows_tile(X, start + i0, min(nl, m - i0), Wd, q0, classes, ZT, i0, b, pf_at, lines)
+        pf_at += lines * per_line
+
+
+@numba.njit(cache=True)
+def _block_class_scores_rows(X, Wd, b, start, m, ZT, kq, pf_at, pf_lines):
+    """_block_class_scores with the rows of a tile in the lanes (score_rows_tile of
+    _simd.py; SCORE_ROWS): Wd (d, kq), the classes in passes of at most
+    SCORE_ROWS_CLASSES, of as even sizes as can be (each size one compiled case). Asks for
+    pf_lines cache lines of X from the flat offset pf_at during the first pass."""
+    passes = (kq + SCORE_ROWS_CLASSES - 1) // SCORE_ROWS_CLASSES
+    q0 = 0
+    for s in range(passes):
+        nq = (kq - q0 + passes - s - 1) // (passes - s)
+        lines = pf_lines if s == 0 else 0
+        if nq == 1:
+            _score_rows_pass(X, Wd, b, start, m, ZT, q0, (0,), pf_at, lines)
+        elif nq == 2:
+            _score_rows_pass(X, Wd, b, start, m, ZT, q0, (0, 0), pf_at, lines)
+        elif nq == 3:
+            _score_rows_pass(X, Wd, b, start, m, ZT, q0, (0, 0, 0), pf_at, lines)
+        elif nq == 4:
+            _score_rows_pass(X, Wd, b, start, m, ZT, q0, (0, 0, 0, 0), pf_at, lines)
+        elif nq == 5:
+            _score_rows_pass(X, Wd, b, start, m, ZT, q0, (0, 0, 0, 0, 0), pf_at, lines)
+        elif nq == 6:
+            _score_rows_pass(X, Wd, b, start, m, ZT, q0, (0, 0, 0, 0, 0, 0), pf_at, lines)
+        elif nq == 7:
+            _score_rows_pass(X, Wd, b, start, m, ZT, q0, (0, 0, 0, 0, 0, 0, 0), pf_at, lines)
+        elif nq == 8:
+            _score_rows_pass(X, Wd, b, start, m, ZT, q0, (0, 0, 0, 0, 0, 0, 0, 0), pf_at, lines)
+        elif nq == 9:
+            _score_rows_pass(X, Wd, b, start, m, ZT, q0, (0, 0, 0, 0, 0, 0, 0, 0, 0), pf_at, lines)
+        else:
+            _score_rows_pass(X, Wd, b, start, m, ZT, q0, (0, 0, 0, 0, 0, 0, 0, 0, 0, 0), pf_at, lines)
+        q0 += nq
+
+
 @numba.njit(cache=True, fastmath=_FASTMATH)
 def _block_class_accumulate(X, RT, start, m, G, Gb, ahead, ahead_lines, skip):
     """G[q] += sum_i RT[q, i] X[start + i] for i < m; Gb (k, d) in X's dtype, as in
@@ -1165,7 +1221,9 @@ def _narrow_class_accumulate(flat, RT, start, m, G, shape):
 
 
 @numba.njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def _softmax_loss_grad(X, y, Wt, b, k, sw, zero, n_chunks, block, ahead_lines, narrow, simd, Wg, wdot, dot):
+def _softmax_loss_grad(
+    X, y, Wt, b, k, sw, zero, n_chunks, block, ahead_lines, narrow, simd, Wg, wdot, dot, rows
+):
     """Loss and gradient sums for softmax over k classes.
 
     X (n, d); Wt (kq, d) and b (kq,) float64 from _sums.softmax_coefficients, transposed so
@@ -1175,7 +1233,8 @@ def _softmax_loss_grad(X, y, Wt, b, k, sw, zero, n_chunks, block, ahead_lines, n
     labels; narrow a tuple of d zeros for narrow rows (2 <= d <= NARROW_SOFTMAX_D_MAX: the
     block products of _narrow_class_scores / _narrow_class_accumulate, compiled for that
     d), else (); simd (SOFTMAX_SIMD): the block's scores by _block_class_scores_groups
-    (with Wg, wdot and dot from _group_coefficients; not for narrow rows), its steps by
+    (with Wg, wdot and dot from _group_coefficients; not for narrow rows), or with rows =
+    (0,) by _block_class_scores_rows (Wg then Wt transposed), its steps by
     _simd.softmax_steps and its gradient by _block_class_accumulate_panels, the three
     asking for the next block's lines in shares; else the four-by-four tiles and the loops
     below. Returns (sum s l, sum s (p - onehot) x^T as (k, d), sum s (p - onehot) of shape
@@ -1209,6 +1268,9 @@ def _softmax_loss_grad(X, y, Wt, b, k, sw, zero, n_chunks, block, ahead_lines, n
         wt = np.ones(block, X.dtype)
         rs = np.zeros(k)
         rsv = np.zeros((k, 64 // X.itemsize))  # softmax_steps' sums of residuals by lane
+        lanes = 64 // X.itemsize
+        logs = np.zeros(2 * lanes + 1)  # softmax_steps' unweighted logarithms, block to block
+        logs[:lanes] = 1.0
         loss_sum = 0.0
         blocks_in_gb = 0
         stop = min(n, (c + 1) * chunk)
@@ -1220,14 +1282,17 @@ def _softmax_loss_grad(X, y, Wt, b, k, sw, zero, n_chunks, block, ahead_lines, n
                 _narrow_class_scores(flat, Wt, b, start, m, ZT, narrow)
             elif simd:
                 lines = ahead * SCORES_AHEAD_PERCENT // 100 * X.itemsize // 64
-                _block_class_scores_groups(X, Wg, wdot, dot, b, start, m, ZT, kq, (start + m) * d, lines)
+                if len(rows) > 0:  # a compile-time constant, as narrow
+                    _block_class_scores_rows(X, Wg, b, start, m, ZT, kq, (start + m) * d, lines)
+                else:
+                    _block_class_scores_groups(X, Wg, wdot, dot, b, start, m, ZT, kq, (start + m) * d, lines)
                 skip = lines * 64 // X.itemsize
             else:
                 _block_class_scores(X, Wt, b, zero, start, m, ZT)
             if simd:  # the steps eight or sixteen rows a vector, with a share of the next block's lines
                 steps_lines = ahead * STEPS_AHEAD_PERCENT // 100 * X.itemsize // 64
                 at = (start + m) * d + skip
-                loss_sum += softmax_steps(ZT, m, k, kq, y, start, sw, has_sw, rsv, X, at, steps_lines)
+                loss_sum += softmax_steps(ZT, m, k, kq, y, start, sw, has_sw, rsv, logs, X, at, steps_lines)
                 skip += steps_lines * 64 // X.itemsize
             else:
                 yb = y[start : start + m]
@@ -1301,6 +1366,8 @@ def _softmax_loss_grad(X, y, Wt, b, k, sw, zero, n_chunks, block, ahead_lines, n
                 _block_class_accumulate_panels(X, ZT, start, m, G, Gb, ahead, skip, flush)
             else:
                 _block_class_accumulate(X, ZT, start, m, G, Gb, ahead, ahead_lines, skip)
+        for lane in range(lanes):  # what softmax_steps carried (products of 1 at the start)
+            loss_sum += math.log(logs[lane]) + logs[lanes + lane]
         losses[c] = loss_sum
         for q in range(k):
             r_sums[c, q] = rs[q] + rsv[q].sum()
@@ -1509,7 +1576,12 @@ def _loss_grad(X, y, w, b, loss, sample_weight):
         # Narrow rows: a tuple of d zeros, whose length fixes d when compiling, picks the
         # one-loop-per-class products; otherwise an empty tuple.
         narrow = (0.0,) * d if 2 <= d <= NARROW_SOFTMAX_D_MAX else ()
-        Wg, wdot, dot = _group_coefficients(Wt, SOFTMAX_SIMD and not narrow)
+        simd = SOFTMAX_SIMD and not narrow
+        rows = (0,) if simd and SCORE_ROWS and dtype.itemsize == 4 else ()
+        if rows:  # float32 scores with the rows in the lanes: Wt transposed
+            Wg, wdot, dot = np.ascontiguousarray(Wt.T), np.zeros(d, dtype), ()
+        else:
+            Wg, wdot, dot = _group_coefficients(Wt, simd)
         value, grad_t, grad_b = _softmax_loss_grad(
             X,
             y,
@@ -1526,6 +1598,7 @@ def _loss_grad(X, y, w, b, loss, sample_weight):
             Wg,
             wdot,
             dot,
+            rows,
         )
         return _sums.normalised(value, grad_t.T, grad_b, total, dtype, True)
     if d == 1 and ONE_FEATURE_SIMD and (loss == "mse" or sample_weight is None):
