@@ -25,7 +25,7 @@
  * rows): from L1 36.5 -> 47.6 billion lanes a second against the groups, from L3 42.9 ->
  * 45.9 with the requests. The whole call, 2M x 64, k = 10, float32, three builds in one
  * process (with the two-tile softmax steps): groups 35.3 ms, rows 31.6, rows and requests
- * 31.3 (logistic 15.2); in another run 36.8 / 33.8 / 33.8. */
+ * 31.3 (logistic 15.2); in another run, with the one-tile steps, 36.8 / 33.8 / 33.8. */
 #ifndef FASTGD_SCORE_ROWS_H
 #define FASTGD_SCORE_ROWS_H
 
@@ -70,12 +70,12 @@ static inline __attribute__((always_inline)) void fgd_transpose16_f(__m512 c[16]
 }
 
 /* Sixteen columns (dt of them, TAIL: dt < 16 and the rest masked out) of a tile's rows
- * xr[0..15] from column j into the sums of NQ classes, whose coefficients start at *w (k
+ * xr[0..15] (d apart) from column j into the sums of NQ classes, whose coefficients start at *w (k
  * apart, one row of Wd a column; *w moves past the dt columns). Asks for one of *left
  * lines from *p a column. */
 static inline __attribute__((always_inline)) void fgd_score_rows_columns_f(
-    const float *const xr[16], ptrdiff_t xr_d, ptrdiff_t j, int dt, const float **w, ptrdiff_t k, __m512 acc[], const int NQ,
-    const int TAIL, const char **p, ptrdiff_t *left)
+    const float *const xr[16], ptrdiff_t d, ptrdiff_t j, int dt, const float **w, ptrdiff_t k, __m512 acc[],
+    const int NQ, const int TAIL, const char **p, ptrdiff_t *left)
 {
     __mmask16 jm = (__mmask16)((1u << dt) - 1);
     __m512 c[16];
@@ -85,7 +85,7 @@ static inline __attribute__((always_inline)) void fgd_score_rows_columns_f(
     /* the next tile's rows (contiguous, 16 d floats: 16 lines per 16 columns) into L1 */
 #pragma GCC unroll 16
     for (int r = 0; r < 16; r++)
-        __builtin_prefetch((const char *)(xr[0] + 16 * xr_d) + 64 * j + 64 * r, 0, 3);
+        __builtin_prefetch((const char *)(xr[0] + 16 * d) + 64 * j + 64 * r, 0, 3);
     fgd_transpose16_f(c);
     const float *wt = *w;
 #pragma GCC unroll 16
