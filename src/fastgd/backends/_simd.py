@@ -385,7 +385,7 @@ def _score_rows_tile_codegen(context, builder, sig, args):
     vt = _vec(ft, nl)
     zero = ir.Constant(vt, None)
     X, (_, d) = _array(context, builder, x_ty, x_arr)
-    W, (_, kq) = _array(context, builder, w_ty, w_arr)
+    W, _ = _array(context, builder, w_ty, w_arr)
     Z, (_, ldz) = _array(context, builder, z_ty, z_arr)
     B, _ = _array(context, builder, b_ty, b_arr)
     per_line = _I64(64 // (4 if f32 else 8))
@@ -395,11 +395,19 @@ def _score_rows_tile_codegen(context, builder, sig, args):
         row = builder.select(builder.icmp_signed("<", _I64(r), rows), _I64(r), last)
         rowp.append(builder.gep(X, [builder.mul(builder.add(r0, row), d)]))
     next_tile = builder.gep(X, [builder.mul(builder.add(r0, _I64(nl)), d)])
+    w_pass = builder.gep(W, [builder.mul(q0, d)])  # the pass's coefficients, (d, nq)
     acc = [cgutils.alloca_once_value(builder, zero) for _ in range(nq)]
     transpose = _transpose16 if f32 else _transpose8
 
     def columns(j, count, mask):
         """count (<= nl) columns from j into the sums; mask: the masked loads of the last ones."""
+        # the lines asked for from pf_at, one per column below pf_n: here, ahead of the
+        # columns, so that their multiply-adds are one basic block
+        asked = builder.sub(pf_n, j)
+        asked = builder.select(builder.icmp_signed("<", asked, _I64(nl)), asked, _I64(nl))
+        with cgutils.for_range(builder, asked) as loop:
+            col = builder.add(j, loop.index)
+            prefetch_line(builder, builder.gep(X, [builder.add(pf_at, builder.mul(col, per_line))]))
         if mask is None:
             c = [_load_vec(builder, builder.gep(p, [j]), vt) for p in rowp]
         else:
@@ -408,29 +416,22 @@ def _score_rows_tile_codegen(context, builder, sig, args):
             line = builder.add(builder.mul(j, per_line), builder.mul(_I64(r), per_line))
             prefetch_line(builder, builder.gep(next_tile, [line]), locality=3)
         cols = transpose(builder, c)
+        w_cols = builder.gep(w_pass, [builder.mul(j, _I64(nq))])  # column j's nq coefficients
         a = [builder.load(p) for p in acc]
         for t in range(nl):
-            col = builder.add(j, _I64(t))
-            with builder.if_then(builder.icmp_signed("<", col, pf_n), likely=False):
-                prefetch_line(builder, builder.gep(X, [builder.add(pf_at, builder.mul(col, per_line))]))
-            if count is None:
-                wrow = builder.gep(W, [builder.add(builder.mul(col, kq), q0)])
-                for q in range(nq):
-                    a[q] = _fma(
-                        builder,
-                        cols[t],
-                        _splat(builder, builder.load(builder.gep(wrow, [_I64(q)])), vt),
-                        a[q],
-                    )
+            if count is not None:
+                # past the columns, cols[t] is 0 (masked loads): its multiply-adds add 0,
+                # but its coefficients would lie past the pass's, so they read column j's
+                live = builder.icmp_signed("<", _I64(t), count)
+                offset = builder.select(live, _I64(t * nq), _I64(0))
             else:
-                with builder.if_then(builder.icmp_signed("<", _I64(t), count)):
-                    wrow = builder.gep(W, [builder.add(builder.mul(col, kq), q0)])
-                    for q in range(nq):
-                        w = _splat(builder, builder.load(builder.gep(wrow, [_I64(q)])), vt)
-                        builder.store(_fma(builder, cols[t], w, builder.load(acc[q])), acc[q])
-        if count is None:
+                offset = _I64(t * nq)
+            wrow = builder.gep(w_cols, [offset])
             for q in range(nq):
-                builder.store(a[q], acc[q])
+                w = _splat(builder, builder.load(builder.gep(wrow, [_I64(q)])), vt)
+                a[q] = _fma(builder, cols[t], w, a[q])
+        for q in range(nq):
+            builder.store(a[q], acc[q])
 
     blocks = builder.sdiv(d, _I64(nl))
     with cgutils.for_range(builder, blocks) as loop:
@@ -450,22 +451,24 @@ def _score_rows_tile_codegen(context, builder, sig, args):
 
 
 @intrinsic
-def score_rows_tile(typingctx, X, r0, rows, Wd, q0, classes, ZT, i0, b, pf_at, pf_n):
-    """ZT[q0 + c, i0 + r] = X[r0 + r] . Wd[:, q0 + c] + b[q0 + c] for r < rows (<= the
-    lanes of a vector: sixteen float32 rows, eight float64) and c < len(classes) (a tuple;
-    its length, at most SCORE_ROWS_CLASSES, is the number of classes): the tile's rows in
-    the lanes, as kernels/fastgd_score_rows.h (per lanes' worth of columns, the rows
-    transposed in registers, then one multiply-add per column and class with the
-    coefficient broadcast). X (n, d) float64 or float32, Wd (d, kq) and ZT (k, ldz) in X's
-    dtype, b float64. Asks for the next tile's rows into L1, and for pf_n cache lines of X
-    from the flat element offset pf_at, one per column."""
-    if not all(isinstance(a, types.Array) and a.layout == "C" for a in (X, Wd, ZT, b)):
+def score_rows_tile(typingctx, X, r0, rows, Wr, q0, classes, ZT, i0, b, pf_at, pf_n):
+    """ZT[q0 + c, i0 + r] = X[r0 + r] . Wr[q0 d + j nq + c] over j, + b[q0 + c], for r <
+    rows (<= the lanes of a vector: sixteen float32 rows, eight float64) and c < nq =
+    len(classes) (a tuple; its length, at most SCORE_ROWS_CLASSES, is the number of
+    classes): the tile's rows in the lanes, as kernels/fastgd_score_rows.h (per lanes' worth
+    of columns, the rows transposed in registers, then one multiply-add per column and class
+    with the coefficient broadcast). X (n, d) float64 or float32; Wr (kq d,) in X's dtype,
+    the coefficients by pass (numba._score_rows_coefficients): the pass's from q0 d, (d, nq)
+    row-major, so that a column's are nq apart, a constant; ZT (k, ldz) in X's dtype, b
+    float64. Asks for the next tile's rows into L1, and for pf_n cache lines of X from the
+    flat element offset pf_at, one per column (those of sixteen columns ahead of them)."""
+    if not all(isinstance(a, types.Array) and a.layout == "C" for a in (X, Wr, ZT, b)) or Wr.ndim != 1:
         return None
-    if X.dtype not in (types.float32, types.float64) or any(a.dtype != X.dtype for a in (Wd, ZT)):
+    if X.dtype not in (types.float32, types.float64) or any(a.dtype != X.dtype for a in (Wr, ZT)):
         return None
     if not isinstance(classes, types.BaseTuple) or not 1 <= len(classes) <= SCORE_ROWS_CLASSES:
         return None
-    sig = types.void(X, r0, rows, Wd, q0, classes, ZT, i0, b, pf_at, pf_n)
+    sig = types.void(X, r0, rows, Wr, q0, classes, ZT, i0, b, pf_at, pf_n)
     return sig, _score_rows_tile_codegen
 
 

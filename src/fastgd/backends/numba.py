@@ -1012,7 +1012,28 @@ def _block_class_scores_groups(X, Wg, wdot, dot, b, start, m, ZT, kq, pf_at, pf_
 
 
 @numba.njit(cache=True)
-def _score_rows_pass(X, Wd, b, start, m, ZT, q0, classes, pf_at, pf_lines):
+def _score_rows_pass_classes(kq, q0, s):
+    """The classes of pass s (from class q0) of _block_class_scores_rows: kq classes in
+    passes of at most SCORE_ROWS_CLASSES, of as even sizes as can be."""
+    passes = (kq + SCORE_ROWS_CLASSES - 1) // SCORE_ROWS_CLASSES
+    return (kq - q0 + passes - s - 1) // (passes - s)
+
+
+def _score_rows_coefficients(Wt):
+    """Wt (kq, d) as _simd.score_rows_tile takes it, flat (kq d,): pass by pass of
+    _block_class_scores_rows, the pass's nq classes' coefficients transposed, (d, nq)."""
+    kq, d = Wt.shape
+    Wr = np.empty(kq * d, Wt.dtype)
+    q0, s = 0, 0
+    while q0 < kq:
+        nq = _score_rows_pass_classes(kq, q0, s)
+        Wr[q0 * d : (q0 + nq) * d] = Wt[q0 : q0 + nq].T.ravel()
+        q0, s = q0 + nq, s + 1
+    return Wr
+
+
+@numba.njit(cache=True)
+def _score_rows_pass(X, Wr, b, start, m, ZT, q0, classes, pf_at, pf_lines):
     """One pass of _block_class_scores_rows: classes q0 .. q0 + len(classes) - 1 of the
     block's tiles; asks for pf_lines lines from pf_at, an equal share in each tile."""
     nl = 64 // X.itemsize
@@ -1023,41 +1044,41 @@ def _score_rows_pass(X, Wd, b, start, m, ZT, q0, classes, pf_at, pf_lines):
         i0 = nl * t
         lines = min(per_tile, pf_lines)
         pf_lines -= lines
-        score_rows_tile(X, start + i0, min(nl, m - i0), Wd, q0, classes, ZT, i0, b, pf_at, lines)
+        score_rows_tile(X, start + i0, min(nl, m - i0), Wr, q0, classes, ZT, i0, b, pf_at, lines)
         pf_at += lines * per_line
 
 
 @numba.njit(cache=True)
-def _block_class_scores_rows(X, Wd, b, start, m, ZT, kq, pf_at, pf_lines):
+def _block_class_scores_rows(X, Wr, b, start, m, ZT, kq, pf_at, pf_lines):
     """_block_class_scores with the rows of a tile in the lanes (score_rows_tile of
-    _simd.py; SCORE_ROWS): Wd (d, kq), the classes in passes of at most
-    SCORE_ROWS_CLASSES, of as even sizes as can be (each size one compiled case). Asks for
-    pf_lines cache lines of X from the flat offset pf_at during the first pass."""
+    _simd.py; SCORE_ROWS): Wr from _score_rows_coefficients, the classes in passes of at
+    most SCORE_ROWS_CLASSES, of as even sizes as can be (each size one compiled case). Asks
+    for pf_lines cache lines of X from the flat offset pf_at during the first pass."""
     passes = (kq + SCORE_ROWS_CLASSES - 1) // SCORE_ROWS_CLASSES
     q0 = 0
     for s in range(passes):
-        nq = (kq - q0 + passes - s - 1) // (passes - s)
+        nq = _score_rows_pass_classes(kq, q0, s)
         lines = pf_lines if s == 0 else 0
         if nq == 1:
-            _score_rows_pass(X, Wd, b, start, m, ZT, q0, (0,), pf_at, lines)
+            _score_rows_pass(X, Wr, b, start, m, ZT, q0, (0,), pf_at, lines)
         elif nq == 2:
-            _score_rows_pass(X, Wd, b, start, m, ZT, q0, (0, 0), pf_at, lines)
+            _score_rows_pass(X, Wr, b, start, m, ZT, q0, (0, 0), pf_at, lines)
         elif nq == 3:
-            _score_rows_pass(X, Wd, b, start, m, ZT, q0, (0, 0, 0), pf_at, lines)
+            _score_rows_pass(X, Wr, b, start, m, ZT, q0, (0, 0, 0), pf_at, lines)
         elif nq == 4:
-            _score_rows_pass(X, Wd, b, start, m, ZT, q0, (0, 0, 0, 0), pf_at, lines)
+            _score_rows_pass(X, Wr, b, start, m, ZT, q0, (0, 0, 0, 0), pf_at, lines)
         elif nq == 5:
-            _score_rows_pass(X, Wd, b, start, m, ZT, q0, (0, 0, 0, 0, 0), pf_at, lines)
+            _score_rows_pass(X, Wr, b, start, m, ZT, q0, (0, 0, 0, 0, 0), pf_at, lines)
         elif nq == 6:
-            _score_rows_pass(X, Wd, b, start, m, ZT, q0, (0, 0, 0, 0, 0, 0), pf_at, lines)
+            _score_rows_pass(X, Wr, b, start, m, ZT, q0, (0, 0, 0, 0, 0, 0), pf_at, lines)
         elif nq == 7:
-            _score_rows_pass(X, Wd, b, start, m, ZT, q0, (0, 0, 0, 0, 0, 0, 0), pf_at, lines)
+            _score_rows_pass(X, Wr, b, start, m, ZT, q0, (0, 0, 0, 0, 0, 0, 0), pf_at, lines)
         elif nq == 8:
-            _score_rows_pass(X, Wd, b, start, m, ZT, q0, (0, 0, 0, 0, 0, 0, 0, 0), pf_at, lines)
+            _score_rows_pass(X, Wr, b, start, m, ZT, q0, (0, 0, 0, 0, 0, 0, 0, 0), pf_at, lines)
         elif nq == 9:
-            _score_rows_pass(X, Wd, b, start, m, ZT, q0, (0, 0, 0, 0, 0, 0, 0, 0, 0), pf_at, lines)
+            _score_rows_pass(X, Wr, b, start, m, ZT, q0, (0, 0, 0, 0, 0, 0, 0, 0, 0), pf_at, lines)
         else:
-            _score_rows_pass(X, Wd, b, start, m, ZT, q0, (0, 0, 0, 0, 0, 0, 0, 0, 0, 0), pf_at, lines)
+            _score_rows_pass(X, Wr, b, start, m, ZT, q0, (0, 0, 0, 0, 0, 0, 0, 0, 0, 0), pf_at, lines)
         q0 += nq
 
 
@@ -1234,7 +1255,7 @@ def _softmax_loss_grad(
     block products of _narrow_class_scores / _narrow_class_accumulate, compiled for that
     d), else (); simd (SOFTMAX_SIMD): the block's scores by _block_class_scores_groups
     (with Wg, wdot and dot from _group_coefficients; not for narrow rows), or with rows =
-    (0,) by _block_class_scores_rows (Wg then Wt transposed), its steps by
+    (0,) by _block_class_scores_rows (Wg then from _score_rows_coefficients), its steps by
     _simd.softmax_steps and its gradient by _block_class_accumulate_panels, the three
     asking for the next block's lines in shares; else the four-by-four tiles and the loops
     below. Returns (sum s l, sum s (p - onehot) x^T as (k, d), sum s (p - onehot) of shape
@@ -1578,8 +1599,8 @@ def _loss_grad(X, y, w, b, loss, sample_weight):
         narrow = (0.0,) * d if 2 <= d <= NARROW_SOFTMAX_D_MAX else ()
         simd = SOFTMAX_SIMD and not narrow
         rows = (0,) if simd and SCORE_ROWS and dtype.itemsize == 4 else ()
-        if rows:  # float32 scores with the rows in the lanes: Wt transposed
-            Wg, wdot, dot = np.ascontiguousarray(Wt.T), np.zeros(d, dtype), ()
+        if rows:  # float32 scores with the rows in the lanes: Wt transposed by pass
+            Wg, wdot, dot = _score_rows_coefficients(Wt), np.zeros(d, dtype), ()
         else:
             Wg, wdot, dot = _group_coefficients(Wt, simd)
         value, grad_t, grad_b = _softmax_loss_grad(
