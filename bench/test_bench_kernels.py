@@ -14,6 +14,7 @@ from cases import BACKENDS, real_gpu
 
 YARDSTICKS = [
     pytest.param("stream-read", id="stream-read"),
+    pytest.param("stream-read+y", id="stream-read+y"),  # X and y: the bytes every kernel reads
     pytest.param(
         "gpu-read", id="gpu-read", marks=pytest.mark.skipif(not real_gpu(), reason="needs a real GPU")
     ),
@@ -36,6 +37,8 @@ def test_loss_grad(benchmark, data_cache, backend, loss, dtype, shape, monkeypat
         monkeypatch.setattr(_config, "CUDA_REGISTER_KERNEL", backend == "cuda-registers")
     if backend == "stream-read":
         case = lambda: _bench.stream_read(X)
+    elif backend == "stream-read+y":
+        case = lambda: _bench.stream_read_xy(X, y)
     elif backend == "gpu-read":  # the yardstick of the cuda backend: X read from GPU memory
         cuda_backend = _registry.load("cuda")
         X_device = cuda_backend.device_copy(X)

@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 
-from fastgd import _registry
+from fastgd import _bench, _registry
 from fastgd.cli import main, textbook_data
 
 CPU = [b for b in ("numpy", "numba", "cython") if b not in _registry.unavailable_reasons()]
@@ -30,11 +30,29 @@ def test_bench_table_has_every_backend_against_the_read_and_numpy(capsys):
     assert main(["bench", "--n", "200000", "--d", "8", "--backends", backends, "--repeat", "2"]) in (None, 0)
     rows = {row.split()[0]: row.split()[1:] for row in capsys.readouterr().out.splitlines() if row.split()}
     assert rows["stream-read"][2] == "1.00"
+    ms, gbs, of_read, _ = rows["stream-read+y"]  # X and y read together
+    assert float(ms) > 0 and float(gbs) > 0 and float(of_read) > 0
     for backend in CPU:
         ms, gbs, of_read, versus = rows[backend]
         assert float(ms) > 0 and float(gbs) > 0 and 0 <= float(of_read) < 10
         assert versus.endswith("x") and float(versus[:-1]) > 0
     assert float(rows["numpy"][3][:-1]) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("n", [1, 5, 2049, 4097 * 3])
+@pytest.mark.parametrize("d", [1, 3])
+@pytest.mark.parametrize(
+    ("x_dtype", "y_dtype"), [("float64", "float64"), ("float32", "uint8"), ("float32", "int64")]
+)
+def test_the_reads_sum_every_element_of_X_and_y(n, d, x_dtype, y_dtype):
+    """The yardsticks read all of X (stream-read) and all of X and y (stream-read+y): their
+    sums are the arrays' sums, whatever the rows' split between threads and parts."""
+    rng = np.random.default_rng(n + d)
+    X = rng.uniform(0.5, 1.5, (n, d)).astype(x_dtype)
+    y = rng.integers(0, 7, n).astype(y_dtype)
+    expected = X.sum(dtype=np.float64)
+    assert _bench.stream_read(X) == pytest.approx(expected, rel=1e-9)
+    assert _bench.stream_read_xy(X, y) == pytest.approx(expected + y.sum(dtype=np.float64), rel=1e-9)
 
 
 def test_bench_without_numpy_leaves_the_speedup_column_empty(capsys):

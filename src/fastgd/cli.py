@@ -31,14 +31,16 @@ def _bench(args):
     print(f"machine: {_cpu_model()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
     rows = _bench.kernel_table(args.n, args.d, args.loss, dtype, names, repeat=args.repeat, k=args.k)
     softmax = args.loss == "softmax"
-    header = f"{'backend':<12} {'time [ms]':>10} {'GB/s':>8} {'of read':>8} {'vs numpy':>9}"
+    header = f"{'backend':<14} {'time [ms]':>10} {'GB/s':>8} {'of read':>8} {'vs numpy':>9}"
     print(header + (f" {'/ logistic':>11}" if softmax else ""))
     for name, sec, gbs, frac, speedup, logistic in rows:
         versus = f"{speedup:>8.2f}x" if speedup == speedup else f"{'-':>9}"  # NaN: numpy not run
-        line = f"{name:<12} {sec * 1e3:>10.2f} {gbs:>8.2f} {frac:>8.2f} {versus}"
+        line = f"{name:<14} {sec * 1e3:>10.2f} {gbs:>8.2f} {frac:>8.2f} {versus}"
         if softmax:
             line += f" {logistic:>10.2f}x" if logistic == logistic else f" {'-':>11}"
         print(line)
+    print("stream-read+y: a read of X and y in one pass, the bytes every loss_grad reads; its")
+    print("'of read' is the most any backend could reach")
     if softmax:
         print("/ logistic: the time against the same backend's logistic loss_grad on the same X, timed")
         print("in the same rounds (median of the per-round ratios)")
