@@ -235,15 +235,18 @@ static inline __attribute__((always_inline)) void fgd_exp_ratio_nonpositive_v8d(
 }
 
 /* The degree-6 polynomial with coefficients c (highest degree first) at r on sixteen
- * lanes, by Estrin's scheme. */
+ * lanes, by Horner's scheme: six multiply-adds, where Estrin's took two multiplies more.
+ * Its users have independent vectors to overlap the longer chain with (the softmax steps'
+ * classes and tiles, the d = 1 loop's steps), and the d = 1 loop is bound by its vector
+ * operations: one core of the 2-core AMD EPYC (Zen 4) test machine, a C harness, in L2,
+ * 0.342 -> 0.334 ns a row; the softmax steps of 1M rows, k = 10, 4.9-5.7 -> 4.8-5.1 ms. */
 static inline __attribute__((always_inline)) __m512 fgd_poly6_v16(const float *c, __m512 r)
 {
-#define C(i) _mm512_set1_ps(c[6 - (i)])
-    __m512 r2 = _mm512_mul_ps(r, r), r4 = _mm512_mul_ps(r2, r2);
-    __m512 p01 = _mm512_fmadd_ps(C(1), r, C(0)), p23 = _mm512_fmadd_ps(C(3), r, C(2));
-    __m512 p45 = _mm512_fmadd_ps(C(5), r, C(4));
-    return _mm512_fmadd_ps(_mm512_fmadd_ps(C(6), r2, p45), r4, _mm512_fmadd_ps(p23, r2, p01));
-#undef C
+    __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(c[0]), r, _mm512_set1_ps(c[1]));
+#pragma GCC unroll 5
+    for (int i = 2; i <= 6; i++)
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c[i]));
+    return p;
 }
 
 /* fgd_expf_nonpositive on sixteen lanes. */

@@ -51,7 +51,6 @@ from ._vecmath import (
     EXP2_POLY_F32,
     EXP_MIN,
     EXP_MIN_F32,
-    INV_LN2_F32,
     PADE_EVEN,
     PADE_EXP2_EVEN,
     PADE_EXP2_ODD,
@@ -581,7 +580,8 @@ def _exp_reduce(builder, x, f32):
 
 def _exp_nonpositive(builder, x, f32):
     """exp(x) for x <= 0 on a vector: exp_nonpositive's steps (exp_nonpositive_f32's for
-    float32), the polynomial by Estrin's scheme (as kernels/fastgd_softmax_steps.h)."""
+    float32), the polynomial by Estrin's scheme for float64 and Horner's for float32 (as
+    kernels/fastgd_vecmath.h)."""
     _, _, _, _, _, poly, bias, mask, bits, _, it = _PAIR_CONSTANTS[types.float32 if f32 else types.float64]
     vt = x.type
     ivt = _vec(it, vt.count)
@@ -591,13 +591,13 @@ def _exp_nonpositive(builder, x, f32):
 
     km, k, r = _exp_reduce(builder, x, f32)
     a = [const(c) for c in reversed(poly)]  # a[i]: the coefficient of r**i
-    r2 = builder.fmul(r, r)
-    r4 = builder.fmul(r2, r2)
-    if f32:  # degree 6
-        q0 = _fma(builder, _fma(builder, a[3], r, a[2]), r2, _fma(builder, a[1], r, a[0]))
-        q1 = _fma(builder, a[6], r2, _fma(builder, a[5], r, a[4]))
-        p = _fma(builder, q1, r4, q0)
+    if f32:  # degree 6, by Horner's scheme (as fgd_poly6_v16 of kernels/fastgd_vecmath.h)
+        p = a[6]
+        for c in reversed(a[:6]):
+            p = _fma(builder, p, r, c)
     else:  # degree 11
+        r2 = builder.fmul(r, r)
+        r4 = builder.fmul(r2, r2)
         pairs = [_fma(builder, a[i + 1], r, a[i]) for i in range(0, 12, 2)]
         q = [_fma(builder, pairs[i + 1], r2, pairs[i]) for i in range(0, 6, 2)]
         p = _fma(builder, q[2], builder.fmul(r4, r4), _fma(builder, q[1], r4, q[0]))
@@ -970,17 +970,12 @@ def _logistic_one_feature_codegen(context, builder, sig, args):
             x_ty.dtype,
         )
 
-    # float64 scores t = z / ln 2 (fastgd_one_feature.c): e^-|z| = 2**-|t|; float32 keeps z
-    # for the loss terms and takes t = z (1 / ln 2) for the exponential
-    if f32:
-        w_v = _splat(builder, context.cast(builder, w0, sig.args[4], x_ty.dtype), vt)
-        b_v = _splat(builder, context.cast(builder, b, sig.args[5], x_ty.dtype), vt)
-    else:
-        w_v = _splat(builder, per_ln2(w0, sig.args[4]), vt)
-        b_v = _splat(builder, per_ln2(b, sig.args[5]), vt)
+    # scores t = z / ln 2 (fastgd_one_feature.c): e^-|z| = 2**-|t|
+    w_v = _splat(builder, per_ln2(w0, sig.args[4]), vt)
+    b_v = _splat(builder, per_ln2(b, sig.args[5]), vt)
     clamp = float(-EXP_MIN_F32 / LN2) if f32 else -EXP_MIN / LN2
-    # Sums by lane, loss and loss_pos (float64: in units of ln 2): float64 rows sum in X's
-    # dtype throughout; float32 rows in float32 over a part, then into the float64 totals.
+    # Sums by lane, loss and loss_pos (in units of ln 2): float64 rows sum in X's dtype
+    # throughout; float32 rows in float32 over a part, then into the float64 totals.
     part_sums = [cgutils.alloca_once_value(builder, zero) for _ in range(4)]  # loss, loss_pos, dz, g
     totals = [cgutils.alloca_once_value(builder, const(0.0, dvt)) for _ in range(4)]
     p_prod = cgutils.alloca_once_value(builder, one)  # of 1 - q
@@ -998,9 +993,9 @@ def _logistic_one_feature_codegen(context, builder, sig, args):
     def step(xv, yv, live):
         """One vector of rows; live (None: all) marks those that count (the others were
         loaded as x = y = 0, which add 0 to the loss's y t and to g)."""
-        t = _fma(builder, xv, w_v, b_v)  # z in float32
+        t = _fma(builder, xv, w_v, b_v)
         nonneg = builder.fcmp_ordered(">=", t, zero)
-        k, f = _exp2_neg_abs_reduce(builder, builder.fmul(t, const(float(INV_LN2_F32))) if f32 else t, clamp)
+        k, f = _exp2_neg_abs_reduce(builder, t, clamp)
         if f32:  # e^-|z| = 2**k p(f) (fgd_exp2f_neg_abs_v16), q = e / (1 + e)
             e = _scalef(builder, horner([float(c) for c in EXP2_POLY_F32], f), k)
             q = _divide(builder, e, builder.fadd(one, e))
@@ -1081,10 +1076,10 @@ def _logistic_one_feature_codegen(context, builder, sig, args):
     # sum log1p(e^-|z|) = -log(prod (1 - q)): ln 2 times the exponents taken out, and the
     # log of the lanes' mantissas multiplied (eight or sixteen in [1, 2), below 2**16)
     log = builder.module.declare_intrinsic("llvm.log", [f64])
-    terms = _fold_lanes(builder, builder.fadd(loss, loss_pos), builder.fadd)  # float64: in units of ln 2
-    exponents = builder.fmul(f64(LN2), _fold_lanes(builder, builder.load(p_exp), builder.fadd))
+    terms = _fold_lanes(builder, builder.fadd(loss, loss_pos), builder.fadd)  # in units of ln 2
+    exponents = _fold_lanes(builder, builder.load(p_exp), builder.fadd)
     loss_sum = builder.fsub(
-        builder.fsub(terms if f32 else builder.fmul(f64(LN2), terms), exponents),
+        builder.fmul(f64(LN2), builder.fsub(terms, exponents)),
         builder.call(log, [_fold_lanes(builder, mantissas, builder.fmul)]),
     )
     return context.make_tuple(
