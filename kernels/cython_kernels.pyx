@@ -539,10 +539,11 @@ cdef enum:
     # and 40 / 25 as fast as 35 / 30, the next block but one slower.
     SCORES_AHEAD_PERCENT = 35
     STEPS_AHEAD_PERCENT = 30
-    # float32 gradient sums (Gb) go into the float64 G every this many blocks (and at the
-    # end): at most 4 * 128 rows of terms in float32. Added every block, the additions took
-    # 7% of the float32 call (perf, 2M x 64, k = 10).
-    SOFTMAX_F32_FLUSH_BLOCKS = 4
+    # float32 gradient sums (Gb) go into the float64 G before they would hold more than
+    # this many rows of terms in float32 (and at the end): every block of 384 rows, every
+    # four of 128. Added every block of 128 rows, the additions took 7% of the float32
+    # call (perf, 2M x 64, k = 10).
+    SOFTMAX_F32_FLUSH_ROWS = 512
 
 
 cdef double TINY_REST = 2.0 ** -20  # see fgd_log1p_split in fastgd_softmax_steps.h
@@ -573,7 +574,7 @@ cdef void _softmax_chunk(
     cdef float ef
     cdef bint steps_done
     cdef double acc_loss = 0.0
-    cdef int blocks_in_gb = 0  # float32: blocks whose gradient sums Gb holds
+    cdef Py_ssize_t rows_in_gb = 0  # float32: rows whose gradient sums Gb holds
     cdef fgd_steps_logs logs  # the AVX-512 steps' unweighted logarithms, block to block
     # Separate allocations: gcc then knows that they do not overlap, and vectorises.
     cdef floating* ZT = <floating*> malloc(block * k * sizeof(floating))
@@ -700,12 +701,12 @@ cdef void _softmax_chunk(
         else:  # float32 sums span one block, then go into G
             if not fgd_narrow_class_accumulate_f(X + start * d, ZT, m, d, kq, block, Gb):
                 fgd_class_accumulate_f(X + start * d, ZT, m, d, kq, block, Gb, next_rows + asked, ahead - asked)
-            blocks_in_gb += 1
-            if blocks_in_gb == SOFTMAX_F32_FLUSH_BLOCKS or start + m >= hi:
+            rows_in_gb += m
+            if rows_in_gb + block > SOFTMAX_F32_FLUSH_ROWS or start + m >= hi:
                 for j in range(kq * d):
                     G[j] += Gb[j]
                     Gb[j] = 0
-                blocks_in_gb = 0
+                rows_in_gb = 0
         start += m
     free(ZT)
     free(top)

@@ -129,7 +129,7 @@ static inline void fgd_reduce4_f(__m256 s0, __m256 s1, __m256 s2, __m256 s3, dou
 /* The rows per block of the softmax kernels (fastgd._config.CPU_SOFTMAX_BLOCK_ROWS), the
  * stride of their residuals: the gradient panels have a case compiled for it (a test checks
  * that the two agree). */
-#define FGD_PANEL_LDR 128
+#define FGD_PANEL_LDR 384
 
 #if FGD_PANELS
 #define FGD_V __m512d

@@ -86,8 +86,25 @@ def test_softmax_block_rows_match_the_compiled_panel_stride():
     from fastgd.backends import _simd
 
     assert _config.CPU_SOFTMAX_BLOCK_ROWS == _simd.PANEL_LDR
+    assert _config.cpu_block_rows(64, 4, softmax=True) == _simd.PANEL_LDR  # 2M x 64 float32
     cython_kernels = pytest.importorskip("fastgd.backends._cython_kernels")
     assert _config.CPU_SOFTMAX_BLOCK_ROWS == cython_kernels.PANEL_LDR
+
+
+def test_softmax_blocks_shrink_for_wide_rows(monkeypatch):
+    """A softmax block holds CPU_SOFTMAX_BLOCK_ROWS rows while they fit in
+    CPU_SOFTMAX_BLOCK_BYTES, fewer rows (down to CPU_SOFTMAX_BLOCK_ROWS_MIN) for wider
+    ones, and never more than CPU_BLOCK_MAX_BYTES of X."""
+    from fastgd import _config
+
+    monkeypatch.setattr(_config, "CPU_SOFTMAX_BLOCK_ROWS", 384)
+    monkeypatch.setattr(_config, "CPU_SOFTMAX_BLOCK_BYTES", 128 * 1024)
+    monkeypatch.setattr(_config, "CPU_SOFTMAX_BLOCK_ROWS_MIN", 128)
+    monkeypatch.setattr(_config, "CPU_BLOCK_MAX_BYTES", 768 * 1024)
+    # (d, itemsize): rows; 384 rows fit in 128 KB up to 341 bytes a row
+    expected = {(1, 8): 384, (64, 4): 384, (64, 8): 256, (100, 4): 327, (200, 8): 128, (5_000, 8): 19}
+    for (d, itemsize), rows in expected.items():
+        assert _config.cpu_block_rows(d, itemsize, softmax=True) == rows, (d, itemsize)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
@@ -105,7 +122,7 @@ def test_numba_softmax_without_vector_code(dtype, rng, monkeypatch):
             assert_matches_naive(result, X, y, w, b, "softmax", weights, tight)
 
 
-@pytest.mark.parametrize("block", [128, 16], ids=["default-block", "block-16"])
+@pytest.mark.parametrize("block", [384, 16], ids=["default-block", "block-16"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
 def test_softmax_gradient_panels(backend, dtype, block, rng, monkeypatch):
     """The softmax kernels' block steps with AVX-512 (Cython: kernels/fastgd_tiles_impl.h,
@@ -118,7 +135,7 @@ def test_softmax_gradient_panels(backend, dtype, block, rng, monkeypatch):
     groups and a dot class, three and more groups (and passes), and more classes than the
     steps keep their sums of residuals for on the stack; widths with whole vectors, a partial one,
     several panels, and 1,501 columns; blocks that leave a partial tile of rows; the
-    residuals' stride the compiled one (128 rows a block) and another (16). Weighted and
+    residuals' stride the compiled one (384 rows a block) and another (16). Weighted and
     not, against the reference."""
     if backend == "cuda":
         pytest.skip("a CPU kernel path")
@@ -145,6 +162,7 @@ def test_softmax_long_blocks(backend, dtype, rng, monkeypatch):
     from fastgd import _config
 
     monkeypatch.setattr(_config, "CPU_SOFTMAX_BLOCK_ROWS", 600)
+    monkeypatch.setattr(_config, "CPU_SOFTMAX_BLOCK_ROWS_MIN", 600)
     tight = {np.float64: 1e-12, np.float32: RTOL[np.float32]}[dtype]
     X, y, w, b, sw = make_problem(rng, 1_300, 64, "softmax", dtype, k=10, weighted=True)
     for weights in (sw, None):
@@ -156,7 +174,7 @@ def test_softmax_long_blocks(backend, dtype, rng, monkeypatch):
 def test_softmax_logarithms_carried_across_blocks(backend, dtype, rng):
     """Unweighted, the AVX-512 softmax steps multiply each row's 1 + rest into per-lane
     products that run on from block to block and are folded into logarithms every
-    1000 / log2(k) tiles (k = 150: 138): 12,000 rows of 128-row blocks, several folds and
+    1000 / log2(k) tiles (k = 150: 138): 12,000 rows of 384-row blocks, several folds and
     blocks between them, and rows whose rest is below 2**-20 (one class far ahead: their
     log1p as a series); against the reference."""
     if backend == "cuda":

@@ -24,11 +24,19 @@ BACKEND_ENV_VAR = "FASTGD_BACKEND"
 CPU_BLOCK_ROWS = 16
 #: Rows per block of the softmax kernels, which are bound by their arithmetic (k score and
 #: gradient multiply-adds per value of X), not by the reads: longer blocks make longer loops
-#: over the block's rows in the per-class softmax steps (2,000,000 x 64, k = 10, 128 rows
-#: against 16: float64 numba 143 -> 129 ms, cython 130 -> 126 ms; float32 100 -> 87 and
-#: 123 -> 98 ms, in one process). The Cython gradient panels have a case compiled for this
-#: stride (kernels/fastgd_tiles.h, FGD_PANEL_LDR; other values run a slower case).
-CPU_SOFTMAX_BLOCK_ROWS = 128
+#: over the block's rows in the per-class softmax steps and fewer of each block's fixed
+#: costs (2,000,000 x 64, k = 10, 128 rows against 16: float64 numba 143 -> 129 ms, cython
+#: 130 -> 126 ms; float32 100 -> 87 and 123 -> 98 ms, in one process). The gradient panels
+#: have a case compiled for this stride (kernels/fastgd_tiles.h, FGD_PANEL_LDR, and
+#: _simd.PANEL_LDR; other values run a slower case).
+CPU_SOFTMAX_BLOCK_ROWS = 384
+#: ... but fewer where CPU_SOFTMAX_BLOCK_ROWS rows would hold more than
+#: CPU_SOFTMAX_BLOCK_BYTES of X, down to CPU_SOFTMAX_BLOCK_ROWS_MIN rows: 384 rows against
+#: 128 took numba's float32 softmax at 2M x 64 (96 KB a block) 1.03-1.05x faster, but
+#: float64 at 500,000 x 256 (768 KB a block) 1.06x slower (the README's fifth AMD EPYC
+#: session).
+CPU_SOFTMAX_BLOCK_BYTES = 128 * 1024
+CPU_SOFTMAX_BLOCK_ROWS_MIN = 128
 #: ... but at most this many bytes of X per block (wide rows), so the block stays in the
 #: 1 MB L2 cache. 768 KB keeps 16 rows at d = 5,000 float64 (20,000 x 5,000 softmax,
 #: k = 10: 129 -> 94 ms against 6 rows under a 256 KB cap; logistic 0.69 -> 0.79 of the read).
@@ -37,10 +45,13 @@ CPU_BLOCK_MAX_BYTES = 768 * 1024
 
 def cpu_block_rows(d, itemsize, softmax=False):
     """Rows per block of the CPU kernels for X with d features of itemsize bytes:
-    CPU_BLOCK_ROWS scaled to the same bytes as float64 rows (CPU_SOFTMAX_BLOCK_ROWS for
-    softmax), at most CPU_BLOCK_MAX_BYTES of X. (mse and logistic on narrow X, d up to 7 or
-    8, take a one-pass loop with no blocks.)"""
-    rows = CPU_SOFTMAX_BLOCK_ROWS if softmax else int(CPU_BLOCK_ROWS) * 8 // itemsize
+    CPU_BLOCK_ROWS scaled to the same bytes as float64 rows (softmax: CPU_SOFTMAX_BLOCK_ROWS,
+    fewer for wide rows, see CPU_SOFTMAX_BLOCK_BYTES), at most CPU_BLOCK_MAX_BYTES of X.
+    (mse and logistic on narrow X, d up to 7 or 8, take a one-pass loop with no blocks.)"""
+    rows = int(CPU_BLOCK_ROWS) * 8 // itemsize
+    if softmax:
+        fit = max(int(CPU_SOFTMAX_BLOCK_ROWS_MIN), int(CPU_SOFTMAX_BLOCK_BYTES) // (d * itemsize))
+        rows = min(int(CPU_SOFTMAX_BLOCK_ROWS), fit)
     return max(1, min(int(rows), int(CPU_BLOCK_MAX_BYTES) // (d * itemsize)))
 
 

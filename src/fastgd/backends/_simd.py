@@ -59,7 +59,7 @@ from ._vecmath import (
 
 #: The residuals' stride the gradient panels have a fast case for: the softmax block's rows
 #: (fastgd._config.CPU_SOFTMAX_BLOCK_ROWS; a test checks that the two agree).
-PANEL_LDR = 128
+PANEL_LDR = 384
 #: The most classes a pass of score_rows_tile takes (FGD_SCORE_ROWS_CLASSES in
 #: kernels/fastgd_score_rows.h).
 SCORE_ROWS_CLASSES = 10

@@ -161,10 +161,10 @@ FUSED_SIMD = cpu_has(_CPU_FEATURES, "avx512f")
 #: for on their way; the gradient panels ask for the rest (as in kernels/cython_kernels.pyx).
 SCORES_AHEAD_PERCENT = 35
 STEPS_AHEAD_PERCENT = 30
-#: The softmax kernel's float32 gradient sums (Gb) go into the float64 ones every this
-#: many blocks and at the end of the rows, as SOFTMAX_F32_FLUSH_BLOCKS in
-#: kernels/cython_kernels.pyx (at most 4 * 128 rows of float32 terms).
-SOFTMAX_F32_FLUSH_BLOCKS = 4
+#: The softmax kernel's float32 gradient sums (Gb) go into the float64 ones before they
+#: would hold more than this many rows of terms, and at the end of the rows, as
+#: SOFTMAX_F32_FLUSH_ROWS in kernels/cython_kernels.pyx.
+SOFTMAX_F32_FLUSH_ROWS = 512
 #: Below this, a softmax row's log1p(rest) is taken as rest - rest^2 / 2 (see _simd.py).
 TINY_REST = 2.0**-20
 _ZERO_F32 = np.float32(0.0)
@@ -1176,9 +1176,9 @@ def _block_class_accumulate_panels(X, RT, start, m, G, Gb, ahead, skip, flush):
     PANEL_CLASSES_MAX as will do (sizes differing by one at most), each group's panels of
     panel_vectors(Q) vectors of columns across d, their sums in registers over the block's
     rows; then, with flush, Gb is added into G and zeroed (float32 sums every
-    SOFTMAX_F32_FLUSH_BLOCKS blocks, float64 ones at the end of the rows: a flush per block
-    of 128 rows cost as many loads and
-    stores as a fifth of the panels' work at d = 64, k = 10). The next block's elements from
+    SOFTMAX_F32_FLUSH_ROWS rows at most, float64 ones at the end of the rows: a flush per
+    block of 128 rows cost as many loads and stores as a fifth of the panels' work at d =
+    64, k = 10). The next block's elements from
     (start + m) d + skip to (start + m) d + ahead are asked for on the way, an equal share
     in each panel."""
     d = X.shape[1]
@@ -1293,7 +1293,7 @@ def _softmax_loss_grad(
         logs = np.zeros(2 * lanes + 1)  # softmax_steps' unweighted logarithms, block to block
         logs[:lanes] = 1.0
         loss_sum = 0.0
-        blocks_in_gb = 0
+        rows_in_gb = 0
         stop = min(n, (c + 1) * chunk)
         for start in range(c * chunk, stop, block):
             m = min(block, stop - start)
@@ -1380,10 +1380,10 @@ def _softmax_loss_grad(
             if len(narrow) > 0:
                 _narrow_class_accumulate(flat, ZT, start, m, G, narrow)
             elif simd:
-                blocks_in_gb += 1  # float32 sums go into G every SOFTMAX_F32_FLUSH_BLOCKS blocks
-                flush = (X.itemsize == 4 and blocks_in_gb == SOFTMAX_F32_FLUSH_BLOCKS) or start + m == stop
+                rows_in_gb += m  # float32 sums go into G before they hold SOFTMAX_F32_FLUSH_ROWS rows
+                flush = (X.itemsize == 4 and rows_in_gb + block > SOFTMAX_F32_FLUSH_ROWS) or start + m == stop
                 if flush:
-                    blocks_in_gb = 0
+                    rows_in_gb = 0
                 _block_class_accumulate_panels(X, ZT, start, m, G, Gb, ahead, skip, flush)
             else:
                 _block_class_accumulate(X, ZT, start, m, G, Gb, ahead, ahead_lines, skip)
