@@ -111,6 +111,11 @@ FUSED_F32_D_MAX = 512
 #: logistic 0.96 -> 0.97; 1M x 256 float32 1.01 -> 1.04 (1 KB 0.80-0.93; 4 and 6 KB no
 #: better than 3).
 FUSED_AHEAD_BYTES = 3072
+#: ... but none on AMD Zen, whose hardware prefetchers keep up with the two-row loop: on the
+#: 2-core AMD EPYC (Zen 4) test VM, 2M x 64 mse float64, of the read, in one process, 3 KB
+#: ahead -> none: read in its fast state (54-57 GB/s) 0.72-0.76 -> 0.81-0.84, in its slow
+#: state (34 GB/s) 0.94-0.97 -> 0.95-0.99.
+FUSED_AHEAD = 0 if llvm_binding.get_host_cpu_name().startswith("znver") else FUSED_AHEAD_BYTES
 #: Rows per product of the fused rows' log1p factors (each at most 2).
 FUSED_PART_ROWS = 64
 #: float32 blocks of rows up to BLOCK_AHEAD_MAX_ROW_BYTES each ask, as they start, for
@@ -780,7 +785,7 @@ def _fused_rows_loss_grad(X, y, w, b, sw, loss_code, n_chunks, ahead):
     both rows times their residuals into a local gradient of X's dtype in a second loop,
     the rows now in the L1 cache; in float32 that gradient goes into a float64 one every
     FUSED_PART_ROWS rows. Each step asks for its rows' lines
-    ``ahead`` values further on (_prefetch_l1). The log1p factors of unweighted logistic
+    ``ahead`` values further on (_prefetch_l1), with ahead > 0. The log1p factors of unweighted logistic
     are multiplied over FUSED_PART_ROWS rows (at most 2**64), then folded as in
     _fold_product."""
     n, d = X.shape
@@ -808,8 +813,9 @@ def _fused_rows_loss_grad(X, y, w, b, sw, loss_code, n_chunks, ahead):
             p = 1.0
             i = part
             while i + 2 <= part_end:
-                for a in range(i * d + ahead, min(n * d, (i + 2) * d + ahead), line):
-                    _prefetch_l1(flat, a)
+                if ahead > 0:
+                    for a in range(i * d + ahead, min(n * d, (i + 2) * d + ahead), line):
+                        _prefetch_l1(flat, a)
                 x0 = X[i]
                 x1 = X[i + 1]
                 a0 = zero
@@ -1642,7 +1648,7 @@ def _loss_grad(X, y, w, b, loss, sample_weight):
         return _sums.normalised(*sums, total, dtype, False)
     if fused:
         sums = _fused_rows_loss_grad(
-            X, y, w, float(b), sw, LOSSES.index(loss), n_chunks, FUSED_AHEAD_BYTES // dtype.itemsize
+            X, y, w, float(b), sw, LOSSES.index(loss), n_chunks, FUSED_AHEAD // dtype.itemsize
         )
         return _sums.normalised(*sums, total, dtype, False)
     block = _config.cpu_block_rows(d, dtype.itemsize)
