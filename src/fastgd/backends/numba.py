@@ -112,9 +112,10 @@ FUSED_F32_D_MAX = 512
 #: better than 3).
 FUSED_AHEAD_BYTES = 3072
 #: ... but none on AMD Zen, whose hardware prefetchers keep up with the two-row loop: on the
-#: 2-core AMD EPYC (Zen 4) test VM, 2M x 64 mse float64, of the read, in one process, 3 KB
-#: ahead -> none: read in its fast state (54-57 GB/s) 0.72-0.76 -> 0.81-0.84, in its slow
-#: state (34 GB/s) 0.94-0.97 -> 0.95-0.99.
+#: 2-core AMD EPYC (Zen 4) test VM, 2M x 64 mse, of the read, in one process, 3 KB ahead ->
+#: none: read in its fast state (60-62 GB/s) float64 0.75 -> 0.78, 0.82 -> 0.98, float32
+#: 0.75 -> 0.85; in its slow state (33-34 GB/s) float64 0.92 -> 0.93, 0.96 -> 0.94, 0.94
+#: -> 0.93, float32 0.97 -> 0.97.
 FUSED_AHEAD = 0 if llvm_binding.get_host_cpu_name().startswith("znver") else FUSED_AHEAD_BYTES
 #: Rows per product of the fused rows' log1p factors (each at most 2).
 FUSED_PART_ROWS = 64
