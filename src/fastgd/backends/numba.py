@@ -785,9 +785,9 @@ def _fused_rows_loss_grad(X, y, w, b, sw, loss_code, n_chunks, ahead):
     residuals (_row_terms; unweighted logistic's both in one vector, logistic_pair), then
     both rows times their residuals into a local gradient of X's dtype in a second loop,
     the rows now in the L1 cache; in float32 that gradient goes into a float64 one every
-    FUSED_PART_ROWS rows. Each step asks for its rows' lines
-    ``ahead`` values further on (_prefetch_l1), with ahead > 0. The log1p factors of unweighted logistic
-    are multiplied over FUSED_PART_ROWS rows (at most 2**64), then folded as in
+    FUSED_PART_ROWS rows. With ahead > 0 each step asks for its rows' lines ``ahead``
+    values further on (_prefetch_l1; FUSED_AHEAD). The log1p factors of unweighted
+    logistic are multiplied over FUSED_PART_ROWS rows (at most 2**64), then folded as in
     _fold_product."""
     n, d = X.shape
     has_sw = sw.shape[0] > 0
@@ -1184,10 +1184,9 @@ def _block_class_accumulate_panels(X, RT, start, m, G, Gb, ahead, skip, flush):
     panel_vectors(Q) vectors of columns across d, their sums in registers over the block's
     rows; then, with flush, Gb is added into G and zeroed (float32 sums every
     SOFTMAX_F32_FLUSH_ROWS rows at most, float64 ones at the end of the rows: a flush per
-    block of 128 rows cost as many loads and stores as a fifth of the panels' work at d =
-    64, k = 10). The next block's elements from
-    (start + m) d + skip to (start + m) d + ahead are asked for on the way, an equal share
-    in each panel."""
+    block of 128 rows cost as many loads and stores as a fifth of the panels' work at
+    d = 64, k = 10). The next block's elements from (start + m) d + skip to (start + m) d
+    + ahead are asked for on the way, an equal share in each panel."""
     d = X.shape[1]
     k = G.shape[0]
     lanes = 64 // X.itemsize
