@@ -146,14 +146,14 @@ typedef struct {
     __m512 loss, loss_pos, dz, g;
 } fgd_one_part_f;
 
-/* As fgd_one_step_d, in float32: t = z / ln 2 from w0 / ln 2 and b / ln 2, the loss terms
- * in units of ln 2 (their rounding, 2**-24 of t, is that of z itself). */
+/* float32 keeps z for the loss terms (float32 units of ln 2 would round max(z, 0) - y z
+ * by up to 2**-24 of itself) and takes t = z / ln 2 for the exponential. */
 static FGD_ALWAYS_INLINE void fgd_one_step_f(__m512 x, __m512 y, __mmask16 ones, int labels, __m512 w0,
                                              __m512 b, __mmask16 live, fgd_one_part_f *s, __m512 *prod)
 {
     const __m512 one = _mm512_set1_ps(1.0f);
-    __m512 z = _mm512_fmadd_ps(x, w0, b); /* t */
-    __m512 e = fgd_exp2f_neg_abs_v16(z);  /* e^-|z| = 2**-|t| */
+    __m512 z = _mm512_fmadd_ps(x, w0, b);
+    __m512 e = fgd_exp2f_neg_abs_v16(_mm512_mul_ps(z, _mm512_set1_ps(FGD_INV_LN2_F))); /* e^-|z| */
     __mmask16 nonneg = _mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_GE_OQ);
     __m512 q = _mm512_div_ps(e, _mm512_add_ps(one, e));
     __m512 sig = _mm512_mask_sub_ps(q, nonneg, one, q);
@@ -180,8 +180,7 @@ static FGD_ALWAYS_INLINE void fgd_logistic_impl_f(const float *x, const void *y,
     const ptrdiff_t part_rows = FGD_ONE_FEATURE_PART_BYTES / sizeof(float);
     const ptrdiff_t ahead = FGD_ONE_FEATURE_AHEAD_BYTES / sizeof(float);
     const __m512 zero = _mm512_setzero_ps();
-    /* t = z / ln 2 */
-    const __m512 W = _mm512_set1_ps((float)(w0 / M_LN2)), B = _mm512_set1_ps((float)(b / M_LN2));
+    const __m512 W = _mm512_set1_ps(w0), B = _mm512_set1_ps(b);
     __m512d loss = _mm512_setzero_pd(), dz = loss, gs = loss, p_exp = loss;
     __m512 prod = _mm512_set1_ps(1.0f);
     for (ptrdiff_t part = lo, part_end; part < hi; part = part_end) {
@@ -218,7 +217,7 @@ static FGD_ALWAYS_INLINE void fgd_logistic_impl_f(const float *x, const void *y,
     /* the sixteen mantissas' product, at most 2**16 */
     __m512d plo, phi;
     fgd_widen16(prod, &plo, &phi);
-    *loss_sum = M_LN2 * (_mm512_reduce_add_pd(loss) - _mm512_reduce_add_pd(p_exp)) -
+    *loss_sum = _mm512_reduce_add_pd(loss) - M_LN2 * _mm512_reduce_add_pd(p_exp) -
                 log(_mm512_reduce_mul_pd(_mm512_mul_pd(plo, phi)));
     *g = _mm512_reduce_add_pd(gs);
     *dz_sum = _mm512_reduce_add_pd(dz);

@@ -19,25 +19,28 @@
  *   for this CPU); these 512-bit ones, with 2**k as one vscalef (not an integer add, a
  *   shift and a multiply) and max(z, 0) as one masked add, went from 0.28 to 0.35-0.39
  *   (float64) and from 0.32-0.33 to 0.34-0.36 (float32) before the requests above.
- * - fewer operations a step: the scores in units of ln 2 (t = z / ln 2, w0 and b divided
- *   once; float32 first took t = z (1 / ln 2) and kept z for the loss terms, one multiply
- *   more a step), so that vrange and vreduce (AVX-512DQ) give -min(|t|, clamp) = k + f in
- *   three operations where the clamp, |z| and the range reduction took six; the log1p
- *   terms as one product of 1 - q (q = sigmoid(-|z|), one multiply-add) where two
- *   products took two multiplies; sigmoid(z) as 1 - q or q. With the data in L2 one core
- *   took 0.71-0.74 -> 0.60-0.62 ns a row (float64) and 0.34-0.35 -> 0.29-0.30 (float32);
- *   in one process, 10M rows, of the read: float64 0.47-0.50 -> 0.52-0.55, float32
- *   0.44-0.47 -> 0.51-0.57.
+ * - fewer operations a step: the scores in units of ln 2 (float64: t = z / ln 2, w0 and b
+ *   divided once; float32: t = z (1 / ln 2), z kept for the loss terms, which float32
+ *   units of ln 2 would round by 2**-24 of themselves), so that vrange and vreduce
+ *   (AVX-512DQ) give -min(|t|, clamp) = k + f in three operations where the clamp, |z|
+ *   and the range reduction took six; the log1p terms as one product of 1 - q (q =
+ *   sigmoid(-|z|), one multiply-add) where two products took two multiplies; sigmoid(z)
+ *   as 1 - q or q. With the data in L2 one core took 0.71-0.74 -> 0.60-0.62 ns a row
+ *   (float64) and 0.34-0.35 -> 0.29-0.30 (float32); in one process, 10M rows, of the
+ *   read: float64 0.47-0.50 -> 0.52-0.55, float32 0.44-0.47 -> 0.51-0.57.
  *   float64 is now bound by its division (vdivpd: 16 cycles for eight lanes; without it
  *   the loop takes 0.47 ns a row). One division for two vectors (a product of the two
  *   denominators, then multiplies) took 0.57 ns a row in L2 but was no faster from L3;
  *   a reciprocal (vrcp14, 2 cycles a vector here, and Newton steps) was slower.
- *   float32 is bound by the multiply-add pipes (about 16 of its operations use them): t in
- *   one multiply-add and the polynomial by Horner's scheme (fastgd_vecmath.h), three of
- *   those operations fewer, took one core, in L2, from 0.342 to 0.318 ns a row.
+ *   float32 is bound by the multiply-add pipes (about 16 of its operations use them): its
+ *   polynomial by Horner's scheme (fastgd_vecmath.h), two of them fewer, took one core, in
+ *   L2, from 0.342 to 0.334 ns a row. t = x (w0 / ln 2) + b / ln 2 in one multiply-add
+ *   as well (0.318 ns, 1.09x faster in the kernels) was dropped: w0 / ln 2 rounded to
+ *   float32 moved the loss by about 1e-8 of itself where the float32 scores are exact
+ *   (the README's guarantee, tests/test_hardening.py).
  *
  * Logistic sums as in fastgd_narrow.h: sum l, sum (sigmoid(z) - y) x, sum (sigmoid(z) -
- * y), each lane summing its rows, the loss's max(z, 0) - y z in units of ln 2.
+ * y), each lane summing its rows, the loss's max(z, 0) - y z in units of ln 2 (float64).
  * float64:
  * e^-|z| = 2**-|t| as the Pade ratio num / den of fgd_exp2_neg_abs_ratio_v8d
  * (fastgd_vecmath.h), q = num / (num + den), the log1p terms as -log of the product of 1 -

@@ -51,6 +51,7 @@ from ._vecmath import (
     EXP2_POLY_F32,
     EXP_MIN,
     EXP_MIN_F32,
+    INV_LN2_F32,
     PADE_EVEN,
     PADE_EXP2_EVEN,
     PADE_EXP2_ODD,
@@ -970,12 +971,17 @@ def _logistic_one_feature_codegen(context, builder, sig, args):
             x_ty.dtype,
         )
 
-    # scores t = z / ln 2 (fastgd_one_feature.c): e^-|z| = 2**-|t|
-    w_v = _splat(builder, per_ln2(w0, sig.args[4]), vt)
-    b_v = _splat(builder, per_ln2(b, sig.args[5]), vt)
+    # float64 scores t = z / ln 2 (fastgd_one_feature.c): e^-|z| = 2**-|t|; float32 keeps z
+    # for the loss terms and takes t = z (1 / ln 2) for the exponential
+    if f32:
+        w_v = _splat(builder, context.cast(builder, w0, sig.args[4], x_ty.dtype), vt)
+        b_v = _splat(builder, context.cast(builder, b, sig.args[5], x_ty.dtype), vt)
+    else:
+        w_v = _splat(builder, per_ln2(w0, sig.args[4]), vt)
+        b_v = _splat(builder, per_ln2(b, sig.args[5]), vt)
     clamp = float(-EXP_MIN_F32 / LN2) if f32 else -EXP_MIN / LN2
-    # Sums by lane, loss and loss_pos (in units of ln 2): float64 rows sum in X's dtype
-    # throughout; float32 rows in float32 over a part, then into the float64 totals.
+    # Sums by lane, loss and loss_pos (float64: in units of ln 2): float64 rows sum in X's
+    # dtype throughout; float32 rows in float32 over a part, then into the float64 totals.
     part_sums = [cgutils.alloca_once_value(builder, zero) for _ in range(4)]  # loss, loss_pos, dz, g
     totals = [cgutils.alloca_once_value(builder, const(0.0, dvt)) for _ in range(4)]
     p_prod = cgutils.alloca_once_value(builder, one)  # of 1 - q
@@ -993,9 +999,9 @@ def _logistic_one_feature_codegen(context, builder, sig, args):
     def step(xv, yv, live):
         """One vector of rows; live (None: all) marks those that count (the others were
         loaded as x = y = 0, which add 0 to the loss's y t and to g)."""
-        t = _fma(builder, xv, w_v, b_v)
+        t = _fma(builder, xv, w_v, b_v)  # z in float32
         nonneg = builder.fcmp_ordered(">=", t, zero)
-        k, f = _exp2_neg_abs_reduce(builder, t, clamp)
+        k, f = _exp2_neg_abs_reduce(builder, builder.fmul(t, const(float(INV_LN2_F32))) if f32 else t, clamp)
         if f32:  # e^-|z| = 2**k p(f) (fgd_exp2f_neg_abs_v16), q = e / (1 + e)
             e = _scalef(builder, horner([float(c) for c in EXP2_POLY_F32], f), k)
             q = _divide(builder, e, builder.fadd(one, e))
@@ -1076,10 +1082,10 @@ def _logistic_one_feature_codegen(context, builder, sig, args):
     # sum log1p(e^-|z|) = -log(prod (1 - q)): ln 2 times the exponents taken out, and the
     # log of the lanes' mantissas multiplied (eight or sixteen in [1, 2), below 2**16)
     log = builder.module.declare_intrinsic("llvm.log", [f64])
-    terms = _fold_lanes(builder, builder.fadd(loss, loss_pos), builder.fadd)  # in units of ln 2
-    exponents = _fold_lanes(builder, builder.load(p_exp), builder.fadd)
+    terms = _fold_lanes(builder, builder.fadd(loss, loss_pos), builder.fadd)  # float64: in units of ln 2
+    exponents = builder.fmul(f64(LN2), _fold_lanes(builder, builder.load(p_exp), builder.fadd))
     loss_sum = builder.fsub(
-        builder.fmul(f64(LN2), builder.fsub(terms, exponents)),
+        builder.fsub(terms if f32 else builder.fmul(f64(LN2), terms), exponents),
         builder.call(log, [_fold_lanes(builder, mantissas, builder.fmul)]),
     )
     return context.make_tuple(
