@@ -95,6 +95,15 @@ def _fma(builder, a, b, c):
     return builder.call(fn, [a, b, c])
 
 
+def _horner(builder, coefs, r):
+    """The polynomial with coefficients coefs (LLVM values, highest degree first) at r, by
+    Horner's scheme: one multiply-add a degree."""
+    p = coefs[0]
+    for c in coefs[1:]:
+        p = _fma(builder, p, r, c)
+    return p
+
+
 def _splat(builder, x, vt):
     v = builder.insert_element(ir.Constant(vt, ir.Undefined), x, _I32(0))
     return builder.shuffle_vector(
@@ -593,9 +602,7 @@ def _exp_nonpositive(builder, x, f32):
     km, k, r = _exp_reduce(builder, x, f32)
     a = [const(c) for c in reversed(poly)]  # a[i]: the coefficient of r**i
     if f32:  # degree 6, by Horner's scheme (as fgd_poly6_v16 of kernels/fastgd_vecmath.h)
-        p = a[6]
-        for c in reversed(a[:6]):
-            p = _fma(builder, p, r, c)
+        p = _horner(builder, a[::-1], r)
     else:  # degree 11
         r2 = builder.fmul(r, r)
         r4 = builder.fmul(r2, r2)
@@ -991,10 +998,7 @@ def _logistic_one_feature_codegen(context, builder, sig, args):
         builder.store(builder.fadd(builder.load(slot), value), slot)
 
     def horner(coefs, r):
-        p = const(coefs[0])
-        for c in coefs[1:]:
-            p = _fma(builder, p, r, const(c))
-        return p
+        return _horner(builder, [const(c) for c in coefs], r)
 
     def step(xv, yv, live):
         """One vector of rows; live (None: all) marks those that count (the others were

@@ -30,6 +30,7 @@ from . import _csr, _sums
 from ._rowmath import scalar_loss_dz
 from ._simd import (
     FUSED_VECTORS,
+    FUSED_ZEN,
     PANEL_CLASSES_MAX,
     SCORE_ROWS_CLASSES,
     fused_rows_part,
@@ -116,7 +117,7 @@ FUSED_AHEAD_BYTES = 3072
 #: none: read in its fast state (60-62 GB/s) float64 0.75 -> 0.78, 0.82 -> 0.98, float32
 #: 0.75 -> 0.85; in its slow state (33-34 GB/s) float64 0.92 -> 0.93, 0.96 -> 0.94, 0.94
 #: -> 0.93, float32 0.97 -> 0.97.
-FUSED_AHEAD = 0 if llvm_binding.get_host_cpu_name().startswith("znver") else FUSED_AHEAD_BYTES
+FUSED_AHEAD = 0 if FUSED_ZEN else FUSED_AHEAD_BYTES
 #: Rows per product of the fused rows' log1p factors (each at most 2).
 FUSED_PART_ROWS = 64
 #: float32 blocks of rows up to BLOCK_AHEAD_MAX_ROW_BYTES each ask, as they start, for
