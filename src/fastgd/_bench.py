@@ -12,9 +12,43 @@ import time
 
 import numba
 import numpy as np
+from numba import types
+from numba.extending import overload
 
 from . import _registry
 from .backends.numba import _FASTMATH
+
+#: Elements of float32 X (or y) the reads sum in float32 before adding them into a float64
+#: sum. Every element into float64 at once left the float32 read bound by the conversions,
+#: not by memory, on the 2-core Intel Xeon (Emerald Rapids) test VM: 2M x 64 float32 read at
+#: 17.7 GB/s against 23.5 for float64 (and for float32 summed in float32) in one process;
+#: runs of 4,096 read it at 24.2-24.8 (256: 20.5-21.5, 1,024: 21.4).
+_RUN = 4096
+
+
+def _run_zero(xs):
+    """A run's starting sum: 0 in float32 for float32 xs, else in float64."""
+
+
+@overload(_run_zero)
+def _run_zero_overload(xs):
+    if xs.dtype == types.float32:
+        return lambda xs: np.float32(0.0)
+    return lambda xs: 0.0
+
+
+@numba.njit(inline="always")
+def _sum_runs(xs):
+    """The sum of xs as a float64: runs of _RUN elements summed in float32 where xs is
+    float32 (vectorised), each run's sum then added in float64."""
+    acc = 0.0
+    for lo in range(0, xs.shape[0], _RUN):
+        run = xs[lo : min(xs.shape[0], lo + _RUN)]
+        s = _run_zero(run)
+        for i in range(run.shape[0]):  # indices known >= 0: no wraparound check, vectorised
+            s += run[i]
+        acc += s
+    return acc
 
 
 @numba.njit(parallel=True, cache=True, fastmath=_FASTMATH)
@@ -23,11 +57,7 @@ def _stream_sum(flat, n_chunks):
     chunk = (size + n_chunks - 1) // n_chunks
     partial = np.zeros(n_chunks)
     for c in numba.prange(n_chunks):
-        part = flat[c * chunk : min(size, (c + 1) * chunk)]
-        acc = 0.0
-        for i in range(part.shape[0]):  # indices known >= 0: no wraparound check, vectorised
-            acc += part[i]
-        partial[c] = acc
+        partial[c] = _sum_runs(flat[c * chunk : min(size, (c + 1) * chunk)])
     return partial.sum()
 
 
@@ -53,12 +83,7 @@ def _stream_sum_xy(flat, d, y, n_chunks):
         acc = 0.0
         for lo in range(c * chunk, min(n, (c + 1) * chunk), _XY_PART_ROWS):
             hi = min(n, (c + 1) * chunk, lo + _XY_PART_ROWS)
-            xs = flat[lo * d : hi * d]
-            ys = y[lo:hi]
-            for i in range(xs.shape[0]):  # from 0: vectorised
-                acc += xs[i]
-            for i in range(ys.shape[0]):
-                acc += ys[i]
+            acc += _sum_runs(flat[lo * d : hi * d]) + _sum_runs(y[lo:hi])
         partial[c] = acc
     return partial.sum()
 
