@@ -1577,18 +1577,17 @@ def _row_vectors(dtype, d):
     return -(-d // (64 // dtype.itemsize))
 
 
-def _takes_fused_simd(dtype, d, loss, weighted, fused):
+def _takes_fused_simd(dtype, d, weighted):
     """Whether unweighted mse/logistic on dense X take _fused_rows_simd_loss_grad: rows of
-    FUSED_VECTORS 512-bit vectors (wider than NARROW_D_MAX), where the CPU has AVX-512;
-    mse only where _fused_rows_loss_grad does not take it (``fused``), which was as fast or
-    faster there. In one process against the loops they replace, of the read (Intel Xeon
-    VM): float64 10M x 12 mse 0.46 -> 0.86, logistic 0.41 -> 0.76; 8M x 16 logistic 0.65 ->
-    0.79; 3.2M x 40 0.73 -> 0.85; 2M x 64 0.89 -> 0.90; float32 6M x 20 mse 0.66 -> 0.87;
-    4M x 32 0.85 -> 0.92, logistic 0.69 -> 0.78; 2M x 64 logistic 0.89 -> 0.98; 1.28M x
-    100 0.87 -> 0.95 (mse at 2M x 64: 0.97 two rows a step against 0.94 four)."""
-    if not FUSED_SIMD or weighted or d <= NARROW_D_MAX or _row_vectors(dtype, d) not in FUSED_VECTORS:
-        return False
-    return loss == "logistic" or not fused
+    FUSED_VECTORS 512-bit vectors (wider than NARROW_D_MAX), where the CPU has AVX-512. In
+    one process against the loops they replace, of the read (Intel Xeon VM): float64 10M x
+    12 mse 0.46 -> 0.86, logistic 0.41 -> 0.76; 8M x 16 logistic 0.65 -> 0.79; 3.2M x 40
+    0.73 -> 0.85; 2M x 64 0.89 -> 0.90; float32 6M x 20 mse 0.66 -> 0.87; 4M x 32 0.85 ->
+    0.92, logistic 0.69 -> 0.78; 2M x 64 logistic 0.89 -> 0.98; 1.28M x 100 0.87 -> 0.95.
+    mse at 2M x 64 against _fused_rows_loss_grad's two rows a step: 0.94 against 0.97 on
+    that VM, but on the Intel Xeon (Emerald Rapids) VM, in one process, two runs each,
+    float64 1.01-1.04 against 0.93-0.94 and float32 0.95 against 0.83-0.86."""
+    return FUSED_SIMD and not weighted and d > NARROW_D_MAX and _row_vectors(dtype, d) in FUSED_VECTORS
 
 
 def _loss_grad(X, y, w, b, loss, sample_weight):
@@ -1642,7 +1641,7 @@ def _loss_grad(X, y, w, b, loss, sample_weight):
         return _sums.normalised(*sums, total, dtype, False)
     fused = _takes_fused_rows(dtype, d, loss, sample_weight is not None)
     contiguous = X.flags.c_contiguous and y.flags.c_contiguous  # as _simd.fused_rows_part takes them
-    if contiguous and _takes_fused_simd(dtype, d, loss, sample_weight is not None, fused):
+    if contiguous and _takes_fused_simd(dtype, d, sample_weight is not None):
         wp = np.zeros(_row_vectors(dtype, d) * (64 // dtype.itemsize), dtype)  # w, 0 past d
         wp[:d] = w
         sums = _fused_rows_simd_loss_grad(X, y, wp, float(b), int(loss == "logistic"), n_chunks)
