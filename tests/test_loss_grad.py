@@ -395,7 +395,7 @@ def test_fused_rows_every_vector_count(backend, loss, dtype, weighted, rng):
     of 512-bit vectors (two copies: up to 8 and 9 to 16), the last one masked; numba's
     take float64 rows of 16 to 128 values and float32 rows of 48 to 512 two at a time
     (_fused_rows_loss_grad), and unweighted rows of two to eight vectors four at a time
-    (_fused_rows_simd_loss_grad: logistic, and mse where the other does not take it).
+    (_fused_rows_simd_loss_grad).
     Widths at and either side of each count and of the limits, row counts that leave one
     to three rows after the steps of four, over several 64-row parts per thread, scores
     of both signs and far from zero."""
@@ -409,6 +409,46 @@ def test_fused_rows_every_vector_count(backend, loss, dtype, weighted, rng):
         X, y, w, b, sw = make_problem(rng, n, d, loss, dtype, weighted=weighted, scale=4.0)
         result = fastgd.loss_grad(X, y, w, b, loss=loss, sample_weight=sw, backend=backend)
         assert_matches_naive(result, X, y, w, b, loss, sw, tight)
+
+
+def placed_in_nans(X, offset):
+    """A copy of X starting ``offset`` bytes past a 64-byte line's start, in a buffer of NaN
+    (a kernel that reads a value before or after X gives NaN)."""
+    itemsize = X.dtype.itemsize
+    buffer = np.full((X.nbytes + 256) // itemsize, np.nan, X.dtype)
+    start = ((-buffer.ctypes.data) % 64 + 64 + offset) // itemsize
+    placed = buffer[start : start + X.size].reshape(X.shape)
+    placed[...] = X
+    assert placed.ctypes.data % 64 == offset and placed.flags.c_contiguous
+    return placed
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("loss", ["mse", "logistic"])
+def test_fused_rows_from_every_offset_in_a_line(backend, loss, dtype, weighted, rng, monkeypatch):
+    """Rows of whole 64-byte lines are read in windows of one line each, from wherever X
+    starts (FGD_FUSED_SHIFT in kernels/fastgd_fused_rows.c, numba's _line_shift): X at every
+    offset in a line that its dtype allows, between NaN; rows of one to sixteen lines and
+    widths beside them (not whole lines: read as they start), row counts that leave rows
+    after the steps of four; against the reference, and numba's with the windows off too."""
+    if backend == "cuda":
+        pytest.skip("a CPU kernel path")
+    from fastgd.backends import numba as numba_backend
+
+    itemsize = np.dtype(dtype).itemsize
+    lanes = 64 // itemsize
+    tight = {np.float64: 1e-12, np.float32: RTOL[np.float32]}[dtype]
+    widths = [lanes, 2 * lanes, 3 * lanes, 8 * lanes, 16 * lanes, 2 * lanes + 1]
+    cases = zip([1, 5, 67, 258, 7, 66], widths, strict=True)
+    for n, d in cases:
+        X, y, w, b, sw = make_problem(rng, n, d, loss, dtype, weighted=weighted, scale=4.0)
+        for offset in range(0, 64, itemsize):
+            placed = placed_in_nans(X, offset)
+            for shift in (True, False) if backend == "numba" else (True,):
+                monkeypatch.setattr(numba_backend, "FUSED_SHIFT", shift)
+                result = fastgd.loss_grad(placed, y, w, b, loss=loss, sample_weight=sw, backend=backend)
+                assert_matches_naive(result, X, y, w, b, loss, sw, tight)
 
 
 #: Widths that reach each CPU kernel path of logistic: d = 1, the narrow rows, the rows of

@@ -1227,8 +1227,9 @@ def _exp_ratio_nonpositive(builder, x):
 
 
 def _fused_rows_codegen(context, builder, sig, args):
-    x_ty, y_ty, w_ty, b_ty, _, _, _, g_ty, acc_ty = sig.args
-    X_arr, y_arr, w_arr, b, i0, i1, logistic, g_arr, acc_arr = _indices_as_intp(context, builder, sig, args)
+    x_ty, y_ty, w_ty, b_ty, _, _, _, _, g_ty, acc_ty = sig.args
+    values = _indices_as_intp(context, builder, sig, args)
+    X_arr, y_arr, w_arr, b, i0, i1, shift, logistic, g_arr, acc_arr = values
     f32 = x_ty.dtype == types.float32
     ft, dt = (ir.FloatType() if f32 else ir.DoubleType()), ir.DoubleType()
     nl = 16 if f32 else 8  # lanes of a 512-bit vector
@@ -1245,17 +1246,29 @@ def _fused_rows_codegen(context, builder, sig, args):
     # LLVM unrolled the loops, held the rows in registers and moved a step's requests for
     # lines to its end, in one burst (2M x 64 float32 logistic 0.79 against 0.84 of the read)
     nv = builder.sdiv(builder.add(d, _I64(nl - 1)), _I64(nl))
-    last_v = builder.sub(nv, _I64(1))
-    last = _lane_mask(builder, builder.sub(d, builder.mul(last_v, _I64(nl))), nl)  # its lanes in d
+    # A row's windows, from `shift` values before its start: nv, or nv + 1 where shifted
+    nw = builder.sdiv(builder.add(builder.add(shift, d), _I64(nl - 1)), _I64(nl))
+    last_v = builder.sub(nw, _I64(1))
+    end = builder.sub(builder.add(shift, d), builder.mul(last_v, _I64(nl)))
+    last = _lane_mask(builder, end, nl)  # the last window's lanes in the row
     all_lanes = ir.Constant(_vec(_I1, nl), [1] * nl)
+    first = builder.not_(_lane_mask(builder, shift, nl))  # the first window's
+    first_last = builder.and_(first, last)  # a row of one window
+
+    def window_mask(v):
+        """The lanes of window v in the row."""
+        is_first, is_last = builder.icmp_signed("==", v, _I64(0)), builder.icmp_signed("==", v, last_v)
+        ends = builder.select(is_first, first_last, last)
+        return builder.select(is_last, ends, builder.select(is_first, first, all_lanes))
+
     # 2 KB ahead for rows of one or two vectors, else 3 KB (FGD_FUSED_AHEAD_BYTES)
     itemsize = 4 if f32 else 8
     ahead = builder.select(
         builder.icmp_signed(">", nv, _I64(2)), _I64(3072 // itemsize), _I64(2048 // itemsize)
     )
-    A = cgutils.alloca_once(builder, vt, size=4 * max(FUSED_VECTORS))  # a step's rows, A[q nv + v]
-    Gv = cgutils.alloca_once(builder, vt, size=max(FUSED_VECTORS))  # the part's gradient sums
-    with cgutils.for_range(builder, nv) as loop:
+    A = cgutils.alloca_once(builder, vt, size=4 * (max(FUSED_VECTORS) + 1))  # a step's rows, A[q nw + v]
+    Gv = cgutils.alloca_once(builder, vt, size=max(FUSED_VECTORS) + 1)  # the part's gradient sums
+    with cgutils.for_range(builder, nw) as loop:
         builder.store(zero, builder.gep(Gv, [loop.index]))
     sums = (zero4, zero4, one4, one4)  # loss terms, residuals, log1p factors as t / den
     vloss, vdz, vprod, vden = (cgutils.alloca_once_value(builder, c) for c in sums)
@@ -1268,7 +1281,10 @@ def _fused_rows_codegen(context, builder, sig, args):
 
     def step(i, R, is_logistic):
         """Rows i .. i + R (R = 4, or 1 for the rows left over)."""
-        rows = [builder.gep(X, [builder.mul(builder.add(i, _I64(q)), d)]) for q in range(R)]
+        # each row from `shift` values before its start
+        rows = [
+            builder.gep(X, [builder.sub(builder.mul(builder.add(i, _I64(q)), d), shift)]) for q in range(R)
+        ]
         sums = [cgutils.alloca_once_value(builder, zero) for _ in range(R)]
 
         def score_terms(q, v, wv, mask):
@@ -1277,20 +1293,19 @@ def _fused_rows_codegen(context, builder, sig, args):
                 prefetch_line(builder, builder.gep(p, [ahead]), locality=3)
             a = _masked_load(builder, p, mask, vt)
             if not FUSED_ZEN:  # on Zen the update reads the rows again from X
-                builder.store(a, builder.gep(A, [builder.add(builder.mul(_I64(q), nv), v)]))
+                builder.store(a, builder.gep(A, [builder.add(builder.mul(_I64(q), nw), v)]))
             builder.store(_fma(builder, a, wv, builder.load(sums[q])), sums[q])
 
         def vector(v):
-            mask = builder.select(builder.icmp_signed("==", v, last_v), last, all_lanes)
-            return mask, _load_vec(builder, builder.gep(W, [builder.mul(v, _I64(nl))]), vt)
+            return window_mask(v), _load_vec(builder, builder.gep(W, [builder.mul(v, _I64(nl))]), vt)
 
         if FUSED_ZEN:  # one row after another
             for q in range(R):
-                with cgutils.for_range(builder, nv) as loop:
+                with cgutils.for_range(builder, nw) as loop:
                     mask, wv = vector(loop.index)
                     score_terms(q, loop.index, wv, mask)
         else:  # the four rows' first vectors, then their second ...: each loaded once
-            with cgutils.for_range(builder, nv) as loop:
+            with cgutils.for_range(builder, nw) as loop:
                 mask, wv = vector(loop.index)
                 for q in range(R):
                     score_terms(q, loop.index, wv, mask)
@@ -1315,17 +1330,17 @@ def _fused_rows_codegen(context, builder, sig, args):
         builder.store(builder.fadd(builder.load(vdz), r), vdz)
         rq = [builder.extract_element(r, _I32(q)) for q in range(R)]
         rv = [_splat(builder, builder.fptrunc(x, ft) if f32 else x, vt) for x in rq]
-        with cgutils.for_range(builder, nv) as loop:  # the gradient terms, from the rows in L1
+        with cgutils.for_range(builder, nw) as loop:  # the gradient terms, from the rows in L1
             v = loop.index
             gp = builder.gep(Gv, [v])
             g = builder.load(gp)
             if FUSED_ZEN:
-                mask = builder.select(builder.icmp_signed("==", v, last_v), last, all_lanes)
+                mask = window_mask(v)
             for q in range(R):
                 if FUSED_ZEN:
                     a = _masked_load(builder, builder.gep(rows[q], [builder.mul(v, _I64(nl))]), mask, vt)
                 else:
-                    a = builder.load(builder.gep(A, [builder.add(builder.mul(_I64(q), nv), v)]))
+                    a = builder.load(builder.gep(A, [builder.add(builder.mul(_I64(q), nw), v)]))
                 g = _fma(builder, rv[q], a, g)
             builder.store(g, gp)
 
@@ -1345,12 +1360,12 @@ def _fused_rows_codegen(context, builder, sig, args):
             rows(True)
         with otherwise:
             rows(False)
-    # the part's sums into g and acc
-    with cgutils.for_range(builder, nv) as loop:
+    # the part's sums into g (window v's lanes at g[v nl - shift ...]) and acc
+    with cgutils.for_range(builder, nw) as loop:
         v = loop.index
         gv = builder.load(builder.gep(Gv, [v]))
-        ptr = builder.gep(G, [builder.mul(v, _I64(nl))])
-        mask = builder.select(builder.icmp_signed("==", v, last_v), last, all_lanes)
+        ptr = builder.gep(G, [builder.sub(builder.mul(v, _I64(nl)), shift)])
+        mask = window_mask(v)
         total = builder.fadd(_masked_load(builder, ptr, mask, dvt), builder.fpext(gv, dvt) if f32 else gv)
         _masked_store(builder, total, ptr, mask)
     for slot, vec in ((0, vloss), (1, vdz)):
@@ -1367,7 +1382,7 @@ def _fused_rows_codegen(context, builder, sig, args):
 
 
 @intrinsic
-def fused_rows_part(typingctx, X, y, w, b, i0, i1, logistic, g, acc):
+def fused_rows_part(typingctx, X, y, w, b, i0, i1, shift, logistic, g, acc):
     """Unweighted mse or logistic (``logistic`` != 0) on rows i0..i1 (a part, at most 64
     rows as numba.FUSED_PART_ROWS) of X (n, d) with rows of FUSED_VECTORS 512-bit vectors, float64 or
     float32, as kernels/fastgd_fused_rows.c: four rows a step, each row's vectors loaded
@@ -1376,9 +1391,14 @@ def fused_rows_part(typingctx, X, y, w, b, i0, i1, logistic, g, acc):
     part and then added into g (float64, d). acc (float64, 3): [0] += the loss terms (mse
     (z - y)^2; logistic max(z, 0) - y z, with [2] *= the product of the factors 1 +
     e^-|z|, whose logarithm is the rest), [1] += the residuals (mse z - y: the caller
-    doubles mse's g and [1]). y: X's dtype, or uint8 labels. w: X's dtype, zero-padded to
-    whole vectors."""
+    doubles mse's g and [1]). y: X's dtype, or uint8 labels. Each row is read in windows of
+    one vector from ``shift`` values before its start (0 <= shift < a vector's lanes: where
+    rows are whole 64-byte lines and X starts shift values past a line's start, each window
+    is then one line), the first and last masked to the row. w: X's dtype, at shift in
+    zeros for whole vectors past shift + d."""
     if not all(isinstance(a, types.Array) and a.layout == "C" for a in (X, y, w, g, acc)):
+        return None
+    if not isinstance(shift, types.Integer):
         return None
     if (
         X.dtype not in (types.float32, types.float64)
@@ -1389,4 +1409,4 @@ def fused_rows_part(typingctx, X, y, w, b, i0, i1, logistic, g, acc):
         return None
     if g.dtype != types.float64 or acc.dtype != types.float64:
         return None
-    return types.void(X, y, w, b, i0, i1, logistic, g, acc), _fused_rows_codegen
+    return types.void(X, y, w, b, i0, i1, shift, logistic, g, acc), _fused_rows_codegen
