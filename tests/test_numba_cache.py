@@ -13,7 +13,9 @@ from fastgd.backends import numba as nb
 
 rng = np.random.default_rng(0)
 start = time.perf_counter()
-for dtype in (np.float64, np.float32):
+# float64 only: whether a kernel is cached does not depend on its dtypes, and every compilation in
+# a fresh cache costs seconds (both dtypes: 70 s).
+for dtype in (np.float64,):
     X = rng.normal(size=(50, 3)).astype(dtype)
     fastgd.loss_grad(X, rng.normal(size=50), np.ones(3), 0.5, loss="mse", backend="numba")
     wide = rng.normal(size=(50, 12)).astype(dtype)  # the block kernel (d = 3 is narrow)
@@ -51,4 +53,4 @@ def test_second_process_reuses_numba_cache(tmp_path):
     second = run(tmp_path)
     print(f"first process {first['seconds']:.2f} s, second process {second['seconds']:.3f} s")
     assert second["misses"] == 0, "the second process recompiled a kernel: the Numba cache is not reused"
-    assert second["hits"] >= 10  # 5 kernels x 2 dtypes at least
+    assert second["hits"] >= 5  # 5 kernels at least (the d = 1 one takes AVX-512)
