@@ -34,7 +34,10 @@ def test_bench_table_has_every_backend_against_the_read_and_numpy(capsys):
     assert float(ms) > 0 and float(gbs) > 0 and float(of_read) > 0
     for backend in CPU:
         ms, gbs, of_read, versus = rows[backend]
-        assert float(ms) > 0 and float(gbs) > 0 and 0 <= float(of_read) < 10
+        # A loose bound: it catches a slip of units (x1000), not speed. The tests run beside
+        # another test process (pytest -n 2), whose work can slow the 1 ms read's rounds:
+        # a backend once came out at 12.7 of the read that way.
+        assert float(ms) > 0 and float(gbs) > 0 and 0 <= float(of_read) < 100
         assert versus.endswith("x") and float(versus[:-1]) > 0
     assert float(rows["numpy"][3][:-1]) == pytest.approx(1.0)
 
