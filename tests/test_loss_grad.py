@@ -483,19 +483,23 @@ def test_logistic_binary_labels_every_path(backend, labels, dtype, weighted, rng
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("loss", ["mse", "logistic"])
-def test_numba_rows_of_two_to_eight_vectors_either_way(monkeypatch, loss, dtype, rng):
-    """numba's unweighted rows of two to eight 512-bit vectors (float64 9 to 64 values,
-    float32 17 to 128) take _fused_rows_simd_loss_grad where the CPU has AVX-512, and the
-    loops it replaced elsewhere (numba.FUSED_SIMD): both against the reference, widths
-    either side of the vectors' ends, rows left over after the steps of four."""
+def test_numba_rows_of_two_to_sixteen_vectors_either_way(monkeypatch, loss, dtype, rng):
+    """numba's unweighted rows of two to FUSED_VECTORS_MAX 512-bit vectors (float64 up to
+    128 values, float32 up to 240) take _fused_rows_simd_loss_grad where the CPU has
+    AVX-512, and the loops it replaced elsewhere (numba.FUSED_SIMD): both against the
+    reference, widths either side of the vectors' ends, rows left over after the steps of
+    four; the longest rows the vector code can take (sixteen vectors) with it too."""
     from fastgd.backends import numba as numba_backend
 
     lanes = 64 // np.dtype(dtype).itemsize
     widths = [lanes + 1, 2 * lanes, 3 * lanes - 1, 4 * lanes + 1, 6 * lanes, 8 * lanes - 1, 8 * lanes]
+    widths += [8 * lanes + 1, 12 * lanes - 3, 15 * lanes, 16 * lanes - 1, 16 * lanes]
+    rows = [1, 6, 67, 130, 259, 3, 66, 5, 131, 2, 69, 258]
     tight = {np.float64: 1e-12, np.float32: RTOL[np.float32]}[dtype]
+    monkeypatch.setattr(numba_backend, "FUSED_VECTORS_MAX", {8: 16, 4: 16})
     for fused_simd in (numba_backend.FUSED_SIMD, False):
         monkeypatch.setattr(numba_backend, "FUSED_SIMD", fused_simd)
-        for n, d in zip([1, 6, 67, 130, 259, 3, 66], widths, strict=True):
+        for n, d in zip(rows, widths, strict=True):
             X, y, w, b, _ = make_problem(rng, n, d, loss, dtype, scale=4.0)
             result = fastgd.loss_grad(X, y, w, b, loss=loss, backend="numba")
             assert_matches_naive(result, X, y, w, b, loss, None, tight)

@@ -24,7 +24,7 @@ intrinsics write those loops as LLVM vector code, the same steps as the Cython k
   where the CPU has both (numba.ONE_FEATURE_SIMD); the others are plain LLVM vector code
   that compiles for any CPU;
 - :func:`mse_one_feature` -- mse for d = 1, weighted or not, a 64-byte line of x a step.
-- :func:`fused_rows_part` -- unweighted mse and logistic on rows of two to eight 512-bit
+- :func:`fused_rows_part` -- unweighted mse and logistic on rows of two to sixteen 512-bit
   vectors, four rows a step (kernels/fastgd_fused_rows.c), where the CPU has AVX-512
   (numba.FUSED_SIMD).
 
@@ -1189,10 +1189,9 @@ def mse_one_feature(typingctx, x, y, sw, lo, hi, w0, b, has_sw):
     return types.UniTuple(types.float64, 3)(x, y, sw, lo, hi, w0, b, has_sw), _mse_one_feature_codegen
 
 
-#: The row lengths fused_rows_part takes, in 512-bit vectors of X's dtype (float64 9 to 64
-#: values, float32 17 to 128). Rows of 9 to 16 vectors ran as fast or slower with it than
-#: with numba's two-row loop (README, Performance).
-FUSED_VECTORS = range(2, 9)
+#: The row lengths fused_rows_part can take, in 512-bit vectors of X's dtype (float64 9 to
+#: 128 values, float32 17 to 256); which of them numba gives it is numba.FUSED_VECTORS_MAX.
+FUSED_VECTORS = range(2, 17)
 #: AMD Zen (LLVM's host CPU znver*): fused_rows_part takes its steps as
 #: kernels/fastgd_fused_rows.c does there (FGD_ZEN): the scores one row after
 #: another, the gradient update reading the rows again from X (no stack array), no

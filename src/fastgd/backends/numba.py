@@ -8,8 +8,8 @@ dtypes. The thread count is passed in from Python because calling
 each chunk in small blocks of rows (_scalar_loss_grad), except narrow X: d = 1 and
 d = 2 .. NARROW_D_MAX take one pass over the rows (_narrow_rows), and float64 X of
 FUSED_D_MIN .. FUSED_D_MAX features (float32: FUSED_F32_D_MIN .. FUSED_F32_D_MAX) one pass
-two rows at a time (_fused_rows_loss_grad); with AVX-512, unweighted rows of two to eight
-512-bit vectors one pass four rows at a time (_fused_rows_simd_loss_grad, see
+two rows at a time (_fused_rows_loss_grad); with AVX-512, unweighted rows of two to
+FUSED_VECTORS_MAX 512-bit vectors one pass four rows at a time (_fused_rows_simd_loss_grad, see
 _takes_fused_simd).
 """
 
@@ -171,6 +171,16 @@ ONE_FEATURE_SIMD = cpu_has(_CPU_FEATURES, "avx512f", "avx512dq")
 #: _simd.fused_rows_part (four rows a step, as kernels/fastgd_fused_rows.c), where the CPU
 #: has AVX-512; elsewhere _fused_rows_loss_grad's two rows a step.
 FUSED_SIMD = cpu_has(_CPU_FEATURES, "avx512f")
+#: The most 512-bit vectors a row that takes _simd.fused_rows_part has, by X's itemsize.
+#: Rows of 9 to 16 vectors against the two-row loop, one process, of the read, on the
+#: 2-core Intel Xeon (Emerald Rapids) VM: float64 logistic d = 72 0.89 -> 0.95, 100 0.89
+#: -> 0.97, 128 0.76 -> 0.81; mse 0.96 -> 1.04, 0.91 -> 1.06, 0.79 -> 0.92; float32
+#: logistic d = 144 0.85 -> 0.86, 200 0.89 -> 1.03, 224 0.82 -> 0.96, 240 0.91 -> 0.97,
+#: 256 0.85 -> 0.92 and 0.98 -> 0.97; mse 224 0.88 -> 0.95, 240 0.85 -> 1.09, 256 0.84
+#: -> 0.78 and 0.98 -> 0.97: float32 rows of sixteen vectors keep the two-row loop. On an
+#: earlier Intel Xeon VM rows of 9 to 16 vectors were mixed and AMD Zen was not measured
+#: with them: there, rows of up to eight.
+FUSED_VECTORS_MAX = {8: 8, 4: 8} if FUSED_ZEN else {8: 16, 4: 15}
 #: The shares (percent) of the next block's lines that the score groups and the steps ask
 #: for on their way; the gradient panels ask for the rest (as in kernels/cython_kernels.pyx).
 SCORES_AHEAD_PERCENT = 35
@@ -1575,7 +1585,8 @@ def _row_vectors(dtype, d):
 
 def _takes_fused_simd(dtype, d, weighted):
     """Whether unweighted mse/logistic on dense X take _fused_rows_simd_loss_grad: rows of
-    FUSED_VECTORS 512-bit vectors (wider than NARROW_D_MAX), where the CPU has AVX-512. In
+    two to FUSED_VECTORS_MAX 512-bit vectors (wider than NARROW_D_MAX), where the CPU has
+    AVX-512. In
     one process against the loops they replace, of the read (Intel Xeon VM): float64 10M x
     12 mse 0.46 -> 0.86, logistic 0.41 -> 0.76; 8M x 16 logistic 0.65 -> 0.79; 3.2M x 40
     0.73 -> 0.85; 2M x 64 0.89 -> 0.90; float32 6M x 20 mse 0.66 -> 0.87; 4M x 32 0.85 ->
@@ -1583,7 +1594,9 @@ def _takes_fused_simd(dtype, d, weighted):
     mse at 2M x 64 against _fused_rows_loss_grad's two rows a step: 0.94 against 0.97 on
     that VM, but on the Intel Xeon (Emerald Rapids) VM, in one process, two runs each,
     float64 1.01-1.04 against 0.93-0.94 and float32 0.95 against 0.83-0.86."""
-    return FUSED_SIMD and not weighted and d > NARROW_D_MAX and _row_vectors(dtype, d) in FUSED_VECTORS
+    vectors = _row_vectors(dtype, d)
+    fits = vectors in FUSED_VECTORS and vectors <= FUSED_VECTORS_MAX[dtype.itemsize]
+    return FUSED_SIMD and not weighted and d > NARROW_D_MAX and fits
 
 
 def _line_shift(X):
