@@ -1586,8 +1586,7 @@ def _row_vectors(dtype, d):
 def _takes_fused_simd(dtype, d, weighted):
     """Whether unweighted mse/logistic on dense X take _fused_rows_simd_loss_grad: rows of
     two to FUSED_VECTORS_MAX 512-bit vectors (wider than NARROW_D_MAX), where the CPU has
-    AVX-512. In
-    one process against the loops they replace, of the read (Intel Xeon VM): float64 10M x
+    AVX-512. In one process against the loops they replace, of the read (Intel Xeon VM): float64 10M x
     12 mse 0.46 -> 0.86, logistic 0.41 -> 0.76; 8M x 16 logistic 0.65 -> 0.79; 3.2M x 40
     0.73 -> 0.85; 2M x 64 0.89 -> 0.90; float32 6M x 20 mse 0.66 -> 0.87; 4M x 32 0.85 ->
     0.92, logistic 0.69 -> 0.78; 2M x 64 logistic 0.89 -> 0.98; 1.28M x 100 0.87 -> 0.95.
