@@ -187,6 +187,24 @@ static FGD_ALWAYS_INLINE void fgd_logistic_impl_f(const float *x, const void *y,
         part_end = hi < part + part_rows ? hi : part + part_rows;
         fgd_one_part_f s = {zero, zero, zero, zero};
         ptrdiff_t i = part;
+        if (part_end + ahead <= hi) /* 64 rows a step: a line of labels, four of x */
+            for (; i + 64 <= part_end; i += 64) {
+                for (int l = 0; l < 4; l++)
+                    __builtin_prefetch(x + i + ahead + 16 * l, 0, 3);
+                if (!labels)
+                    for (int l = 0; l < 4; l++)
+                        __builtin_prefetch((const float *)y + i + ahead + 16 * l, 0, 3);
+                else
+                    __builtin_prefetch((const unsigned char *)y + i + ahead, 0, 3);
+                for (int l = 0; l < 4; l++) {
+                    const ptrdiff_t r = i + 16 * l;
+                    if (labels)
+                        fgd_one_step_f(_mm512_loadu_ps(x + r), zero, fgd_label_mask(y, r, 16, 16), 1, W, B, 0xFFFF, &s,
+                                       &prod);
+                    else
+                        fgd_one_step_f(_mm512_loadu_ps(x + r), fgd_targets_f(y, r, 16), 0, 0, W, B, 0xFFFF, &s, &prod);
+                }
+            }
         for (; i + 16 <= part_end; i += 16) {
             if (i + ahead < hi) {
                 __builtin_prefetch(x + i + ahead, 0, 3);

@@ -570,16 +570,18 @@ def test_one_feature_vectors(backend, loss, dtype, rng):
     """d = 1 with AVX-512 (kernels/fastgd_one_feature.c; numba's _simd.mse_one_feature and
     _simd.logistic_one_feature): mse weighted or not and unweighted logistic, eight float64
     or sixteen float32 rows a vector (float32 mse widened to float64), logistic in parts of
-    2 KB of x. Row counts either side of a vector, of a part (256 float64, 512 float32
-    rows) and of two, so that each thread's rows end in a partial vector or none; scores of
-    both signs up to +-900 (past the exponential's clamp) and exactly 0; against the
-    independent reference."""
+    2 KB of x, logistic with y in X's dtype and as uint8 labels. Row counts either side of
+    a vector, of a part (256 float64, 512 float32 rows), of two, four and sixteen (where
+    float32 parts take steps of 64 rows: 4 KB of rows must follow the part), so that each
+    thread's rows end in a partial vector or none; scores of both signs up to +-900 (past
+    the exponential's clamp) and exactly 0; against the independent reference."""
     if backend == "cuda":
         pytest.skip("a CPU kernel path")
     tight = {np.float64: 1e-12, np.float32: RTOL[np.float32]}[dtype]
     lanes = 64 // np.dtype(dtype).itemsize
     part = 2048 // np.dtype(dtype).itemsize
-    counts = {1, 2, 3} | {m + e for m in (lanes, 2 * lanes, part, 2 * part, 4 * part) for e in (-1, 0, 1)}
+    ends = (lanes, 2 * lanes, part, 2 * part, 4 * part, 16 * part)
+    counts = {1, 2, 3} | {m + e for m in ends for e in (-1, 0, 1)}
     for n in sorted(counts):
         X = rng.normal(size=(n, 1)).astype(dtype)
         X[::5] = 0.0  # z = b there (logistic: sigmoid 1/2 at b = 0)
@@ -589,11 +591,13 @@ def test_one_feature_vectors(backend, loss, dtype, rng):
         else:
             y = rng.normal(size=n).astype(dtype)
             weights = [None, rng.uniform(0.1, 2.0, size=n).astype(dtype)]
+        targets = [y, y.astype(np.uint8)] if loss == "logistic" else [y]  # labels: their own masks
         for w0, b in [(1.7, 0.0), (-3.0, 0.4), (300.0, 0.0)]:
             w = np.array([w0], dtype)
             for sw in weights:
-                result = fastgd.loss_grad(X, y, w, b, loss=loss, sample_weight=sw, backend=backend)
-                assert_matches_naive(result, X, y, w, b, loss, sw, tight)
+                for yk in targets:
+                    result = fastgd.loss_grad(X, yk, w, b, loss=loss, sample_weight=sw, backend=backend)
+                    assert_matches_naive(result, X, y, w, b, loss, sw, tight)
 
 
 def test_numba_vector_code_follows_the_cpu_features():
@@ -608,7 +612,9 @@ def test_numba_vector_code_follows_the_cpu_features():
     assert numba_backend.cpu_has({"avx512f": True, "avx512dq": True}, "avx512f", "avx512dq")
     features = llvm_binding.get_host_cpu_features()
     assert numba_backend.SOFTMAX_SIMD == bool(features["avx512f"])
-    assert numba_backend.ONE_FEATURE_SIMD == bool(features["avx512f"] and features["avx512dq"])
+    assert numba_backend.ONE_FEATURE_SIMD == all(
+        features[f] for f in ("avx512f", "avx512dq", "avx512bw", "avx512vl")
+    )
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])

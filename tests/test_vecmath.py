@@ -1,5 +1,8 @@
 """The vectorisable exp and log1p of the CPU kernels against extended-precision NumPy."""
 
+import re
+from pathlib import Path
+
 import numba
 import numpy as np
 import pytest
@@ -8,10 +11,9 @@ from hypothesis import strategies as st
 
 from fastgd._config import NUMBA_FASTMATH
 from fastgd.backends._vecmath import (
-    EXP2_POLY_F32,
+    EXP2_FLOOR_POLY_F32,
     EXP_MIN,
     EXP_MIN_F32,
-    EXP_POLY_F32,
     PADE_EVEN,
     PADE_EXP2_EVEN,
     PADE_EXP2_ODD,
@@ -87,30 +89,67 @@ def test_exp_ratio_nonpositive_is_accurate_over_its_whole_range():
 
 
 def test_exp2_coefficients_are_the_exp_ones_in_units_of_ln2():
-    """The d = 1 loops' 2**f (scores in units of ln 2, |f| <= 1/2; kernels/fastgd_vecmath.h
-    holds the same numbers): PADE_EVEN / PADE_ODD and EXP_POLY_F32 with f ln 2 for r, and
-    accurate as those: the Pade ratio within 3e-16 of 2**f (evaluated here without fused
-    multiply-adds), the float32 polynomial (in float32) within 1.5 units in the last place."""
+    """The float64 d = 1 loops' 2**f (scores in units of ln 2, |f| <= 1/2;
+    kernels/fastgd_vecmath.h holds the same numbers): PADE_EVEN / PADE_ODD with f ln 2 for
+    r, and as accurate: the Pade ratio within 3e-16 of 2**f (evaluated here without fused
+    multiply-adds)."""
     ln2 = np.log(np.longdouble(2))
     for got, base, odd in [(PADE_EXP2_EVEN, PADE_EVEN, 0), (PADE_EXP2_ODD, PADE_ODD, 1)]:
         degrees = [2 * (len(base) - 1 - i) + odd for i in range(len(base))]
         want = [np.longdouble(c) * ln2**j for c, j in zip(base, degrees, strict=True)]
         np.testing.assert_allclose(np.array(got, np.longdouble), want, rtol=2e-16)
-    want32 = [np.float32(np.longdouble(c) * ln2**j) for j, c in enumerate(reversed(EXP_POLY_F32))]
-    assert list(reversed(EXP2_POLY_F32)) == want32
     f = np.linspace(-0.5, 0.5, 100_001)
     s = f * f
     even = np.polyval(PADE_EXP2_EVEN, s)
     odd = np.polyval(PADE_EXP2_ODD, s)
     exact = np.exp2(f.astype(np.longdouble))
     assert np.max(np.abs((even + f * odd) / (even - f * odd) - exact) / exact) < 3e-16  # 2.65e-16
-    f32 = f.astype(np.float32)
-    p = np.float32(0.0)
-    for c in EXP2_POLY_F32:
-        p = p * f32 + c
-    assert p.dtype == np.float32
-    exact32 = np.exp2(f32.astype(np.longdouble))
-    assert np.max(np.abs(p - exact32) / exact32) < 1.5 * 2.0**-24
+
+
+def _exp2_floor_poly_f32(f):
+    """EXP2_FLOOR_POLY_F32 at float32 f by Horner's scheme with fused multiply-adds, as the
+    kernels evaluate it (the product of two float32 values is exact in float64)."""
+    p = np.full_like(f, EXP2_FLOOR_POLY_F32[0])
+    for c in EXP2_FLOOR_POLY_F32[1:]:
+        p = (p.astype(np.float64) * f + np.float64(c)).astype(np.float32)
+    return p
+
+
+def test_float32_exp2_on_zero_one_is_accurate():
+    """The float32 d = 1 loops' 2**f for f = v - floor(v) in [0, 1): within 1.45e-7 of 2**f
+    (1.41e-7 measured), exactly 1 at f = 0 (so that 2**-|t| is exact at integers and
+    sigmoid(0) is 1/2); and 2**-|t| as the loops make it from v = -min(|t|, clamp),
+    f = v - floor(v), p(f) 2**floor(v), within 1.6e-7 over the whole range (the fraction
+    rounds to float32 where floor(v) < -1)."""
+    f = np.concatenate([np.linspace(0.0, 1.0, 400_001)[:-1], np.geomspace(1e-30, 0.999, 2001)])
+    f32 = np.unique(f.astype(np.float32))
+    f32 = f32[f32 < 1]
+    exact = np.exp2(f32.astype(np.longdouble))
+    assert np.max(np.abs(_exp2_floor_poly_f32(f32) - exact) / exact) < 1.45e-7
+    assert _exp2_floor_poly_f32(np.zeros(1, np.float32))[0] == 1.0
+    clamp = np.float32(-EXP_MIN_F32 / np.log(2.0))
+    t = np.concatenate([np.linspace(-130.0, 130.0, 200_001), np.arange(-125, 126)]).astype(np.float32)
+    v = -np.minimum(np.abs(t), clamp)
+    k = np.floor(v)
+    e = _exp2_floor_poly_f32((v - k).astype(np.float32)).astype(np.longdouble) * np.exp2(
+        k.astype(np.longdouble)
+    )
+    want = np.exp2(v.astype(np.longdouble))
+    assert np.max(np.abs(e - want) / want) < 1.6e-7
+    integral = (t == np.round(t)) & (np.abs(t) <= clamp)
+    assert np.array_equal(e[integral], want[integral])
+
+
+def test_float32_exp2_coefficients_are_the_c_kernels_ones():
+    """kernels/fastgd_vecmath.h's FGD_EXP2_FLOOR_POLY_F holds EXP2_FLOOR_POLY_F32's numbers
+    (the numba and C loops evaluate the same polynomial)."""
+    header = Path(__file__).resolve().parents[1] / "kernels" / "fastgd_vecmath.h"
+    if not header.exists():
+        pytest.skip("the C sources are not beside this test (an installed copy of fastgd)")
+    text = header.read_text()
+    body = re.search(r"FGD_EXP2_FLOOR_POLY_F\[6\] = \{([^}]*)\}", text).group(1)
+    got = [np.float32(c.strip().rstrip("f")) for c in body.split(",")]
+    assert got == list(EXP2_FLOOR_POLY_F32)
 
 
 def test_exp_nonpositive_clamps_underflow_and_keeps_nan():

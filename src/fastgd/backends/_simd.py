@@ -48,7 +48,7 @@ from numba.extending import intrinsic
 
 from ._vecmath import (
     _PAIR_CONSTANTS,
-    EXP2_POLY_F32,
+    EXP2_FLOOR_POLY_F32,
     EXP_MIN,
     EXP_MIN_F32,
     INV_LN2_F32,
@@ -937,16 +937,38 @@ def _x86_call(builder, name, a, *operands):
     return builder.call(fn, [a, *operands, a, ir.Constant(mask_t, -1), _I32(4)])
 
 
-def _exp2_neg_abs_reduce(builder, t, clamp):
-    """For t = z / ln 2: -min(|t|, clamp) = k + f with k an integer and |f| <= 1/2, as
+def _exp2_neg_abs_reduce(builder, t, clamp, floor=False):
+    """For t = z / ln 2: v = -min(|t|, clamp) = k + f with k an integer, as
     kernels/fastgd_vecmath.h: AVX-512DQ's vrange (the smaller magnitude, its sign set) and
-    vreduce (v - round(v), no exceptions). Returns (k, f)."""
+    vreduce (no exceptions). Returns (k, f): f = v - round(v), |f| <= 1/2; with floor,
+    f = v - floor(v) in [0, 1) and v for k (vscalef multiplies by 2**floor(v) itself, so
+    no subtraction makes k)."""
     vt = t.type
     v = _x86_call(
         builder, "llvm.x86.avx512.mask.range.{}.512", t, ir.Constant(vt, [clamp] * vt.count), _I32(0x0E)
     )
-    f = _x86_call(builder, "llvm.x86.avx512.mask.reduce.{}.512", v, _I32(0x08))
-    return builder.fsub(v, f), f
+    f = _x86_call(builder, "llvm.x86.avx512.mask.reduce.{}.512", v, _I32(0x09 if floor else 0x08))
+    return (v if floor else builder.fsub(v, f)), f
+
+
+llvm_binding.initialize_native_asmparser()  # for _label_mask's inline assembly
+
+
+def _label_mask(builder, v):
+    """<n x i1>: the lanes of the n (8 or 16) uint8 labels v that are not 0, by vptestmb
+    (AVX-512BW) in inline assembly. From a byte compare LLVM takes the mask of the zero
+    labels and blends each result it selects (two operations where the C loop's masked
+    subtraction takes one); this mask it cannot invert."""
+    n = v.type.count
+    wide = v  # 16 bytes: eight labels take eight zeros after them
+    if n != 16:
+        lanes = ir.Constant(_vec(_I32, 16), list(range(16)))
+        wide = builder.shuffle_vector(v, ir.Constant(v.type, None), lanes)
+    fnty = ir.FunctionType(ir.IntType(16), [wide.type])
+    bits = builder.asm(fnty, "vptestmb $1, $1, $0", "=k,v", [wide], side_effect=False)
+    if n != 16:
+        bits = builder.trunc(bits, ir.IntType(n))
+    return builder.bitcast(bits, _vec(_I1, n))
 
 
 def _logistic_one_feature_codegen(context, builder, sig, args):
@@ -997,17 +1019,26 @@ def _logistic_one_feature_codegen(context, builder, sig, args):
     def accumulate(slot, value):
         builder.store(builder.fadd(builder.load(slot), value), slot)
 
+    def masked_accumulate(slot, op, value, mask):
+        """slot op value in the lanes of mask (None: all), one masked operation."""
+        total = builder.load(slot)
+        value = op(total, value)
+        builder.store(value if mask is None else builder.select(mask, value, total), slot)
+
     def horner(coefs, r):
         return _horner(builder, [const(c) for c in coefs], r)
 
     def step(xv, yv, live):
         """One vector of rows; live (None: all) marks those that count (the others were
-        loaded as x = y = 0, which add 0 to the loss's y t and to g)."""
+        loaded as x = y = 0, which add 0 to the loss's y t and to g). yv: the targets in
+        X's dtype, or with labels the mask of the rows labelled 1."""
         t = _fma(builder, xv, w_v, b_v)  # z in float32
         nonneg = builder.fcmp_ordered(">=", t, zero)
-        k, f = _exp2_neg_abs_reduce(builder, builder.fmul(t, const(float(INV_LN2_F32))) if f32 else t, clamp)
-        if f32:  # e^-|z| = 2**k p(f) (fgd_exp2f_neg_abs_v16), q = e / (1 + e)
-            e = _scalef(builder, horner([float(c) for c in EXP2_POLY_F32], f), k)
+        k, f = _exp2_neg_abs_reduce(
+            builder, builder.fmul(t, const(float(INV_LN2_F32))) if f32 else t, clamp, floor=f32
+        )
+        if f32:  # e^-|z| = 2**floor(v) p(f) (fgd_exp2f_neg_abs_v16), q = e / (1 + e)
+            e = _scalef(builder, horner([float(c) for c in EXP2_FLOOR_POLY_F32], f), k)
             q = _divide(builder, e, builder.fadd(one, e))
         else:  # e^-|z| = num / den (fgd_exp2_neg_abs_ratio_v8d), q = num / (num + den)
             s2 = builder.fmul(f, f)
@@ -1016,12 +1047,16 @@ def _logistic_one_feature_codegen(context, builder, sig, args):
             den = _fma(builder, builder.fsub(const(-0.0), odd), f, even)
             q = _divide(builder, num, builder.fadd(num, den))
         # q = sigmoid(-|z|): sigmoid(z) = 1 - q for z >= 0, q below
-        res = builder.fsub(builder.select(nonneg, builder.fsub(one, q), q), yv)
+        sig = builder.select(nonneg, builder.fsub(one, q), q)
         loss, loss_pos, dz, g = part_sums
-        builder.store(_fma(builder, builder.fsub(const(-0.0), yv), t, builder.load(loss)), loss)
-        pos = nonneg if live is None else builder.and_(nonneg, live)
-        accumulate(loss_pos, builder.select(pos, t, zero))
-        accumulate(dz, res if live is None else builder.select(live, res, zero))
+        if labels:  # masked subtractions where y = 1, as the C loop: no vector of targets
+            res = builder.select(yv, builder.fsub(sig, one), sig)
+            masked_accumulate(loss, builder.fsub, t, yv)
+        else:
+            res = builder.fsub(sig, yv)
+            builder.store(_fma(builder, builder.fsub(const(-0.0), yv), t, builder.load(loss)), loss)
+        masked_accumulate(loss_pos, builder.fadd, t, nonneg if live is None else builder.and_(nonneg, live))
+        masked_accumulate(dz, builder.fadd, res, live)
         builder.store(_fma(builder, res, xv, builder.load(g)), g)
         prod = builder.load(p_prod)
         factor = _fma(builder, builder.fsub(const(-0.0), q), prod, prod)  # prod (1 - q), one rounding
@@ -1038,13 +1073,13 @@ def _logistic_one_feature_codegen(context, builder, sig, args):
 
     def targets(i, live):
         """y's vector of rows from i (live: None, or the lanes to load), in X's dtype; uint8
-        labels as 0 or 1 selected by a byte compare (no conversion of the bytes)."""
+        labels as the mask of those labelled 1 (a byte compare, no conversion)."""
         ptr = builder.gep(Y, [i])
         if not labels:
             return _load_vec(builder, ptr, vt) if live is None else _masked_load(builder, ptr, live, vt)
         bt = _vec(ir.IntType(8), nl)
         v = _load_vec(builder, ptr, bt) if live is None else _masked_load(builder, ptr, live, bt)
-        return builder.select(builder.icmp_unsigned("!=", v, ir.Constant(bt, None)), one, zero)
+        return _label_mask(builder, v)
 
     itemsize = 4 if f32 else 8
     part_rows = ONE_FEATURE_PART_BYTES // itemsize
@@ -1052,9 +1087,27 @@ def _logistic_one_feature_codegen(context, builder, sig, args):
     with cgutils.for_range_slice(builder, lo, hi, _I64(part_rows), _I64) as (part, _):
         end = builder.add(part, _I64(part_rows))
         end = builder.select(builder.icmp_signed("<", end, hi), end, hi)
-        full = builder.sdiv(builder.sub(end, part), _I64(nl))
+        start = part
+        if f32:  # 64 rows a step where the part's lines ahead lie before hi: four vectors,
+            # a line of labels (or four of y) and four of x asked for, no test a vector
+            before_hi = builder.icmp_signed("<=", builder.add(end, _I64(ahead)), hi)
+            quads = builder.select(before_hi, builder.sdiv(builder.sub(end, part), _I64(64)), _I64(0))
+            with cgutils.for_range(builder, quads) as loop:
+                i = builder.add(part, builder.mul(loop.index, _I64(64)))
+                at = builder.add(i, _I64(ahead))
+                for lane in range(0, 64, nl):
+                    prefetch_line(builder, builder.gep(X, [builder.add(at, _I64(lane))]), locality=3)
+                    if not labels:
+                        prefetch_line(builder, builder.gep(Y, [builder.add(at, _I64(lane))]), locality=3)
+                if labels:
+                    prefetch_line(builder, builder.gep(Y, [at]), locality=3)
+                for lane in range(0, 64, nl):
+                    r = builder.add(i, _I64(lane))
+                    step(_load_vec(builder, builder.gep(X, [r]), vt), targets(r, None), None)
+            start = builder.add(part, builder.mul(quads, _I64(64)))
+        full = builder.sdiv(builder.sub(end, start), _I64(nl))
         with cgutils.for_range(builder, full) as loop:
-            i = builder.add(part, builder.mul(loop.index, _I64(nl)))
+            i = builder.add(start, builder.mul(loop.index, _I64(nl)))
             at = builder.add(i, _I64(ahead))  # a line of x and one of y, into L1, before hi
             with builder.if_then(builder.icmp_signed("<", at, hi), likely=True):
                 prefetch_line(builder, builder.gep(X, [at]), locality=3)
@@ -1066,7 +1119,7 @@ def _logistic_one_feature_codegen(context, builder, sig, args):
                     prefetch_line(builder, builder.gep(Y, [at]), locality=3)
             xv = _load_vec(builder, builder.gep(X, [i]), vt)
             step(xv, targets(i, None), None)
-        i = builder.add(part, builder.mul(full, _I64(nl)))
+        i = builder.add(start, builder.mul(full, _I64(nl)))
         with builder.if_then(builder.icmp_signed("<", i, end)):
             live = _lane_mask(builder, builder.sub(end, i), nl)
             xv = _masked_load(builder, builder.gep(X, [i]), live, vt)

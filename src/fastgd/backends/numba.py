@@ -164,9 +164,10 @@ SOFTMAX_SIMD = cpu_has(_CPU_FEATURES, "avx512f")
 SCORE_ROWS = SOFTMAX_SIMD and llvm_binding.get_host_cpu_name().startswith("znver")
 #: Whether d = 1 mse and unweighted logistic take _simd.mse_one_feature and
 #: _simd.logistic_one_feature (512-bit vectors, as kernels/fastgd_one_feature.c), where
-#: the CPU has AVX-512 F and DQ (vscalef, vrange, vreduce: x86 intrinsics); elsewhere
-#: _mse_one_feature, _logistic_one_feature and _logistic_one_feature_f32.
-ONE_FEATURE_SIMD = cpu_has(_CPU_FEATURES, "avx512f", "avx512dq")
+#: the CPU has AVX-512 F and DQ (vscalef, vrange, vreduce: x86 intrinsics) and BW and VL
+#: (vptestmb on 16 bytes, the labels' mask); elsewhere _mse_one_feature,
+#: _logistic_one_feature and _logistic_one_feature_f32.
+ONE_FEATURE_SIMD = cpu_has(_CPU_FEATURES, "avx512f", "avx512dq", "avx512bw", "avx512vl")
 #: Whether unweighted mse and logistic on rows of FUSED_VECTORS 512-bit vectors take
 #: _simd.fused_rows_part (four rows a step, as kernels/fastgd_fused_rows.c), where the CPU
 #: has AVX-512; elsewhere _fused_rows_loss_grad's two rows a step.
