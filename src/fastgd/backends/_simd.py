@@ -584,22 +584,22 @@ def _exp_reduce(builder, x, f32):
     v = builder.select(builder.fcmp_ordered("<", x, const(minimum)), const(minimum), x)  # NaN kept
     km = _fma(builder, v, const(inv_ln2), const(magic))
     k = builder.fsub(km, const(magic))
-    neg_k = builder.fsub(const(0.0), k)
+    neg_k = builder.fneg(k)  # folded into the multiply-adds (vfnmadd; 0 - k took a subtraction)
     return km, k, _fma(builder, neg_k, const(ln2_lo), _fma(builder, neg_k, const(ln2_hi), v))
 
 
 def _exp_nonpositive(builder, x, f32):
-    """exp(x) for x <= 0 on a vector: exp_nonpositive's steps (exp_nonpositive_f32's for
-    float32), the polynomial by Estrin's scheme for float64 and Horner's for float32 (as
-    kernels/fastgd_vecmath.h)."""
-    _, _, _, _, _, poly, bias, mask, bits, _, it = _PAIR_CONSTANTS[types.float32 if f32 else types.float64]
+    """exp(x) for x <= 0 on a 512-bit vector: exp_nonpositive's steps (exp_nonpositive_f32's
+    for float32), the polynomial by Estrin's scheme for float64 and Horner's for float32,
+    2**k by vscalef (as kernels/fastgd_vecmath.h: one instruction where the exponent's bits
+    took an integer add, an and, a shift and a multiply)."""
+    poly = _PAIR_CONSTANTS[types.float32 if f32 else types.float64][5]
     vt = x.type
-    ivt = _vec(it, vt.count)
 
     def const(c, t=vt):
         return ir.Constant(t, [c] * t.count)
 
-    km, k, r = _exp_reduce(builder, x, f32)
+    _, k, r = _exp_reduce(builder, x, f32)
     a = [const(c) for c in reversed(poly)]  # a[i]: the coefficient of r**i
     if f32:  # degree 6, by Horner's scheme (as fgd_poly6_v16 of kernels/fastgd_vecmath.h)
         p = _horner(builder, a[::-1], r)
@@ -609,11 +609,7 @@ def _exp_nonpositive(builder, x, f32):
         pairs = [_fma(builder, a[i + 1], r, a[i]) for i in range(0, 12, 2)]
         q = [_fma(builder, pairs[i + 1], r2, pairs[i]) for i in range(0, 6, 2)]
         p = _fma(builder, q[2], builder.fmul(r4, r4), _fma(builder, q[1], r4, q[0]))
-    exponent = builder.shl(
-        builder.and_(builder.add(builder.bitcast(km, ivt), const(bias, ivt)), const(mask, ivt)),
-        const(bits, ivt),
-    )
-    return builder.fmul(p, builder.bitcast(exponent, vt))
+    return _scalef(builder, p, k)
 
 
 def _log1p(builder, x):
@@ -780,9 +776,8 @@ def _softmax_steps_codegen(context, builder, sig, args):
                 below = builder.fcmp_ordered("<", zq, t["top_v"])
                 rest = builder.load(t["rest"])
                 builder.store(builder.select(below, builder.fadd(rest, e), rest), t["rest"])
-                builder.store(
-                    builder.fadd(builder.load(t["below_n"]), builder.select(below, one, zero)), t["below_n"]
-                )
+                below_n = builder.load(t["below_n"])
+                builder.store(builder.select(below, builder.fadd(below_n, one), below_n), t["below_n"])
         with cgutils.for_range(
             builder, builder.sub(n_pf, builder.select(builder.icmp_signed("<", k, n_pf), k, n_pf))
         ) as loop:
