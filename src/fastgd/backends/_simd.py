@@ -1011,11 +1011,8 @@ def _logistic_one_feature_codegen(context, builder, sig, args):
     p_prod = cgutils.alloca_once_value(builder, one)  # of 1 - q
     p_exp = cgutils.alloca_once_value(builder, const(0.0, dvt))  # exponents taken out of it
 
-    def accumulate(slot, value):
-        builder.store(builder.fadd(builder.load(slot), value), slot)
-
-    def masked_accumulate(slot, op, value, mask):
-        """slot op value in the lanes of mask (None: all), one masked operation."""
+    def accumulate(slot, value, mask=None, op=builder.fadd):
+        """slot op value in the lanes of mask (None: all): one masked operation."""
         total = builder.load(slot)
         value = op(total, value)
         builder.store(value if mask is None else builder.select(mask, value, total), slot)
@@ -1046,12 +1043,12 @@ def _logistic_one_feature_codegen(context, builder, sig, args):
         loss, loss_pos, dz, g = part_sums
         if labels:  # masked subtractions where y = 1, as the C loop: no vector of targets
             res = builder.select(yv, builder.fsub(sig, one), sig)
-            masked_accumulate(loss, builder.fsub, t, yv)
+            accumulate(loss, t, yv, builder.fsub)
         else:
             res = builder.fsub(sig, yv)
             builder.store(_fma(builder, builder.fsub(const(-0.0), yv), t, builder.load(loss)), loss)
-        masked_accumulate(loss_pos, builder.fadd, t, nonneg if live is None else builder.and_(nonneg, live))
-        masked_accumulate(dz, builder.fadd, res, live)
+        accumulate(loss_pos, t, nonneg if live is None else builder.and_(nonneg, live))
+        accumulate(dz, res, live)
         builder.store(_fma(builder, res, xv, builder.load(g)), g)
         prod = builder.load(p_prod)
         factor = _fma(builder, builder.fsub(const(-0.0), q), prod, prod)  # prod (1 - q), one rounding
