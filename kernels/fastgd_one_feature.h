@@ -49,6 +49,22 @@
  *   numba / cython 0.43-0.46 of the read, where they took 0.34-0.42 / 0.37-0.45 before on
  *   the same day. A division of 1 by 1 + e (or vrcp14 and a Newton step) with sigmoid as
  *   a masked multiply and the product of the 1 / (1 + e) was 5% slower.
+ * - float32, the divider: vdivps takes about 10 cycles a vector on this VM's divider (four
+ *   independent ones 13.5 ns; eight multiply-adds fit beside one), which bound the loop
+ *   with one a vector. The 64-row steps take one division for their four vectors: r = 1 /
+ *   (d0 d1 d2 d3) of the denominators d = 1 + e (each in [1, 2]), u0 = r (d2 d3) d1 and so
+ *   on, sigmoid(z) = u or e u (a masked multiply), the product of the u times r: as many
+ *   operations, a quarter of the divider (fgd_one_quad_f); eight vectors a division, a
+ *   chain of seven multiplies, and the next step's exponentials before this step's sums
+ *   were slower. And x aligned: NumPy's large arrays start 16 bytes past a 64-byte line, so
+ *   that every vector load spanned two lines (the C loop loads x twice a step; numba's
+ *   once, and lost little): the rows before the first line boundary are a part of their
+ *   own (fgd_part_end). Parts of 4 KB of x, not 2. One core, in one process, 2M rows: the C
+ *   loop 0.309-0.313 -> 0.275-0.276 ns a row (262,144 rows: quad 0.96-0.97, aligned 0.92 of
+ *   the time, 4 KB parts 0.975); numba's 0.314-0.317 -> 0.300-0.308, 1.07x the C loop's
+ *   (its masked multiply in inline assembly, _simd._multiply_where_not: from a select LLVM
+ *   made a multiply and a blend, 2-4% slower). Results within 5e-7 of float64 arithmetic
+ *   on the same values, as before (1.6e-8 at 200,001 rows).
  *
  * Logistic sums as in fastgd_narrow.h: sum l, sum (sigmoid(z) - y) x, sum (sigmoid(z) -
  * y), each lane summing its rows, the loss's max(z, 0) - y z in units of ln 2 (float64).

@@ -570,16 +570,17 @@ def test_one_feature_vectors(backend, loss, dtype, rng):
     """d = 1 with AVX-512 (kernels/fastgd_one_feature.c; numba's _simd.mse_one_feature and
     _simd.logistic_one_feature): mse weighted or not and unweighted logistic, eight float64
     or sixteen float32 rows a vector (float32 mse widened to float64), logistic in parts of
-    2 KB of x, logistic with y in X's dtype and as uint8 labels. Row counts either side of
-    a vector, of a part (256 float64, 512 float32 rows), of two, four and sixteen (where
-    float32 parts take steps of 64 rows: 4 KB of rows must follow the part), so that each
-    thread's rows end in a partial vector or none; scores of both signs up to +-900 (past
-    the exponential's clamp) and exactly 0; against the independent reference."""
+    4 KB of x, logistic with y in X's dtype and as uint8 labels. Row counts either side of
+    a vector, of a part (512 float64, 1024 float32 rows), of two, four and sixteen (where
+    float32 parts take steps of 64 rows, four vectors with one division: 4 KB of rows must
+    follow the part), so that each thread's rows end in a partial vector or none; scores
+    of both signs up to +-900 (past the exponential's clamp) and exactly 0; against the
+    independent reference."""
     if backend == "cuda":
         pytest.skip("a CPU kernel path")
     tight = {np.float64: 1e-12, np.float32: RTOL[np.float32]}[dtype]
     lanes = 64 // np.dtype(dtype).itemsize
-    part = 2048 // np.dtype(dtype).itemsize
+    part = 4096 // np.dtype(dtype).itemsize
     ends = (lanes, 2 * lanes, part, 2 * part, 4 * part, 16 * part)
     counts = {1, 2, 3} | {m + e for m in ends for e in (-1, 0, 1)}
     for n in sorted(counts):
@@ -598,6 +599,41 @@ def test_one_feature_vectors(backend, loss, dtype, rng):
                 for yk in targets:
                     result = fastgd.loss_grad(X, yk, w, b, loss=loss, sample_weight=sw, backend=backend)
                     assert_matches_naive(result, X, y, w, b, loss, sw, tight)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+def test_one_feature_logistic_at_every_alignment(backend, dtype, rng):
+    """Unweighted d = 1 logistic with x starting at each element of a 64-byte line: the
+    CPU loops take the rows before x's first line boundary as a part of their own, then
+    whole aligned vectors (NumPy's large arrays start 16 bytes past a line). Fewer rows
+    than that head, about a vector, several parts and a few thousand rows, y as uint8
+    labels and in X's dtype, against float64 arithmetic on the same values (float32:
+    within the few float32 roundings of test_float32_logistic_one_feature_is_float32_exact,
+    relative to the loss and the gradient's scales)."""
+    if backend == "cuda":
+        pytest.skip("a CPU kernel path")
+    itemsize = np.dtype(dtype).itemsize
+    lanes, part = 64 // itemsize, 4096 // itemsize
+    size = 3 * part + 2 * lanes + 1000
+    buf = rng.uniform(-3.0, 3.0, size=size + lanes).astype(dtype)
+    labels = rng.random(size + lanes) < 0.5
+    first = (-buf.ctypes.data % 64) // itemsize  # buf[first] starts a line
+    # float32: z = x w + b rounds by up to |z| 2**-24 a row, which the sums of thousands of
+    # rows average out (5e-7 then) but not a few rows' (up to 4.4e-6 of a row's loss)
+    rel = {np.float64: lambda n: 1e-12, np.float32: lambda n: 5e-7 if n > 1000 else 2e-5}[dtype]
+    w = np.array([1.3], dtype)
+    for shift in range(lanes):
+        start = first + shift
+        for n in (1, 3, lanes + 1, 3 * part + 5, size - lanes):
+            X = buf[start : start + n].reshape(n, 1)
+            assert X.ctypes.data % 64 == shift * itemsize
+            yb = labels[start : start + n]
+            X64, y64 = X.astype(np.float64), yb.astype(np.float64)
+            for y in (yb.astype(np.uint8), yb.astype(dtype)):
+                result = fastgd.loss_grad(X, y, w, np.float32(0.2), loss="logistic", backend=backend)
+                assert_matches_naive(
+                    result, X64, y64, w.astype(np.float64), float(np.float32(0.2)), "logistic", None, rel(n)
+                )
 
 
 def test_numba_vector_code_follows_the_cpu_features():

@@ -886,7 +886,7 @@ def softmax_steps(typingctx, ZT, m, k, kq, y, start, sw, has_sw, rsv, logs, X, p
 
 #: Bytes of x per part of logistic_one_feature (FGD_ONE_FEATURE_PART_BYTES in
 #: kernels/fastgd_one_feature.c): the rows between two foldings of its products.
-ONE_FEATURE_PART_BYTES = 2048
+ONE_FEATURE_PART_BYTES = 4096
 #: How far ahead each vector step asks for a line of x and one of y, into L1
 #: (FGD_ONE_FEATURE_AHEAD_BYTES in kernels/fastgd_one_feature.c, which says why).
 ONE_FEATURE_AHEAD_BYTES = 4096
@@ -966,6 +966,18 @@ def _label_mask(builder, v):
     return builder.bitcast(bits, _vec(_I1, n))
 
 
+def _multiply_where_not(builder, a, b, mask):
+    """a b in the lanes where mask (<16 x i1>) is false, a elsewhere: knotw and a masked
+    vmulps in inline assembly, as the C loop's _mm512_mask_mul_ps; from a select LLVM
+    emits a multiply and a blend, which took the C loop 3% longer."""
+    bits = builder.bitcast(mask, ir.IntType(16))
+    fnty = ir.FunctionType(ir.LiteralStructType([a.type, ir.IntType(16)]), [b.type, bits.type, a.type])
+    out = builder.asm(
+        fnty, "knotw $3, $1\n\tvmulps $2, $0, $0 {$1}", "=v,=&^Yk,v,^Yk,0", [b, bits, a], side_effect=False
+    )
+    return builder.extract_value(out, 0)
+
+
 def _logistic_one_feature_codegen(context, builder, sig, args):
     x_ty = sig.args[0]
     x_arr, y_arr, lo, hi, w0, b = _indices_as_intp(context, builder, sig, args)
@@ -1006,10 +1018,24 @@ def _logistic_one_feature_codegen(context, builder, sig, args):
     clamp = float(-EXP_MIN_F32 / LN2) if f32 else -EXP_MIN / LN2
     # Sums by lane, loss and loss_pos (float64: in units of ln 2): float64 rows sum in X's
     # dtype throughout; float32 rows in float32 over a part, then into the float64 totals.
+    # The float64 totals take eight lanes (float32: lanes i and i + 8 added, as C's
+    # fgd_widen_sum), so that they stay in registers through the steps.
     part_sums = [cgutils.alloca_once_value(builder, zero) for _ in range(4)]  # loss, loss_pos, dz, g
-    totals = [cgutils.alloca_once_value(builder, const(0.0, dvt)) for _ in range(4)]
-    p_prod = cgutils.alloca_once_value(builder, one)  # of 1 - q
-    p_exp = cgutils.alloca_once_value(builder, const(0.0, dvt))  # exponents taken out of it
+    tvt = _vec(f64, 8)
+    totals = [cgutils.alloca_once_value(builder, const(0.0, tvt)) for _ in range(3)]  # loss terms, dz, g
+    p_prod = cgutils.alloca_once_value(builder, one)  # of 1 - q (= 1 / (1 + e))
+    p_exp = cgutils.alloca_once_value(builder, const(0.0, tvt))  # exponents taken out of it
+
+    def halves(v):
+        """v's lanes i and i + 8 (float32 or int32: sixteen lanes), or v (eight lanes)."""
+        if v.type.count == 8:
+            return v, None
+        return _shuffle(builder, v, v, range(8)), _shuffle(builder, v, v, range(8, 16))
+
+    def widen_sum(v):
+        """float32 v's sixteen lanes as eight float64 lanes, i and i + 8 added."""
+        lo, hi = halves(v)
+        return builder.fadd(builder.fpext(lo, tvt), builder.fpext(hi, tvt))
 
     def accumulate(slot, value, mask=None, op=builder.fadd):
         """slot op value in the lanes of mask (None: all): one masked operation."""
@@ -1020,26 +1046,11 @@ def _logistic_one_feature_codegen(context, builder, sig, args):
     def horner(coefs, r):
         return _horner(builder, [const(c) for c in coefs], r)
 
-    def step(xv, yv, live):
-        """One vector of rows; live (None: all) marks those that count (the others were
-        loaded as x = y = 0, which add 0 to the loss's y t and to g). yv: the targets in
-        X's dtype, or with labels the mask of the rows labelled 1."""
-        t = _fma(builder, xv, w_v, b_v)  # z in float32
-        nonneg = builder.fcmp_ordered(">=", t, zero)
-        k, f = _exp2_neg_abs_reduce(
-            builder, builder.fmul(t, const(float(INV_LN2_F32))) if f32 else t, clamp, floor=f32
-        )
-        if f32:  # e^-|z| = 2**floor(v) p(f) (fgd_exp2f_neg_abs_v16), q = e / (1 + e)
-            e = _scalef(builder, horner([float(c) for c in EXP2_FLOOR_POLY_F32], f), k)
-            q = _divide(builder, e, builder.fadd(one, e))
-        else:  # e^-|z| = num / den (fgd_exp2_neg_abs_ratio_v8d), q = num / (num + den)
-            s2 = builder.fmul(f, f)
-            even, odd = horner(PADE_EXP2_EVEN, s2), horner(PADE_EXP2_ODD, s2)
-            num = _scalef(builder, _fma(builder, odd, f, even), k)
-            den = _fma(builder, builder.fsub(const(-0.0), odd), f, even)
-            q = _divide(builder, num, builder.fadd(num, den))
-        # q = sigmoid(-|z|): sigmoid(z) = 1 - q for z >= 0, q below
-        sig = builder.select(nonneg, builder.fsub(one, q), q)
+    def sums(xv, yv, live, t, nonneg, sig):
+        """Adds a vector of rows to the part's sums given sigmoid(z) (t: the scores; live:
+        None, or the lanes that count, the others loaded as x = y = 0, which add 0 to the
+        loss's y t and to g; yv: the targets in X's dtype, or with labels the mask of the
+        rows labelled 1)."""
         loss, loss_pos, dz, g = part_sums
         if labels:  # masked subtractions where y = 1, as the C loop: no vector of targets
             res = builder.select(yv, builder.fsub(sig, one), sig)
@@ -1050,9 +1061,68 @@ def _logistic_one_feature_codegen(context, builder, sig, args):
         accumulate(loss_pos, t, nonneg if live is None else builder.and_(nonneg, live))
         accumulate(dz, res, live)
         builder.store(_fma(builder, res, xv, builder.load(g)), g)
+
+    def front(xv):
+        """float32 (fgd_one_front): z, kept for the loss terms, e = e^-|z| from t = z (1 /
+        ln 2) (fgd_exp2f_neg_abs_v16), whether z >= 0, and 1 + e."""
+        z = _fma(builder, xv, w_v, b_v)
+        k, f = _exp2_neg_abs_reduce(builder, builder.fmul(z, const(float(INV_LN2_F32))), clamp, floor=True)
+        e = _scalef(builder, horner([float(c) for c in EXP2_FLOOR_POLY_F32], f), k)
+        return z, e, builder.fcmp_ordered(">=", z, zero), builder.fadd(one, e)
+
+    def back(xv, yv, live, fr, u):
+        """float32 (fgd_one_back): the sums given u = 1 / (1 + e); sigmoid(z) = u for z >=
+        0, e u below (the product's factor u is the caller's)."""
+        z, e, nonneg, _ = fr
+        sums(xv, yv, live, z, nonneg, _multiply_where_not(builder, u, e, nonneg))
+
+    def multiply_product(factor, live=None):
+        prod = builder.load(p_prod)
+        value = builder.fmul(prod, factor)
+        builder.store(value if live is None else builder.select(live, value, prod), p_prod)
+
+    def step(xv, yv, live):
+        """One vector of rows (yv and live as in sums), its own division."""
+        if f32:
+            fr = front(xv)
+            u = _divide(builder, one, fr[3])
+            back(xv, yv, live, fr, u)
+            multiply_product(u, live)
+            return
+        # float64: e^-|z| = num / den (fgd_exp2_neg_abs_ratio_v8d), q = num / (num + den)
+        t = _fma(builder, xv, w_v, b_v)
+        nonneg = builder.fcmp_ordered(">=", t, zero)
+        k, f = _exp2_neg_abs_reduce(builder, t, clamp)
+        s2 = builder.fmul(f, f)
+        even, odd = horner(PADE_EXP2_EVEN, s2), horner(PADE_EXP2_ODD, s2)
+        num = _scalef(builder, _fma(builder, odd, f, even), k)
+        den = _fma(builder, builder.fsub(const(-0.0), odd), f, even)
+        q = _divide(builder, num, builder.fadd(num, den))
+        # q = sigmoid(-|z|): sigmoid(z) = 1 - q for z >= 0, q below
+        sums(xv, yv, live, t, nonneg, builder.select(nonneg, builder.fsub(one, q), q))
         prod = builder.load(p_prod)
         factor = _fma(builder, builder.fsub(const(-0.0), q), prod, prod)  # prod (1 - q), one rounding
         builder.store(factor if live is None else builder.select(live, factor, prod), p_prod)
+
+    def quad(i):
+        """float32, 64 full rows from row i with one division (fgd_one_quad_f): r = 1 /
+        (d0 d1 d2 d3) of the four vectors' denominators, u0 = r (d2 d3) d1 and so on."""
+        rows = [builder.add(i, _I64(lane)) for lane in range(0, 64, nl)]
+        xs = [_load_vec(builder, builder.gep(X, [r]), vt) for r in rows]
+        fronts = [front(xv) for xv in xs]
+        d = [fr[3] for fr in fronts]
+        d01, d23 = builder.fmul(d[0], d[1]), builder.fmul(d[2], d[3])
+        r = _divide(builder, one, builder.fmul(d01, d23))
+        r01, r23 = builder.fmul(r, d23), builder.fmul(r, d01)
+        us = [
+            builder.fmul(r01, d[1]),
+            builder.fmul(r01, d[0]),
+            builder.fmul(r23, d[3]),
+            builder.fmul(r23, d[2]),
+        ]
+        multiply_product(r)
+        for row, xv, fr, u in zip(rows, xs, fronts, us, strict=True):
+            back(xv, targets(row, None), None, fr, u)
 
     def take_exponent(slot):
         """The product in slot (positive, normal) to its mantissa in [1, 2); returns its
@@ -1061,7 +1131,8 @@ def _logistic_one_feature_codegen(context, builder, sig, args):
         e = builder.sub(builder.lshr(v, const(bits, ivt)), const(bias, ivt))
         m = builder.or_(builder.and_(v, const(mantissa_bits, ivt)), const(bias << bits, ivt))
         builder.store(builder.bitcast(m, vt), slot)
-        return builder.sitofp(e, dvt)
+        lo, hi = halves(e)
+        return builder.sitofp(lo if hi is None else builder.add(lo, hi), tvt)
 
     def targets(i, live):
         """y's vector of rows from i (live: None, or the lanes to load), in X's dtype; uint8
@@ -1076,9 +1147,9 @@ def _logistic_one_feature_codegen(context, builder, sig, args):
     itemsize = 4 if f32 else 8
     part_rows = ONE_FEATURE_PART_BYTES // itemsize
     ahead = ONE_FEATURE_AHEAD_BYTES // itemsize
-    with cgutils.for_range_slice(builder, lo, hi, _I64(part_rows), _I64) as (part, _):
-        end = builder.add(part, _I64(part_rows))
-        end = builder.select(builder.icmp_signed("<", end, hi), end, hi)
+
+    def part_rows_from(part, end):
+        """The rows part..end: its vectors, then its sums folded."""
         start = part
         if f32:  # 64 rows a step where the part's lines ahead lie before hi: four vectors,
             # a line of labels (or four of y) and four of x asked for, no test a vector
@@ -1093,9 +1164,7 @@ def _logistic_one_feature_codegen(context, builder, sig, args):
                         prefetch_line(builder, builder.gep(Y, [builder.add(at, _I64(lane))]), locality=3)
                 if labels:
                     prefetch_line(builder, builder.gep(Y, [at]), locality=3)
-                for lane in range(0, 64, nl):
-                    r = builder.add(i, _I64(lane))
-                    step(_load_vec(builder, builder.gep(X, [r]), vt), targets(r, None), None)
+                quad(i)
             start = builder.add(part, builder.mul(quads, _I64(64)))
         full = builder.sdiv(builder.sub(end, start), _I64(nl))
         with cgutils.for_range(builder, full) as loop:
@@ -1118,20 +1187,43 @@ def _logistic_one_feature_codegen(context, builder, sig, args):
             step(xv, targets(i, live), live)
         accumulate(p_exp, take_exponent(p_prod))
         if f32:  # the part's float32 sums into the float64 totals
-            for slot, total in zip(part_sums, totals, strict=True):
-                accumulate(total, builder.fpext(builder.load(slot), dvt))
+            loss, loss_pos, dz, g = (builder.load(slot) for slot in part_sums)
+            for total, value in zip(totals, (builder.fadd(loss, loss_pos), dz, g), strict=True):
+                accumulate(total, widen_sum(value))
+            for slot in part_sums:
                 builder.store(zero, slot)
 
+    # The rows before x's first 64-byte line boundary are a part of their own, so that
+    # every later vector of x is a whole aligned line (fgd_part_end in
+    # kernels/fastgd_one_feature.c, which says why).
+    address = builder.ptrtoint(builder.gep(X, [lo]), _I64)
+    head = builder.udiv(builder.and_(builder.neg(address), _I64(63)), _I64(itemsize))
+    rows = builder.sub(hi, lo)
+    head = builder.select(builder.icmp_signed("<", head, rows), head, rows)
+    has_head = builder.zext(builder.icmp_signed(">", head, _I64(0)), _I64)
+    aligned = builder.add(lo, head)
+    parts = builder.add(
+        has_head, builder.sdiv(builder.add(builder.sub(hi, aligned), _I64(part_rows - 1)), _I64(part_rows))
+    )
+    with cgutils.for_range(builder, parts) as loop:
+        k = builder.sub(loop.index, has_head)  # -1: the head
+        is_head = builder.icmp_signed("<", k, _I64(0))
+        part = builder.select(is_head, lo, builder.add(aligned, builder.mul(k, _I64(part_rows))))
+        end = builder.add(part, _I64(part_rows))
+        end = builder.select(is_head, aligned, builder.select(builder.icmp_signed("<", end, hi), end, hi))
+        part_rows_from(part, end)
+
     if f32:
-        loss, loss_pos, dz, g = (builder.load(t) for t in totals)
+        terms, dz, g = (builder.load(t) for t in totals)
         mantissas = builder.fpext(builder.load(p_prod), dvt)
     else:
         loss, loss_pos, dz, g = (builder.load(t) for t in part_sums)
+        terms = builder.fadd(loss, loss_pos)  # in units of ln 2
         mantissas = builder.load(p_prod)
     # sum log1p(e^-|z|) = -log(prod (1 - q)): ln 2 times the exponents taken out, and the
     # log of the lanes' mantissas multiplied (eight or sixteen in [1, 2), below 2**16)
     log = builder.module.declare_intrinsic("llvm.log", [f64])
-    terms = _fold_lanes(builder, builder.fadd(loss, loss_pos), builder.fadd)  # float64: in units of ln 2
+    terms = _fold_lanes(builder, terms, builder.fadd)
     exponents = builder.fmul(f64(LN2), _fold_lanes(builder, builder.load(p_exp), builder.fadd))
     loss_sum = builder.fsub(
         builder.fsub(terms if f32 else builder.fmul(f64(LN2), terms), exponents),
