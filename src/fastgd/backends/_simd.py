@@ -142,6 +142,16 @@ def _lane_mask(builder, count, n):
     return builder.icmp_signed("<", lanes, _splat(builder, count, _vec(_I64, n)))
 
 
+def _lane_mask_i32(builder, count, n):
+    """_lane_mask compared in 32-bit lanes (count clamped to [0, n] first): one compare
+    of sixteen lanes, where 64-bit lanes take two halves, which LLVM joined again
+    (kunpckbw, a shuffle-port operation) at every use inside a loop."""
+    count = builder.select(builder.icmp_signed("<", count, _I64(0)), _I64(0), count)
+    count = builder.select(builder.icmp_signed(">", count, _I64(n)), _I64(n), count)
+    lanes = ir.Constant(_vec(_I32, n), list(range(n)))
+    return builder.icmp_signed("<", lanes, _splat(builder, builder.trunc(count, _I32), _vec(_I32, n)))
+
+
 def _shuffle(builder, a, b, idx):
     idx = list(idx)
     return builder.shuffle_vector(a, b, ir.Constant(_vec(_I32, len(idx)), idx))
@@ -167,6 +177,91 @@ def _transpose8(builder, r):
     o[2], o[6] = _shuffle(builder, u[1], u[5], even), _shuffle(builder, u[1], u[5], odd)
     o[3], o[7] = _shuffle(builder, u[3], u[7], even), _shuffle(builder, u[3], u[7], odd)
     return o
+
+
+def _lane128(parts):
+    """Element indices of the 128-bit lanes parts (lane l of a shuffle's 2 x 4 lanes)."""
+    return [4 * lane + e for lane in parts for e in range(4)]
+
+
+def _store_pair_scores(builder, az, B, Z, ldz, c0, nq, i0, rows):
+    """The float32 group tile's scores into Z: az[r] holds row r's eight classes by two
+    columns (lanes 2 c, 2 c + 1), as in fgd_score_group_tile_f of
+    kernels/fastgd_score_groups.h. Each class's two sums are added for two rows at a time
+    (P[h], rows 2 h and 2 h + 1: classes 2 L and 2 L + 1 in 128-bit lane L), the 128-bit
+    lanes transposed (classes 2 L, 2 L + 1 of all eight rows in one vector) and split, and
+    stored with the bias: class 2 L from the vector's first eight lanes, class 2 L + 1 from
+    its last eight (a masked store eight elements before its row: with ldz < 8 that address
+    lies before Z, but the masked-off lanes are never touched, and the GEP is not inbounds)."""
+    ft = ir.FloatType()
+    vt = _vec(ft, 16)
+    even = [4 * L + e for L in range(4) for e in (0, 2, 16, 18)]
+    odd = [4 * L + e for L in range(4) for e in (1, 3, 17, 19)]
+    P = [
+        builder.fadd(
+            _shuffle(builder, az[2 * h], az[2 * h + 1], even),
+            _shuffle(builder, az[2 * h], az[2 * h + 1], odd),
+        )
+        for h in range(4)
+    ]
+    t0, t1 = (
+        _shuffle(builder, P[0], P[1], _lane128((0, 1, 4, 5))),
+        _shuffle(builder, P[0], P[1], _lane128((2, 3, 6, 7))),
+    )
+    t2, t3 = (
+        _shuffle(builder, P[2], P[3], _lane128((0, 1, 4, 5))),
+        _shuffle(builder, P[2], P[3], _lane128((2, 3, 6, 7))),
+    )
+    # Q[L] = lane L of P[0..3]; then classes 2 L (its even elements), 2 L + 1 (odd) apart
+    split = [2 * i for i in range(8)] + [2 * i + 1 for i in range(8)]
+    Q = []
+    for lo, hi in ((t0, t2), (t1, t3)):
+        for first in (0, 1):
+            lanes = _lane128((first, first + 2, 4 + first, 4 + first + 2))
+            Q.append(_shuffle(builder, lo, hi, [lanes[i] for i in split]))
+    lanes = ir.Constant(_vec(_I64, 16), [i % 8 for i in range(16)])
+    high = ir.Constant(_vec(ir.IntType(1), 16), [0] * 8 + [1] * 8)
+    live = builder.icmp_signed("<", lanes, _splat(builder, rows, _vec(_I64, 16)))
+    for L in range(4):
+        c = 2 * L
+        with builder.if_then(builder.icmp_signed("<", _I64(c), nq)):
+            q = builder.add(c0, _I64(c))
+            has_next = builder.icmp_signed("<", _I64(c + 1), nq)
+            b0 = builder.fptrunc(builder.load(builder.gep(B, [q])), ft)
+            q1 = builder.select(has_next, builder.add(q, _I64(1)), q)
+            b1 = builder.fptrunc(builder.load(builder.gep(B, [q1])), ft)
+            bias = builder.select(high, _splat(builder, b1, vt), _splat(builder, b0, vt))
+            v = builder.fadd(Q[L], bias)
+            row0 = builder.gep(Z, [builder.add(builder.mul(q, ldz), i0)])
+            _masked_store(builder, v, row0, builder.and_(live, builder.not_(high)))
+            with builder.if_then(has_next):
+                row1 = builder.gep(Z, [builder.sub(builder.add(builder.mul(q1, ldz), i0), _I64(8))])
+                _masked_store(builder, v, row1, builder.and_(live, high))
+
+
+def _lane_sums8_f32(builder, a):
+    """Eight lanes, lane r the sum of a[r]'s sixteen float32 lanes: rows paired by 256-bit
+    halves, then by 128-bit lanes, then within lanes (as fgd_lane_sums8_f)."""
+    S = [
+        builder.fadd(
+            _shuffle(builder, a[2 * h], a[2 * h + 1], _lane128((0, 1, 4, 5))),
+            _shuffle(builder, a[2 * h], a[2 * h + 1], _lane128((2, 3, 6, 7))),
+        )
+        for h in range(4)
+    ]  # S[h]: 128-bit lanes 0, 1 row 2 h's halves summed, lanes 2, 3 row 2 h + 1's
+    T = [
+        builder.fadd(
+            _shuffle(builder, S[2 * g], S[2 * g + 1], _lane128((0, 2, 4, 6))),
+            _shuffle(builder, S[2 * g], S[2 * g + 1], _lane128((1, 3, 5, 7))),
+        )
+        for g in range(2)
+    ]  # T[g]: 128-bit lane l, row 4 g + l's four partial sums
+    lo = [4 * L + e for L in range(4) for e in (0, 1, 16, 17)]
+    hi = [4 * L + e for L in range(4) for e in (2, 3, 18, 19)]
+    V = builder.fadd(_shuffle(builder, T[0], T[1], lo), _shuffle(builder, T[0], T[1], hi))
+    V = builder.fadd(V, _shuffle(builder, V, V, [i ^ 1 for i in range(16)]))
+    # lane L: row L at element 4 L, row 4 + L at 4 L + 2
+    return _shuffle(builder, V, V, [0, 4, 8, 12, 2, 6, 10, 14])
 
 
 def _lane_sums8(builder, a):
@@ -222,7 +317,7 @@ def _score_group_tile_codegen(context, builder, sig, args):
     dot = len(dot_ty) > 0
     group = len(group_ty) > 0
     X, (_, d) = _array(context, builder, x_ty, x_arr)
-    W, (_, ldw) = _array(context, builder, w_ty, w_arr)
+    W, _ = _array(context, builder, w_ty, w_arr)
     wdot, _ = _array(context, builder, wdot_ty, wdot_arr)
     Z, (_, ldz) = _array(context, builder, z_ty, z_arr)
     B, _ = _array(context, builder, b_ty, b_arr)
@@ -244,20 +339,29 @@ def _score_group_tile_codegen(context, builder, sig, args):
         p = builder.bitcast(builder.gep(ptr_elem, [j]), _I64.as_pointer())
         return builder.bitcast(_splat(builder, builder.load(p, align=4), pairs_t), vt)
 
-    woff = builder.mul(c0, _I64(2)) if f32 else c0  # the group's first column in Wg
+    # the group's first row of Wg: its columns (float64) or column pairs (float32) from
+    # there, nl values (64 bytes) a row
+    per_group = builder.sdiv(builder.add(d, _I64(1)), _I64(2)) if f32 else d
+    w_group = builder.gep(W, [builder.mul(builder.mul(builder.sdiv(c0, _I64(8)), per_group), _I64(nl))])
 
     def w_vector(col):  # the group's coefficients at column (float64) or pair (float32) col
-        return _load_vec(builder, builder.gep(W, [builder.add(builder.mul(col, ldw), woff)]), vt)
+        return _load_vec(builder, builder.gep(w_group, [builder.mul(col, _I64(nl))]), vt)
 
     with cgutils.for_range(builder, blocks) as loop:
         j = builder.mul(loop.index, _I64(step))
         col0 = builder.sdiv(j, _I64(2)) if f32 else j
         wv = [w_vector(builder.add(col0, _I64(t))) for t in range(8)] if group else []
         wd = _load_vec(builder, builder.gep(wdot, [j]), vt) if dot else None
+        # this step's lines to ask for (one a row while pf_n lasts): one test for the
+        # step's eight, the loop only where some are left
+        step_pf = builder.mul(loop.index, _I64(8))
+        with builder.if_then(builder.icmp_signed("<", step_pf, pf_n), likely=False):
+            first = builder.gep(X, [builder.add(pf_at, builder.mul(step_pf, per_line))])
+            count = builder.sub(pf_n, step_pf)
+            count = builder.select(builder.icmp_signed("<", count, _I64(8)), count, _I64(8))
+            with cgutils.for_range(builder, count) as pf_loop:
+                prefetch_line(builder, builder.gep(first, [builder.mul(pf_loop.index, per_line)]))
         for r in range(8):
-            s = builder.add(builder.mul(loop.index, _I64(8)), _I64(r))
-            with builder.if_then(builder.icmp_signed("<", s, pf_n), likely=False):
-                prefetch_line(builder, builder.gep(X, [builder.add(pf_at, builder.mul(s, per_line))]))
             if dot:
                 xv = _load_vec(builder, builder.gep(rowp[r], [j]), vt)
                 builder.store(_fma(builder, xv, wd, builder.load(dacc[r])), dacc[r])
@@ -299,36 +403,25 @@ def _score_group_tile_codegen(context, builder, sig, args):
                 builder.store(_fma(builder, xv, wd, builder.load(dacc[r])), dacc[r])
     rmask = _lane_mask(builder, rows, 8)
     ot = _vec(ft, 8)
-    a = [builder.load(p) for p in acc]
-    if f32:  # eight classes by two columns: as eight float64 lanes, transposed, pairs summed
-        dt = _vec(ir.DoubleType(), 8)
-        o = _transpose8(builder, [builder.bitcast(v, dt) for v in a])
-        cls = []
-        for v in o:
-            v = builder.bitcast(v, vt)
-            s = builder.fadd(v, _shuffle(builder, v, v, [i ^ 1 for i in range(16)]))
-            cls.append(_shuffle(builder, s, s, list(range(0, 16, 2))))
-    else:
-        cls = _transpose8(builder, a)
+    if f32:
+        if group:
+            _store_pair_scores(builder, [builder.load(p) for p in acc], B, Z, ldz, c0, nq, i0, rows)
+        if dot:
+            s = _lane_sums8_f32(builder, [builder.load(p) for p in dacc])
+            bq = builder.fptrunc(builder.load(builder.gep(B, [qd])), ft)
+            ptr = builder.gep(Z, [builder.add(builder.mul(qd, ldz), i0)])
+            _masked_store(builder, builder.fadd(s, _splat(builder, bq, ot)), ptr, rmask)
+        return context.get_dummy_value()
+    cls = _transpose8(builder, [builder.load(p) for p in acc])
     for c in range(8 if group else 0):
         with builder.if_then(builder.icmp_signed("<", _I64(c), nq)):
             q = builder.add(c0, _I64(c))
             bq = builder.load(builder.gep(B, [q]))
-            bq = builder.fptrunc(bq, ft) if f32 else bq
             ptr = builder.gep(Z, [builder.add(builder.mul(q, ldz), i0)])
             _masked_store(builder, builder.fadd(cls[c], _splat(builder, bq, ot)), ptr, rmask)
     if dot:
-        da = [builder.load(p) for p in dacc]
-        if f32:  # sixteen lanes to eight, then as float64
-            da = [
-                builder.fadd(
-                    _shuffle(builder, v, v, list(range(8))), _shuffle(builder, v, v, list(range(8, 16)))
-                )
-                for v in da
-            ]
-        s = _lane_sums8(builder, da)
+        s = _lane_sums8(builder, [builder.load(p) for p in dacc])
         bq = builder.load(builder.gep(B, [qd]))
-        bq = builder.fptrunc(bq, ft) if f32 else bq
         ptr = builder.gep(Z, [builder.add(builder.mul(qd, ldz), i0)])
         _masked_store(builder, builder.fadd(s, _splat(builder, bq, ot)), ptr, rmask)
     return context.get_dummy_value()
@@ -338,12 +431,13 @@ def _score_group_tile_codegen(context, builder, sig, args):
 def score_group_tile(typingctx, X, r0, rows, Wg, c0, wdot, dot, group, ZT, i0, nq, qd, b, pf_at, pf_n):
     """With group a 1-tuple, ZT[c0 + c, i0 + r] = X[r0 + r] . (the group's coefficients of
     class c) + b[c0 + c] for r < rows (<= 8) and c < nq (<= 8); with dot a 1-tuple,
-    ZT[qd, i0 + r] = X[r0 + r] . wdot + b[qd]. X (n, d) float64 or float32; Wg float64
-    (d, 8 G) with the group's classes at columns c0 .. c0 + 7, or float32 by column pairs
-    ((d + 1) // 2, 16 G): row p, column 2 c0 + 2 c + e holds class c's coefficient at
-    column 2 p + e (0 past the last column); wdot (d,) in X's dtype; ZT (k, ldz) in X's
-    dtype; b float64. Asks for pf_n cache lines of X from the flat element offset pf_at,
-    one per row step."""
+    ZT[qd, i0 + r] = X[r0 + r] . wdot + b[qd]. X (n, d) float64 or float32; Wg group by
+    group (the group of classes c0 .. c0 + 7 from row c0 // 8 times d, or P = (d + 1) // 2
+    for float32, on), float64 (G d, 8): a row per column, class c in lane c; float32 by
+    column pairs (G P, 16): row p holds class c's coefficients of columns 2 p and 2 p + 1
+    in lanes 2 c and 2 c + 1 (0 past the last column); wdot (d,) in X's dtype; ZT (k, ldz)
+    in X's dtype; b float64. Asks for pf_n cache lines of X from the flat element offset
+    pf_at, one per row step."""
     if not all(isinstance(a, types.Array) and a.layout == "C" for a in (X, Wg, wdot, ZT, b)):
         return None
     if X.dtype not in (types.float32, types.float64) or any(a.dtype != X.dtype for a in (Wg, wdot, ZT)):
@@ -499,14 +593,20 @@ def _panel_rows_codegen(context, builder, sig, args):
 
     def panel(Q):  # the code for Q classes, a compile-time constant
         J = panel_vectors.py_func(Q)
-        masks = [_lane_mask(builder, builder.sub(left, _I64(u * nl)), nl) for u in range(J)]
+        masks = [_lane_mask_i32(builder, builder.sub(left, _I64(u * nl)), nl) for u in range(J)]
         acc = [[cgutils.alloca_once_value(builder, zero) for _ in range(J)] for _ in range(Q)]
 
-        def rows(ldr_value):  # the loop over the rows, residual rows ldr_value apart
+        def rows(ldr_value, full):  # the loop over the rows, residual rows ldr_value apart
             with cgutils.for_range(builder, m) as loop:
                 i = loop.index
                 row = builder.gep(X, [builder.add(builder.mul(builder.add(start, i), d), j0)])
-                v = [_masked_load(builder, builder.gep(row, [_I64(u * nl)]), masks[u], vt) for u in range(J)]
+                if full:  # all J vectors within the row: plain loads
+                    v = [_load_vec(builder, builder.gep(row, [_I64(u * nl)]), vt) for u in range(J)]
+                else:
+                    v = [
+                        _masked_load(builder, builder.gep(row, [_I64(u * nl)]), masks[u], vt)
+                        for u in range(J)
+                    ]
                 with builder.if_then(builder.icmp_signed("<", i, pf_lines), likely=True):
                     prefetch_line(builder, builder.gep(X, [builder.add(pf_at, builder.mul(i, per_line))]))
                 ri = builder.gep(base, [i])
@@ -521,12 +621,27 @@ def _panel_rows_codegen(context, builder, sig, args):
         # With the residuals' stride a constant (the default block's rows), a row's Q
         # residuals are loads at fixed offsets from one pointer; with a stride known only
         # at run time LLVM kept a pointer per class, more than the free registers, and
-        # reloaded them at every row.
-        with builder.if_else(builder.icmp_signed("==", ldr, _I64(PANEL_LDR))) as (fixed, other):
-            with fixed:
-                rows(PANEL_LDR)
-            with other:
-                rows(ldr)
+        # reloaded them at every row. float32 panels of J whole vectors (all but a last,
+        # narrower one) load X without masks: with masks they took 1.1x the time (2M x 64,
+        # nine classes, one core, X in L2); float64 ones with plain loads took 1.01-1.03x.
+        fixed = builder.icmp_signed("==", ldr, _I64(PANEL_LDR))
+
+        def masked_rows():
+            with builder.if_else(fixed) as (fixed_stride, other_stride):
+                with fixed_stride:
+                    rows(PANEL_LDR, False)
+                with other_stride:
+                    rows(ldr, False)
+
+        if f32:
+            full = builder.icmp_signed(">=", left, _I64(J * nl))
+            with builder.if_else(builder.and_(fixed, full)) as (fixed_full, other):
+                with fixed_full:
+                    rows(PANEL_LDR, True)
+                with other:
+                    masked_rows()
+        else:
+            masked_rows()
         for q in range(Q):
             grow = builder.gep(Gb, [builder.add(builder.mul(builder.add(q0, _I64(q)), d), j0)])
             for u in range(J):

@@ -1548,10 +1548,12 @@ def loss_grad(X, y, w, b, loss, sample_weight):
 def _group_coefficients(Wt, groups):
     """(Wg, wdot, dot) for _block_class_scores_groups from the coefficients Wt (kq, d): the
     classes in groups of eight, where kq = 8 g + 1 all but the last, which (dot = (0,))
-    is wdot and scored by dot products. float64: Wg (d, 8 G), class 8 g + c at column
-    8 g + c; float32: by column pairs, Wg ((d + 1) // 2, 16 G) with class 8 g + c at
-    columns 2 p and 2 p + 1 of row p in column 16 g + 2 c + e (see score_group_tile); zeros
-    past the classes and columns. Without groups, empty arrays (the tiles take the scores)."""
+    is wdot and scored by dot products. Group by group, a row of Wg per column (float64:
+    Wg (G d, 8), class 8 g + c of column j at [g d + j, c]) or per column pair (float32,
+    as fgd_score_coefficients_f: Wg (G P, 16), P = (d + 1) // 2, class 8 g + c of columns
+    2 p and 2 p + 1 at [g P + p, 2 c] and [g P + p, 2 c + 1]), so that the tile's rows of
+    coefficients lie a constant 64 bytes apart; zeros past the classes and columns. Without
+    groups, empty arrays (the tiles take the scores)."""
     kq, d = Wt.shape
     dot = (0,) if kq % 8 == 1 else ()
     if not groups:
@@ -1560,15 +1562,13 @@ def _group_coefficients(Wt, groups):
     n_groups = max(1, (kg + 7) // 8)
     rows = np.zeros((8 * n_groups, d + d % 2), Wt.dtype)
     rows[:kg, :d] = Wt[:kg]
-    if Wt.dtype.itemsize == 8:
-        Wg = np.ascontiguousarray(rows[:, :d].T)
-    else:  # rows[8 g + c, 2 p + e] -> Wg[p, 16 g + 2 c + e]
+    if Wt.dtype.itemsize == 8:  # rows[8 g + c, j] -> Wg[g d + j, c]
+        Wg = rows[:, :d].reshape(n_groups, 8, d).transpose(0, 2, 1).reshape(n_groups * d, 8)
+    else:  # rows[8 g + c, 2 p + e] -> Wg[g P + p, 2 c + e]
         pairs = (d + 1) // 2
-        Wg = np.ascontiguousarray(
-            rows.reshape(n_groups, 8, pairs, 2).transpose(2, 0, 1, 3).reshape(pairs, 16 * n_groups)
-        )
+        Wg = rows.reshape(n_groups, 8, pairs, 2).transpose(0, 2, 1, 3).reshape(n_groups * pairs, 16)
     wdot = np.ascontiguousarray(Wt[-1]) if dot else np.zeros(d, Wt.dtype)
-    return Wg, wdot, dot
+    return np.ascontiguousarray(Wg), wdot, dot
 
 
 def _takes_fused_rows(dtype, d, loss, weighted):
