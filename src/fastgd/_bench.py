@@ -27,26 +27,42 @@ _RUN = 4096
 
 
 def _run_zero(xs):
-    """A run's starting sum: 0 in float32 for float32 xs, else in float64."""
+    """A run's starting sum: 0 in float32 for float32 xs, in int32 for uint8 xs (labels),
+    else in float64."""
 
 
 @overload(_run_zero)
 def _run_zero_overload(xs):
     if xs.dtype == types.float32:
         return lambda xs: np.float32(0.0)
+    if xs.dtype == types.uint8:  # a run's sum at most 255 * _RUN: exact in int32
+        return lambda xs: np.int32(0)
     return lambda xs: 0.0
+
+
+def _run_add(s, v):
+    """s + v in s's type: numba would widen an int32 sum of uint8 values to int64, a
+    quarter of the lanes (the 10M uint8 labels' read: 0.87 -> 0.57 ms on one core)."""
+
+
+@overload(_run_add)
+def _run_add_overload(s, v):
+    if s == types.int32:
+        return lambda s, v: np.int32(s + v)
+    return lambda s, v: s + v
 
 
 @numba.njit(inline="always")
 def _sum_runs(xs):
     """The sum of xs as a float64: runs of _RUN elements summed in float32 where xs is
-    float32 (vectorised), each run's sum then added in float64."""
+    float32, in int32 where it is uint8 (vectorised), each run's sum then added in
+    float64."""
     acc = 0.0
     for lo in range(0, xs.shape[0], _RUN):
         run = xs[lo : min(xs.shape[0], lo + _RUN)]
         s = _run_zero(run)
         for i in range(run.shape[0]):  # indices known >= 0: no wraparound check, vectorised
-            s += run[i]
+            s = _run_add(s, run[i])
         acc += s
     return acc
 
