@@ -201,20 +201,24 @@ def test_wide_rows(backend, loss, dtype, d, rng):
 
 
 @pytest.mark.parametrize("max_bytes", [1, 3 * 8 * 70, 1 << 20], ids=["one-row", "three-rows", "default-rows"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("loss", LOSSES)
-def test_block_sizes_from_the_bytes_cap(backend, loss, max_bytes, monkeypatch, rng):
+def test_block_sizes_from_the_bytes_cap(backend, loss, dtype, max_bytes, monkeypatch, rng):
     """Wide rows are taken a few per block (fastgd._config.CPU_BLOCK_MAX_BYTES): blocks of
     one row, of three rows (fewer than a tile or a gradient pass) and of CPU_BLOCK_ROWS give
-    the reference's result, weighted and not."""
+    the reference's result, weighted and not. Softmax with k = 5 and 10 (four and nine
+    scored classes: the float32 tiles store two classes from a vector, class 2 c + 1 eight
+    elements early where a block holds eight rows or more, else moved down first)."""
     if backend not in ("numba", "cython"):
         pytest.skip("the block size is a setting of the CPU kernels")
     from fastgd import _config
 
     monkeypatch.setattr(_config, "CPU_BLOCK_MAX_BYTES", max_bytes)
-    X, y, w, b, sw = make_problem(rng, 41, 70, loss, np.float64, k=5, weighted=True)
-    for weights in (sw, None):
-        result = fastgd.loss_grad(X, y, w, b, loss=loss, sample_weight=weights, backend=backend)
-        assert_matches_naive(result, X, y, w, b, loss, weights, RTOL[np.float64])
+    for k in (5, 10) if loss == "softmax" else (5,):
+        X, y, w, b, sw = make_problem(rng, 41, 70, loss, dtype, k=k, weighted=True)
+        for weights in (sw, None):
+            result = fastgd.loss_grad(X, y, w, b, loss=loss, sample_weight=weights, backend=backend)
+            assert_matches_naive(result, X, y, w, b, loss, weights, RTOL[dtype])
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
