@@ -136,20 +136,17 @@ def _masked_load(builder, ptr, mask, vt):
     return builder.call(fn, [builder.bitcast(ptr, pt), _I32(_align(vt)), mask, ir.Constant(vt, None)])
 
 
-def _lane_mask(builder, count, n):
-    """<n x i1>: lane l < count."""
-    lanes = ir.Constant(_vec(_I64, n), list(range(n)))
-    return builder.icmp_signed("<", lanes, _splat(builder, count, _vec(_I64, n)))
-
-
-def _lane_mask_i32(builder, count, n):
-    """_lane_mask compared in 32-bit lanes (count clamped to [0, n] first): one compare
-    of sixteen lanes, where 64-bit lanes take two halves, which LLVM joined again
-    (kunpckbw, a shuffle-port operation) at every use inside a loop."""
-    count = builder.select(builder.icmp_signed("<", count, _I64(0)), _I64(0), count)
-    count = builder.select(builder.icmp_signed(">", count, _I64(n)), _I64(n), count)
-    lanes = ir.Constant(_vec(_I32, n), list(range(n)))
-    return builder.icmp_signed("<", lanes, _splat(builder, builder.trunc(count, _I32), _vec(_I32, n)))
+def _lane_mask(builder, count, n, lane_bits=64):
+    """<n x i1>: lane l < count. lane_bits=32 compares in 32-bit lanes (count clamped to
+    [0, n] first): one compare of sixteen lanes, where 64-bit lanes take two halves, which
+    LLVM joined again (kunpckbw, a shuffle-port operation) at every use inside a loop."""
+    if lane_bits == 32:
+        count = builder.select(builder.icmp_signed("<", count, _I64(0)), _I64(0), count)
+        count = builder.select(builder.icmp_signed(">", count, _I64(n)), _I64(n), count)
+        count = builder.trunc(count, _I32)
+    it = _I32 if lane_bits == 32 else _I64
+    lanes = ir.Constant(_vec(it, n), list(range(n)))
+    return builder.icmp_signed("<", lanes, _splat(builder, count, _vec(it, n)))
 
 
 def _shuffle(builder, a, b, idx):
@@ -593,7 +590,7 @@ def _panel_rows_codegen(context, builder, sig, args):
 
     def panel(Q):  # the code for Q classes, a compile-time constant
         J = panel_vectors.py_func(Q)
-        masks = [_lane_mask_i32(builder, builder.sub(left, _I64(u * nl)), nl) for u in range(J)]
+        masks = [_lane_mask(builder, builder.sub(left, _I64(u * nl)), nl, lane_bits=32) for u in range(J)]
         acc = [[cgutils.alloca_once_value(builder, zero) for _ in range(J)] for _ in range(Q)]
 
         def rows(ldr_value, full):  # the loop over the rows, residual rows ldr_value apart
