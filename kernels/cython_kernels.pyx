@@ -3,9 +3,11 @@
 
 One source serves float32 and float64 through the fused type ``floating``. Inputs are
 ``const`` memoryviews, so read-only arrays and memmaps are used as they are. Rows are
-split into one contiguous chunk per buffer row (one per thread); each chunk writes only
-its own row of the caller's float64 buffers, so threads share nothing. Each chunk is
-walked in small blocks of rows, as in the Numba backend (``fastgd/backends/numba.py``
+split into tasks, contiguous ranges that depend on X alone (fastgd._config.cpu_tasks),
+one per buffer row; the threads take them one at a time as they come free (OpenMP's
+dynamic schedule) and each task writes only its own row of the caller's float64 buffers,
+so threads share nothing and the caller's sums in task order do not depend on the number
+of threads. Each task is walked in small blocks of rows, as in the Numba backend (``fastgd/backends/numba.py``
 explains the layout), except for narrow rows: mse/logistic with d up to 8 take one pass
 (``fastgd_narrow.c``, which also holds softmax's block products for such rows), d = 1
 its own loops below (unweighted logistic with AVX-512: ``fastgd_one_feature.c``), and with
@@ -446,9 +448,10 @@ cdef extern from "fastgd_fused_rows.h" nogil:
 def scalar_loss_grad(
     const floating[:, ::1] X, const floating[::1] y, const unsigned char[::1] labels,
     const floating[::1] w, double b, const floating[::1] sw, int loss, Py_ssize_t block,
-    double[:, ::1] grads, double[::1] dz_sums, double[::1] losses,
+    double[:, ::1] grads, double[::1] dz_sums, double[::1] losses, int n_threads,
 ):
-    """Sums for mse/logistic into per-thread rows: grads (T, d), dz_sums (T,), losses (T,).
+    """Sums for mse/logistic into per-task rows: grads (T, d), dz_sums (T,), losses (T,),
+    the T tasks (contiguous ranges of rows) taken by n_threads threads as they come free.
 
     X (n, d); the targets as y (n,) with labels (0,), or for logistic as uint8 labels 0/1
     (n,) with y (0,); w (d,), sw (n,) or (0,) for no weights; b the intercept; block the
@@ -459,8 +462,8 @@ def scalar_loss_grad(
     cdef const floating* y_ptr = &y[0] if y.shape[0] > 0 else NULL
     cdef const void* targets = <const void*>labels_ptr if labels_ptr != NULL else <const void*>y_ptr
     cdef int has_labels = labels_ptr != NULL
-    cdef Py_ssize_t n_chunks = grads.shape[0]
-    cdef Py_ssize_t chunk = (n + n_chunks - 1) // n_chunks
+    cdef Py_ssize_t n_tasks = grads.shape[0]
+    cdef Py_ssize_t chunk = (n + n_tasks - 1) // n_tasks
     cdef Py_ssize_t c, start, stop
     cdef bint has_sw = sw.shape[0] > 0
     cdef const floating* sw_ptr = &sw[0] if has_sw else NULL
@@ -470,7 +473,7 @@ def scalar_loss_grad(
     for j in range(min(d, FGD_NARROW_D_MAX)):
         w_narrow[j] = w[j]
     with nogil:
-        for c in prange(n_chunks, schedule="static", num_threads=n_chunks):
+        for c in prange(n_tasks, schedule="dynamic", chunksize=1, num_threads=n_threads):
             start = c * chunk
             stop = min(n, start + chunk)
             # One pass where it is faster than the blocks: narrow rows (fastgd_narrow.h), and
@@ -726,10 +729,10 @@ cdef void _softmax_chunk(
 def softmax_loss_grad(
     const floating[:, ::1] X, const Py_ssize_t[::1] y, const floating[:, ::1] Wt, const double[::1] b,
     Py_ssize_t k, const floating[::1] sw, Py_ssize_t block, double[:, ::1] grads,
-    double[:, ::1] r_sums, double[::1] losses,
+    double[:, ::1] r_sums, double[::1] losses, int n_threads,
 ):
-    """Sums for softmax over k classes into per-thread rows: grads (T, kq*d), r_sums (T, k),
-    losses (T,).
+    """Sums for softmax over k classes into per-task rows: grads (T, kq*d), r_sums (T, k),
+    losses (T,), tasks as in scalar_loss_grad.
 
     X (n, d); Wt (kq, d) and b (kq,) from _sums.softmax_coefficients, transposed so inner
     loops run over d: the k classes' coefficients, or (kq = k - 1) the first k - 1 classes'
@@ -737,13 +740,13 @@ def softmax_loss_grad(
     sum of the others); y (n,) labels; block the rows per block.
     """
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], kq = Wt.shape[0]
-    cdef Py_ssize_t n_chunks = grads.shape[0]
-    cdef Py_ssize_t chunk = (n + n_chunks - 1) // n_chunks
+    cdef Py_ssize_t n_tasks = grads.shape[0]
+    cdef Py_ssize_t chunk = (n + n_tasks - 1) // n_tasks
     cdef Py_ssize_t c, start, stop
     cdef bint has_sw = sw.shape[0] > 0
     cdef const floating* sw_ptr = &sw[0] if has_sw else NULL
     with nogil:
-        for c in prange(n_chunks, schedule="static", num_threads=n_chunks):
+        for c in prange(n_tasks, schedule="dynamic", chunksize=1, num_threads=n_threads):
             start = c * chunk
             stop = min(n, start + chunk)
             if start < stop:
@@ -788,20 +791,20 @@ def csr_scalar_loss_grad(
     const floating[::1] data, const index_t[::1] indices, const index_t[::1] indptr,
     const int64_t[::1] bounds, const floating[::1] y, const unsigned char[::1] labels,
     const floating[::1] w, double b, const floating[::1] sw, int loss, double[:, ::1] grads,
-    double[::1] dz_sums, double[::1] losses,
+    double[::1] dz_sums, double[::1] losses, int n_threads,
 ):
-    """Sums for mse/logistic on CSR X into per-thread rows; thread c takes rows
+    """Sums for mse/logistic on CSR X into per-task rows; task c takes rows
     bounds[c]..bounds[c + 1]. As scalar_loss_grad otherwise."""
     cdef const unsigned char* labels_ptr = &labels[0] if labels.shape[0] > 0 else NULL
     cdef const floating* y_ptr = &y[0] if y.shape[0] > 0 else NULL
-    cdef Py_ssize_t n_chunks = grads.shape[0]
+    cdef Py_ssize_t n_tasks = grads.shape[0]
     cdef Py_ssize_t c
     cdef bint has_sw = sw.shape[0] > 0
     cdef const floating* sw_ptr = &sw[0] if has_sw else NULL
     cdef const floating* data_ptr = &data[0] if data.shape[0] > 0 else NULL
     cdef const index_t* indices_ptr = &indices[0] if indices.shape[0] > 0 else NULL
     with nogil:
-        for c in prange(n_chunks, schedule="static", num_threads=n_chunks):
+        for c in prange(n_tasks, schedule="dynamic", chunksize=1, num_threads=n_threads):
             _csr_scalar_chunk(data_ptr, indices_ptr, &indptr[0], bounds[c], bounds[c + 1], y_ptr,
                               labels_ptr, &w[0], b, sw_ptr, has_sw, loss, &grads[c, 0], &dz_sums[c],
                               &losses[c])
@@ -855,16 +858,17 @@ def csr_softmax_loss_grad(
     const floating[::1] data, const index_t[::1] indices, const index_t[::1] indptr,
     const int64_t[::1] bounds, const Py_ssize_t[::1] y, const floating[:, ::1] W, const double[::1] b,
     const floating[::1] sw, double[:, ::1] grads, double[:, ::1] r_sums, double[::1] losses,
+    int n_threads,
 ):
-    """Sums for softmax on CSR X into per-thread rows: grads (T, d*k), r_sums (T, k)."""
-    cdef Py_ssize_t n_chunks = grads.shape[0], k = W.shape[1]
+    """Sums for softmax on CSR X into per-task rows: grads (T, d*k), r_sums (T, k)."""
+    cdef Py_ssize_t n_tasks = grads.shape[0], k = W.shape[1]
     cdef Py_ssize_t c
     cdef bint has_sw = sw.shape[0] > 0
     cdef const floating* sw_ptr = &sw[0] if has_sw else NULL
     cdef const floating* data_ptr = &data[0] if data.shape[0] > 0 else NULL
     cdef const index_t* indices_ptr = &indices[0] if indices.shape[0] > 0 else NULL
     with nogil:
-        for c in prange(n_chunks, schedule="static", num_threads=n_chunks):
+        for c in prange(n_tasks, schedule="dynamic", chunksize=1, num_threads=n_threads):
             _csr_softmax_chunk(data_ptr, indices_ptr, &indptr[0], bounds[c], bounds[c + 1], &y[0], &W[0, 0],
                                &b[0], k, sw_ptr, has_sw, &grads[c, 0], &r_sums[c, 0], &losses[c])
 

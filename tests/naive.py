@@ -97,3 +97,23 @@ def gd_step(w, g, lr, l1, l2):
 def penalty(w, l1, l2):
     w = np.asarray(w, np.float64).ravel()
     return l1 * sum(abs(float(v)) for v in w) + l2 * sum(float(v) ** 2 for v in w)
+
+
+#: The accuracy asked of a backend against loss_grad, by dtype.
+RTOL = {np.float64: 1e-9, np.float32: 2e-4}
+
+
+def assert_matches_naive(result, X, y, w, b, loss, sw, rtol):
+    """A backend's (value, grad_w, grad_b) within rtol of loss_grad's, relative to the
+    magnitudes that bound a correct implementation's rounding."""
+    value, grad_w, grad_b = result
+    ref, ref_w, ref_b, loss_scale, w_scale, b_scale = loss_grad(X, y, w, b, loss, sw)
+    assert np.isfinite(value)
+    assert abs(value - ref) <= rtol * (abs(ref) + loss_scale), (value, ref)
+    grad_w = np.asarray(grad_w, dtype=np.float64)
+    assert grad_w.shape == ref_w.shape
+    err = np.abs(grad_w - ref_w) - rtol * (np.abs(ref_w) + w_scale)
+    assert np.all(err <= 0), f"grad_w off by {np.max(np.abs(grad_w - ref_w))}"
+    grad_b = np.asarray(grad_b, dtype=np.float64)
+    assert grad_b.shape == np.shape(ref_b)
+    assert np.all(np.abs(grad_b - ref_b) <= rtol * (np.abs(ref_b) + b_scale)), (grad_b, ref_b)

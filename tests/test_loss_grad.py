@@ -7,25 +7,10 @@ from hypothesis import strategies as st
 
 import fastgd
 
+from naive import RTOL, assert_matches_naive, make_problem
 from naive import loss_grad as naive_loss_grad
-from naive import make_problem
 
 LOSSES = ["mse", "logistic", "softmax"]
-RTOL = {np.float64: 1e-9, np.float32: 2e-4}
-
-
-def assert_matches_naive(result, X, y, w, b, loss, sw, rtol):
-    value, grad_w, grad_b = result
-    ref, ref_w, ref_b, loss_scale, w_scale, b_scale = naive_loss_grad(X, y, w, b, loss, sw)
-    assert np.isfinite(value)
-    assert abs(value - ref) <= rtol * (abs(ref) + loss_scale), (value, ref)
-    grad_w = np.asarray(grad_w, dtype=np.float64)
-    assert grad_w.shape == ref_w.shape
-    err = np.abs(grad_w - ref_w) - rtol * (np.abs(ref_w) + w_scale)
-    assert np.all(err <= 0), f"grad_w off by {np.max(np.abs(grad_w - ref_w))}"
-    grad_b = np.asarray(grad_b, dtype=np.float64)
-    assert grad_b.shape == np.shape(ref_b)
-    assert np.all(np.abs(grad_b - ref_b) <= rtol * (np.abs(ref_b) + b_scale)), (grad_b, ref_b)
 
 
 @pytest.mark.parametrize("intercept", [True, False], ids=["intercept", "no-intercept"])

@@ -15,8 +15,9 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
-from . import _registry
-from .backends.numba import _FASTMATH
+from . import _config, _registry
+from .backends._tasks import tasks
+from .backends.numba import _FASTMATH, _total
 
 #: Elements of float32 X (or y) the reads sum in float32 before adding them into a float64
 #: sum. Every element into float64 at once left the float32 read bound by the conversions,
@@ -68,47 +69,54 @@ def _sum_runs(xs):
 
 
 @numba.njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def _stream_sum(flat, n_chunks):
+def _stream_sum(flat, n_tasks, n_threads):
     size = flat.shape[0]
-    chunk = (size + n_chunks - 1) // n_chunks
-    partial = np.zeros(n_chunks)
-    for c in numba.prange(n_chunks):
-        partial[c] = _sum_runs(flat[c * chunk : min(size, (c + 1) * chunk)])
-    return partial.sum()
+    chunk = (size + n_tasks - 1) // n_tasks
+    partial = np.zeros(n_tasks)
+    counter = np.zeros(1, np.int64)
+    for _thread in numba.prange(n_threads):
+        for c in tasks(counter, n_tasks):
+            partial[c] = _sum_runs(flat[c * chunk : min(size, (c + 1) * chunk)])
+    return _total(partial)
 
 
 def stream_read(X):
     """Read every element of X once (the yardstick); returns their sum.
 
-    One flat, vectorised pass over X's buffer split between the threads, whatever X's
-    shape: for narrow X (d = 1) a row-by-row loop would be a slower, flattering yardstick.
+    One flat, vectorised pass over X's buffer, whatever X's shape (for narrow X, d = 1, a
+    row-by-row loop would be a slower, flattering yardstick), in the kernels' tasks
+    (_config.cpu_tasks), taken by the threads as they come free as the kernels' are.
     """
-    return _stream_sum(X.reshape(-1), numba.get_num_threads())
+    n_tasks = _config.cpu_tasks(X.shape[0], X[:1].nbytes)
+    return _stream_sum(X.reshape(-1), n_tasks, numba.get_num_threads())
 
 
-#: Rows of X (and of y) a thread reads in one go in _stream_sum_xy: two streams side by side.
+#: Rows of X (and of y) a task reads in one go in _stream_sum_xy: two streams side by side.
 _XY_PART_ROWS = 2048
 
 
 @numba.njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def _stream_sum_xy(flat, d, y, n_chunks):
+def _stream_sum_xy(flat, d, y, n_tasks, n_threads):
     n = y.shape[0]
-    chunk = (n + n_chunks - 1) // n_chunks
-    partial = np.zeros(n_chunks)
-    for c in numba.prange(n_chunks):
-        acc = 0.0
-        for lo in range(c * chunk, min(n, (c + 1) * chunk), _XY_PART_ROWS):
-            hi = min(n, (c + 1) * chunk, lo + _XY_PART_ROWS)
-            acc += _sum_runs(flat[lo * d : hi * d]) + _sum_runs(y[lo:hi])
-        partial[c] = acc
-    return partial.sum()
+    chunk = (n + n_tasks - 1) // n_tasks
+    partial = np.zeros(n_tasks)
+    counter = np.zeros(1, np.int64)
+    for _thread in numba.prange(n_threads):
+        for c in tasks(counter, n_tasks):
+            acc = 0.0
+            for lo in range(c * chunk, min(n, (c + 1) * chunk), _XY_PART_ROWS):
+                hi = min(n, (c + 1) * chunk, lo + _XY_PART_ROWS)
+                acc += _sum_runs(flat[lo * d : hi * d]) + _sum_runs(y[lo:hi])
+            partial[c] = acc
+    return _total(partial)
 
 
 def stream_read_xy(X, y):
     """Read every element of X and of y once, side by side (the bytes a ``loss_grad`` call
-    must read); returns the sum of both. Each thread reads its rows' part of X and of y in
-    parts of _XY_PART_ROWS rows."""
-    return _stream_sum_xy(X.reshape(-1), X.shape[1], y, numba.get_num_threads())
+    must read); returns the sum of both. Each task (as stream_read's) reads its rows' part
+    of X and of y in parts of _XY_PART_ROWS rows."""
+    n_tasks = _config.cpu_tasks(X.shape[0], X[:1].nbytes)
+    return _stream_sum_xy(X.reshape(-1), X.shape[1], y, n_tasks, numba.get_num_threads())
 
 
 def make_data(n, d, loss, dtype, *, k=10, seed=0):

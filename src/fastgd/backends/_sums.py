@@ -6,27 +6,27 @@ loss and gradients are those sums divided by the total weight, in X's dtype.
 
 import numpy as np
 
-#: Bytes of a cache line: per-thread sum rows are kept at least this far apart.
+#: Bytes of a cache line: per-task sum rows are kept at least this far apart.
 CACHE_LINE_BYTES = 64
 
 
 def padded_width(width):
-    """Row length (float64 values) of a per-thread sum buffer that holds `width` values.
+    """Row length (float64 values) of a per-task sum buffer that holds `width` values.
 
     Rounded up to whole cache lines, plus one line: however the buffer is aligned, the
-    values of two threads' rows never share a cache line. Threads write their rows while
-    they work (the float64 gradient every few rows), and a shared line passed back and
-    forth between the cores cost a third of the time (2,000,000 x 64 float32 logistic:
-    20.0 -> 13.8 ms, cython, in one process).
+    values of two tasks' rows (two threads may be writing them) never share a cache line.
+    Threads write their rows while they work (the float64 gradient every few rows), and a
+    shared line passed back and forth between the cores cost a third of the time
+    (2,000,000 x 64 float32 logistic: 20.0 -> 13.8 ms, cython, in one process).
     """
     per_line = CACHE_LINE_BYTES // 8
     return (width + per_line - 1) // per_line * per_line + per_line
 
 
-def thread_rows(n_threads, width):
-    """Zeroed float64 sum rows, one per thread, `width` values each, padded (see
-    padded_width); a kernel's result is ``rows[:, :width].sum(axis=0)``."""
-    return np.zeros((n_threads, padded_width(width)))
+def task_rows(n_tasks, width):
+    """Zeroed float64 sum rows, one per task (_config.cpu_tasks), `width` values each,
+    padded (see padded_width); a kernel's result is ``rows[:, :width].sum(axis=0)``."""
+    return np.zeros((n_tasks, padded_width(width)))
 
 
 def weights(sample_weight, n, dtype):

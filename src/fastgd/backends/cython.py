@@ -2,8 +2,9 @@
 
 The compiled module ``fastgd.backends._cython_kernels`` is built by CMake when fastgd is
 installed (``pip install .``). Each kernel takes caller-allocated float64 buffers, one row
-per thread (padded so that no two rows share a cache line, ``_sums.thread_rows``), and
-fills them in one pass over X; this module sums the rows.
+per task (contiguous rows that depend on X alone, ``_config.cpu_tasks``; padded so that no
+two rows share a cache line, ``_sums.task_rows``), which the threads take as they come
+free, and fills them in one pass over X; this module sums the rows in task order.
 """
 
 import numpy as np
@@ -50,22 +51,23 @@ def _csr_loss_grad(X, y, w, b, loss, sample_weight, n_threads):
     dtype = X.dtype
     n, d = X.shape
     sw, total = _sums.weights(sample_weight, n, dtype)
-    bounds = _csr.row_bounds(X.indptr, n_threads)
+    n_tasks = _csr.tasks(X)
+    bounds = _csr.row_bounds(X.indptr, n_tasks)
     indices, indptr = X.indices, X.indptr
     if indices.dtype != indptr.dtype:  # scipy keeps them alike; be safe (no copy of X.data)
         indices, indptr = indices.astype(np.int64), indptr.astype(np.int64)
-    losses = np.zeros(n_threads)
+    losses = np.zeros(n_tasks)
     if loss == "softmax":
         k = w.shape[1]
-        grads = _sums.thread_rows(n_threads, d * k)
-        r_sums = _sums.thread_rows(n_threads, k)
+        grads = _sums.task_rows(n_tasks, d * k)
+        r_sums = _sums.task_rows(n_tasks, k)
         _k.csr_softmax_loss_grad(
-            X.data, indices, indptr, bounds, y, w, b.astype(np.float64), sw, grads, r_sums, losses
+            X.data, indices, indptr, bounds, y, w, b.astype(np.float64), sw, grads, r_sums, losses, n_threads
         )
         grad = grads[:, : d * k].sum(axis=0).reshape(d, k)
         return _sums.normalised(losses.sum(), grad, r_sums[:, :k].sum(axis=0), total, dtype, True)
-    grads = _sums.thread_rows(n_threads, d)
-    dz_sums = np.zeros(n_threads)
+    grads = _sums.task_rows(n_tasks, d)
+    dz_sums = np.zeros(n_tasks)
     _k.csr_scalar_loss_grad(
         X.data,
         indices,
@@ -79,6 +81,7 @@ def _csr_loss_grad(X, y, w, b, loss, sample_weight, n_threads):
         grads,
         dz_sums,
         losses,
+        n_threads,
     )
     return _sums.normalised(losses.sum(), grads[:, :d].sum(axis=0), dz_sums.sum(), total, dtype, False)
 
@@ -90,22 +93,25 @@ def loss_grad(X, y, w, b, loss, sample_weight):
     dtype = X.dtype
     n, d = X.shape
     sw, total = _sums.weights(sample_weight, n, dtype)
-    losses = np.zeros(n_threads)
+    n_tasks = _config.cpu_tasks(n, d * dtype.itemsize)
+    losses = np.zeros(n_tasks)
     if loss == "softmax":
         k = w.shape[1]
         block = _config.cpu_block_rows(d, dtype.itemsize, softmax=True)
         Wt, b_t = _sums.softmax_coefficients(w, b, dtype)  # (k - 1 or k, d): small
         kq = Wt.shape[0]
-        grads = _sums.thread_rows(n_threads, kq * d)
-        r_sums = _sums.thread_rows(n_threads, k)
-        _k.softmax_loss_grad(X, y, Wt, b_t, k, sw, block, grads, r_sums, losses)
+        grads = _sums.task_rows(n_tasks, kq * d)
+        r_sums = _sums.task_rows(n_tasks, k)
+        _k.softmax_loss_grad(X, y, Wt, b_t, k, sw, block, grads, r_sums, losses, n_threads)
         grad = _sums.softmax_gradient(grads[:, : kq * d].sum(axis=0).reshape(kq, d), k).T
         return _sums.normalised(losses.sum(), grad, r_sums[:, :k].sum(axis=0), total, dtype, True)
-    grads = _sums.thread_rows(n_threads, d)
-    dz_sums = np.zeros(n_threads)
+    grads = _sums.task_rows(n_tasks, d)
+    dz_sums = np.zeros(n_tasks)
     block = _config.cpu_block_rows(d, dtype.itemsize)
     y, labels = _targets(y, dtype)
-    _k.scalar_loss_grad(X, y, labels, w, float(b), sw, LOSSES.index(loss), block, grads, dz_sums, losses)
+    _k.scalar_loss_grad(
+        X, y, labels, w, float(b), sw, LOSSES.index(loss), block, grads, dz_sums, losses, n_threads
+    )
     return _sums.normalised(losses.sum(), grads[:, :d].sum(axis=0), dz_sums.sum(), total, dtype, False)
 
 

@@ -1,11 +1,13 @@
 """The Numba backend: parallel CPU kernels, one pass over X.
 
-Rows are split into one contiguous chunk per thread; each chunk accumulates its loss
-and gradient in its own float64 buffer (no sharing, no atomics), and the buffers are
-summed at the end. One source serves float32 and float64: Numba specialises on the
+Rows are split into tasks, contiguous ranges that depend on X alone
+(_config.cpu_tasks), which the threads take one at a time as they come free (_tasks);
+each task accumulates its loss and gradient in its own float64 buffer row (no sharing),
+and the rows are summed in task order at the end, so results do not depend on the number
+of threads. One source serves float32 and float64: Numba specialises on the
 dtypes. The thread count is passed in from Python because calling
 ``numba.get_num_threads()`` inside a kernel disables ``cache=True``. mse/logistic walk
-each chunk in small blocks of rows (_scalar_loss_grad), except narrow X: d = 1 and
+each task in small blocks of rows (_scalar_loss_grad), except narrow X: d = 1 and
 d = 2 .. NARROW_D_MAX take one pass over the rows (_narrow_rows), and float64 X of
 FUSED_D_MIN .. FUSED_D_MAX features (float32: FUSED_F32_D_MIN .. FUSED_F32_D_MAX) one pass
 two rows at a time (_fused_rows_loss_grad); with AVX-512, unweighted rows of two to
@@ -43,6 +45,7 @@ from ._simd import (
     score_rows_tile,
     softmax_steps,
 )
+from ._tasks import tasks
 from ._vecmath import (
     exp_nonpositive,
     exp_nonpositive_as,
@@ -52,8 +55,8 @@ from ._vecmath import (
     logistic_pair,
 )
 
-# Row length of the per-thread float64 sum buffers: padded so that two threads' rows never
-# share a cache line (_sums.padded_width).
+# Row length of the per-task float64 sum buffers: padded so that two tasks' rows (which two
+# threads may be writing) never share a cache line (_sums.padded_width).
 _padded_width = numba.njit(cache=True)(_sums.padded_width)
 
 NAME = "numba"
@@ -259,21 +262,32 @@ def _prefetch_stream(a, lo, hi, into_l1=False):
 
 
 @numba.njit(cache=True)
-def _thread_buffers(n_chunks, d):
-    """Zeroed per-thread sums of the mse/logistic kernels: grads (n_chunks, padded d),
-    losses and dz_sums (n_chunks,); _thread_totals adds them up."""
-    return np.zeros((n_chunks, _padded_width(d))), np.zeros(n_chunks), np.zeros(n_chunks)
+def _task_buffers(n_tasks, d):
+    """Zeroed per-task sums of the mse/logistic kernels: grads (n_tasks, padded d),
+    losses and dz_sums (n_tasks,); _task_totals adds them up."""
+    return np.zeros((n_tasks, _padded_width(d))), np.zeros(n_tasks), np.zeros(n_tasks)
 
 
 @numba.njit(cache=True)
-def _thread_totals(losses, grads, dz_sums, d):
+def _task_totals(losses, grads, dz_sums, d):
     """(sum of losses, sum of the rows' first d values of grads, sum of dz_sums): the
-    mse/logistic kernels' per-thread sums added up."""
+    mse/logistic kernels' per-task sums added up in task order. Serial: in a kernel
+    compiled with parallel=True an array's .sum() is itself split over the threads, and
+    the result would change with their number."""
     grad = np.zeros(d)
     for c in range(grads.shape[0]):
         for j in range(d):
             grad[j] += grads[c, j]
-    return losses.sum(), grad, dz_sums.sum()
+    return _total(losses), grad, _total(dz_sums)
+
+
+@numba.njit(cache=True)
+def _total(a):
+    """The sum of a's values in order (see _task_totals)."""
+    total = 0.0
+    for c in range(a.shape[0]):
+        total += a[c]
+    return total
 
 
 @numba.njit(cache=True, fastmath=_FASTMATH)
@@ -605,55 +619,63 @@ def _narrow_rows(xs, y, sw, wt, b, loss_code, has_sw):
 
 
 @numba.njit(parallel=True, cache=True)
-def _narrow_loss_grad(X, y, wt, b, sw, loss_code, n_chunks):
+def _narrow_loss_grad(X, y, wt, b, sw, loss_code, n_tasks, n_threads):
     """_scalar_loss_grad's sums for narrow X (2 <= d <= NARROW_D_MAX, d = len(wt)): each
-    thread one contiguous chunk of rows through _narrow_rows."""
+    task one contiguous range of rows through _narrow_rows."""
     n, d = X.shape
     has_sw = sw.shape[0] > 0
-    chunk = (n + n_chunks - 1) // n_chunks
+    chunk = (n + n_tasks - 1) // n_tasks
     flat = X.reshape(n * d)
-    grads, losses, dz_sums = _thread_buffers(n_chunks, d)
-    for c in numba.prange(n_chunks):
-        lo = min(n, c * chunk)
-        hi = min(n, lo + chunk)
-        sc = sw[lo:hi] if has_sw else sw
-        loss_c, g, dz_sums[c] = _narrow_rows(flat[lo * d : hi * d], y[lo:hi], sc, wt, b, loss_code, has_sw)
-        losses[c] = loss_c
-        for j in range(d):
-            grads[c, j] = g[j]
-    return losses.sum(), grads[:, :d].sum(axis=0), dz_sums.sum()
+    grads, losses, dz_sums = _task_buffers(n_tasks, d)
+    counter = np.zeros(1, np.int64)  # the next task's number (see _tasks)
+    for _thread in numba.prange(n_threads):  # each takes tasks until none are left
+        for c in tasks(counter, n_tasks):
+            lo = min(n, c * chunk)
+            hi = min(n, lo + chunk)
+            sc = sw[lo:hi] if has_sw else sw
+            loss_c, g, dz_sums[c] = _narrow_rows(
+                flat[lo * d : hi * d], y[lo:hi], sc, wt, b, loss_code, has_sw
+            )
+            losses[c] = loss_c
+            for j in range(d):
+                grads[c, j] = g[j]
+    return _task_totals(losses, grads, dz_sums, d)
 
 
 @numba.njit(parallel=True, cache=True)
-def _mse_one_feature_simd(x, y, sw, w0, b, has_sw, n_chunks):
+def _mse_one_feature_simd(x, y, sw, w0, b, has_sw, n_tasks, n_threads):
     """d = 1 mse sums (sum s l, sum s dl/dz x, sum s dl/dz) of x (n,) and y (n,), one
-    contiguous chunk of rows per thread, by _simd.mse_one_feature."""
+    contiguous range of rows per task, by _simd.mse_one_feature."""
     n = x.shape[0]
-    chunk = (n + n_chunks - 1) // n_chunks
-    sums = np.zeros((n_chunks, 3))
-    for c in numba.prange(n_chunks):
-        lo = min(n, c * chunk)
-        hi = min(n, lo + chunk)
-        sums[c, 0], sums[c, 1], sums[c, 2] = mse_one_feature(x, y, sw, lo, hi, w0, b, has_sw)
-    return sums[:, 0].sum(), sums[:, 1:2].sum(axis=0), sums[:, 2].sum()
+    chunk = (n + n_tasks - 1) // n_tasks
+    sums = np.zeros((n_tasks, 3))
+    counter = np.zeros(1, np.int64)  # the next task's number (see _tasks)
+    for _thread in numba.prange(n_threads):  # each takes tasks until none are left
+        for c in tasks(counter, n_tasks):
+            lo = min(n, c * chunk)
+            hi = min(n, lo + chunk)
+            sums[c, 0], sums[c, 1], sums[c, 2] = mse_one_feature(x, y, sw, lo, hi, w0, b, has_sw)
+    return _task_totals(sums[:, 0], sums[:, 1:2], sums[:, 2], 1)
 
 
 @numba.njit(parallel=True, cache=True)
-def _logistic_one_feature_simd(x, y, w0, b, n_chunks):
+def _logistic_one_feature_simd(x, y, w0, b, n_tasks, n_threads):
     """d = 1 unweighted logistic sums, as _mse_one_feature_simd, by
     _simd.logistic_one_feature (y in x's dtype or uint8 labels)."""
     n = x.shape[0]
-    chunk = (n + n_chunks - 1) // n_chunks
-    sums = np.zeros((n_chunks, 3))
-    for c in numba.prange(n_chunks):
-        lo = min(n, c * chunk)
-        hi = min(n, lo + chunk)
-        sums[c, 0], sums[c, 1], sums[c, 2] = logistic_one_feature(x, y, lo, hi, w0, b)
-    return sums[:, 0].sum(), sums[:, 1:2].sum(axis=0), sums[:, 2].sum()
+    chunk = (n + n_tasks - 1) // n_tasks
+    sums = np.zeros((n_tasks, 3))
+    counter = np.zeros(1, np.int64)  # the next task's number (see _tasks)
+    for _thread in numba.prange(n_threads):  # each takes tasks until none are left
+        for c in tasks(counter, n_tasks):
+            lo = min(n, c * chunk)
+            hi = min(n, lo + chunk)
+            sums[c, 0], sums[c, 1], sums[c, 2] = logistic_one_feature(x, y, lo, hi, w0, b)
+    return _task_totals(sums[:, 0], sums[:, 1:2], sums[:, 2], 1)
 
 
 @numba.njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def _scalar_loss_grad(X, y, w, b, sw, loss_code, zero, n_chunks, block, narrow_sums, ahead):
+def _scalar_loss_grad(X, y, w, b, sw, loss_code, zero, n_tasks, n_threads, block, narrow_sums, ahead):
     """Loss and gradient sums for mse/logistic.
 
     X (n, d), y (n,), w (d,), sw (n,) or (0,) for no weights, all of X's dtype;
@@ -661,104 +683,106 @@ def _scalar_loss_grad(X, y, w, b, sw, loss_code, zero, n_chunks, block, narrow_s
     data is read and multiplied as float32). Returns (sum s l, sum s dl/dz x, sum s dl/dz),
     float64.
 
-    Each thread takes one contiguous chunk of rows and walks it in blocks of ``block``
+    Each task takes one contiguous range of rows and walks it in blocks of ``block``
     rows, three loops per block: the scores of the block (reads its rows of X), the
     per-sample losses and residuals (vectorised, see _vecmath), and the residuals times
-    the block's rows, which are still in cache, added into the thread's own gradient.
+    the block's rows, which are still in cache, added into the task's own gradient.
     With ``ahead`` > 0 each block first asks for the values that far beyond its own
     (_prefetch_l1; see BLOCK_AHEAD_BYTES).
     """
     n, d = X.shape
     has_sw = sw.shape[0] > 0
-    chunk = (n + n_chunks - 1) // n_chunks
-    grads, losses, dz_sums = _thread_buffers(n_chunks, d)
-    for c in numba.prange(n_chunks):
-        if d == 1:  # the textbook case: one fused pass, no blocks
-            lo = min(n, c * chunk)
-            hi = min(n, lo + chunk)
-            xc = X.reshape(n)[lo:hi]
-            sc = sw[lo:hi] if has_sw else sw
-            if loss_code == MSE:
-                losses[c], grads[c, 0], dz_sums[c] = _mse_one_feature(xc, y[lo:hi], sc, w[0], b, has_sw)
-            elif X.itemsize == 4 and not has_sw:
-                losses[c], grads[c, 0], dz_sums[c] = _logistic_one_feature_f32(
-                    xc, y[lo:hi], np.float32(w[0]), np.float32(b)
-                )
-            else:
-                losses[c], grads[c, 0], dz_sums[c] = _logistic_one_feature(
-                    xc, y[lo:hi], sc, np.float64(w[0]), b, has_sw
-                )
-            continue
-        g = grads[c, :d]
-        gb = np.zeros(d, X.dtype)
-        z = np.empty(block)
-        r = np.empty(block, X.dtype)
-        e = np.empty(block)
-        loss_sum = 0.0
-        dz_sum = 0.0
-        prod = 1.0
-        stop = min(n, (c + 1) * chunk)
-        flat = X.reshape(n * d)
-        line = max(1, 64 // X.itemsize)
-        for start in range(c * chunk, stop, block):
-            m = min(block, stop - start)
-            if ahead > 0:  # ask for the rows ``ahead`` values on (see BLOCK_AHEAD_BYTES)
-                for a in range(start * d + ahead, min(n * d, (start + m) * d + ahead), line):
-                    _prefetch_l1(flat, a)
-            _block_scores_4rows(X, w, b, zero, start, m, z)
-            yb = y[start : start + m]
-            # Per-sample losses into e and d loss / dz into z, then the weights: every
-            # loop is branch-free in i, so each vectorises.
-            if loss_code == MSE:
-                for i in range(m):
-                    res = z[i] - np.float64(yb[i])
-                    e[i] = res * res
-                    z[i] = 2.0 * res
-            else:
-                # log(1 + e^z) - y z = max(z, 0) + log1p(e^-|z|) - y z, never overflowing.
-                for i in range(m):
-                    e[i] = exp_nonpositive(-abs(z[i]))
-                if has_sw:
-                    for i in range(m):
-                        zi = z[i]
-                        yi = np.float64(yb[i])
-                        ei = e[i]
-                        z[i] = (1.0 if zi >= 0.0 else ei) / (1.0 + ei) - yi  # sigmoid(z) - y
-                        e[i] = max(zi, 0.0) + log1p_unit(ei) - yi * zi
+    chunk = (n + n_tasks - 1) // n_tasks
+    grads, losses, dz_sums = _task_buffers(n_tasks, d)
+    counter = np.zeros(1, np.int64)  # the next task's number (see _tasks)
+    for _thread in numba.prange(n_threads):  # each takes tasks until none are left
+        for c in tasks(counter, n_tasks):
+            if d == 1:  # the textbook case: one fused pass, no blocks
+                lo = min(n, c * chunk)
+                hi = min(n, lo + chunk)
+                xc = X.reshape(n)[lo:hi]
+                sc = sw[lo:hi] if has_sw else sw
+                if loss_code == MSE:
+                    losses[c], grads[c, 0], dz_sums[c] = _mse_one_feature(xc, y[lo:hi], sc, w[0], b, has_sw)
+                elif X.itemsize == 4 and not has_sw:
+                    losses[c], grads[c, 0], dz_sums[c] = _logistic_one_feature_f32(
+                        xc, y[lo:hi], np.float32(w[0]), np.float32(b)
+                    )
                 else:
-                    # Unweighted, the log1p terms add up to the logarithm of a product of
-                    # factors in [1, 2]: a product per PRODUCT_ROWS rows (at most 2**512),
-                    # and one logarithm whenever the running product passes 1e150.
-                    for lo in range(0, m, PRODUCT_ROWS):
-                        p = 1.0
-                        hi = min(m, lo + PRODUCT_ROWS)
-                        zs = z[lo:hi]
-                        es = e[lo:hi]
-                        ys = yb[lo:hi]
-                        for i in range(hi - lo):
-                            zi = zs[i]
-                            yi = np.float64(ys[i])
-                            ei = es[i]
-                            zs[i] = (1.0 if zi >= 0.0 else ei) / (1.0 + ei) - yi  # sigmoid(z) - y
-                            es[i] = max(zi, 0.0) - yi * zi
-                            p *= 1.0 + ei
-                        prod, loss_sum = _fold_product(p, prod, loss_sum)
-            if has_sw:
-                sb = sw[start : start + m]
+                    losses[c], grads[c, 0], dz_sums[c] = _logistic_one_feature(
+                        xc, y[lo:hi], sc, np.float64(w[0]), b, has_sw
+                    )
+                continue
+            g = grads[c, :d]
+            gb = np.zeros(d, X.dtype)
+            z = np.empty(block)
+            r = np.empty(block, X.dtype)
+            e = np.empty(block)
+            loss_sum = 0.0
+            dz_sum = 0.0
+            prod = 1.0
+            stop = min(n, (c + 1) * chunk)
+            flat = X.reshape(n * d)
+            line = max(1, 64 // X.itemsize)
+            for start in range(c * chunk, stop, block):
+                m = min(block, stop - start)
+                if ahead > 0:  # ask for the rows ``ahead`` values on (see BLOCK_AHEAD_BYTES)
+                    for a in range(start * d + ahead, min(n * d, (start + m) * d + ahead), line):
+                        _prefetch_l1(flat, a)
+                _block_scores_4rows(X, w, b, zero, start, m, z)
+                yb = y[start : start + m]
+                # Per-sample losses into e and d loss / dz into z, then the weights: every
+                # loop is branch-free in i, so each vectorises.
+                if loss_code == MSE:
+                    for i in range(m):
+                        res = z[i] - np.float64(yb[i])
+                        e[i] = res * res
+                        z[i] = 2.0 * res
+                else:
+                    # log(1 + e^z) - y z = max(z, 0) + log1p(e^-|z|) - y z, never overflowing.
+                    for i in range(m):
+                        e[i] = exp_nonpositive(-abs(z[i]))
+                    if has_sw:
+                        for i in range(m):
+                            zi = z[i]
+                            yi = np.float64(yb[i])
+                            ei = e[i]
+                            z[i] = (1.0 if zi >= 0.0 else ei) / (1.0 + ei) - yi  # sigmoid(z) - y
+                            e[i] = max(zi, 0.0) + log1p_unit(ei) - yi * zi
+                    else:
+                        # Unweighted, the log1p terms add up to the logarithm of a product of
+                        # factors in [1, 2]: a product per PRODUCT_ROWS rows (at most 2**512),
+                        # and one logarithm whenever the running product passes 1e150.
+                        for lo in range(0, m, PRODUCT_ROWS):
+                            p = 1.0
+                            hi = min(m, lo + PRODUCT_ROWS)
+                            zs = z[lo:hi]
+                            es = e[lo:hi]
+                            ys = yb[lo:hi]
+                            for i in range(hi - lo):
+                                zi = zs[i]
+                                yi = np.float64(ys[i])
+                                ei = es[i]
+                                zs[i] = (1.0 if zi >= 0.0 else ei) / (1.0 + ei) - yi  # sigmoid(z) - y
+                                es[i] = max(zi, 0.0) - yi * zi
+                                p *= 1.0 + ei
+                            prod, loss_sum = _fold_product(p, prod, loss_sum)
+                if has_sw:
+                    sb = sw[start : start + m]
+                    for i in range(m):
+                        s = np.float64(sb[i])
+                        loss_sum += s * e[i]
+                        z[i] *= s
+                else:
+                    for i in range(m):
+                        loss_sum += e[i]
                 for i in range(m):
-                    s = np.float64(sb[i])
-                    loss_sum += s * e[i]
-                    z[i] *= s
-            else:
-                for i in range(m):
-                    loss_sum += e[i]
-            for i in range(m):
-                dz_sum += z[i]
-                r[i] = z[i]
-            _block_accumulate(X, r, start, m, g, gb, narrow_sums or start + m >= stop)
-        losses[c] = loss_sum + math.log(prod)
-        dz_sums[c] = dz_sum
-    return _thread_totals(losses, grads, dz_sums, d)
+                    dz_sum += z[i]
+                    r[i] = z[i]
+                _block_accumulate(X, r, start, m, g, gb, narrow_sums or start + m >= stop)
+            losses[c] = loss_sum + math.log(prod)
+            dz_sums[c] = dz_sum
+    return _task_totals(losses, grads, dz_sums, d)
 
 
 @numba.njit(cache=True, fastmath=_FASTMATH, inline="always")
@@ -785,7 +809,7 @@ def _row_terms(z, y, s, loss_code, has_sw):
 
 
 @numba.njit(parallel=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
-def _fused_rows_loss_grad(X, y, w, b, sw, loss_code, n_chunks, ahead):
+def _fused_rows_loss_grad(X, y, w, b, sw, loss_code, n_tasks, n_threads, ahead):
     """_scalar_loss_grad's sums for X of FUSED_D_MIN .. FUSED_D_MAX (float64) or
     FUSED_F32_D_MIN .. FUSED_F32_D_MAX (float32) features, in one pass over the rows two
     at a time: both rows' scores in one loop over their values (in X's dtype), their
@@ -798,114 +822,118 @@ def _fused_rows_loss_grad(X, y, w, b, sw, loss_code, n_chunks, ahead):
     _fold_product."""
     n, d = X.shape
     has_sw = sw.shape[0] > 0
-    chunk = (n + n_chunks - 1) // n_chunks
-    grads, losses, dz_sums = _thread_buffers(n_chunks, d)
+    chunk = (n + n_tasks - 1) // n_tasks
+    grads, losses, dz_sums = _task_buffers(n_tasks, d)
     flat = X.reshape(n * d)
     line = max(1, 64 // X.itemsize)
     zero = X.dtype.type(0)
     one = X.dtype.type(1)
     bx = X.dtype.type(b)
     size = X.itemsize  # a constant of the compiled kernel
-    for c in numba.prange(n_chunks):
-        lo = min(n, c * chunk)
-        hi = min(n, lo + chunk)
-        # Local contiguous sums, into grads[c, :d] at the end: gp in X's dtype, in float32
-        # one part's (added into the float64 g after each part), in float64 all rows'.
-        g = np.zeros(d)
-        gp = np.zeros(d, X.dtype)
-        loss_sum = 0.0
-        dz_sum = 0.0
-        prod = 1.0
-        for part in range(lo, hi, FUSED_PART_ROWS):
-            part_end = min(hi, part + FUSED_PART_ROWS)
-            p = 1.0
-            i = part
-            while i + 2 <= part_end:
-                if ahead > 0:
-                    for a in range(i * d + ahead, min(n * d, (i + 2) * d + ahead), line):
-                        _prefetch_l1(flat, a)
-                x0 = X[i]
-                x1 = X[i + 1]
-                a0 = zero
-                a1 = zero
-                for j in range(d):
-                    a0 += x0[j] * w[j]
-                    a1 += x1[j] * w[j]
-                if loss_code != MSE and not has_sw:  # both rows in one vector
-                    r0, r1, terms, factors = logistic_pair(a0 + bx, a1 + bx, y[i], y[i + 1])
-                else:
-                    s0 = sw[i] if has_sw else one
-                    s1 = sw[i + 1] if has_sw else one
-                    r0, l0, f0 = _row_terms(a0 + bx, y[i], s0, loss_code, has_sw)
-                    r1, l1, f1 = _row_terms(a1 + bx, y[i + 1], s1, loss_code, has_sw)
-                    terms = l0 + l1
-                    factors = f0 * f1
-                loss_sum += terms
-                dz_sum += r0 + r1
-                p *= factors
-                q0 = X.dtype.type(r0)
-                q1 = X.dtype.type(r1)
-                for j in range(d):
-                    gp[j] += q0 * x0[j] + q1 * x1[j]
-                i += 2
-            if i < part_end:  # an odd row at the end of the chunk
-                x0 = X[i]
-                a0 = zero
-                for j in range(d):
-                    a0 += x0[j] * w[j]
-                if loss_code != MSE and not has_sw:
-                    # paired with a row of score 0 and label 0: term 0, factor exactly 2
-                    r0, _, l0, f0 = logistic_pair(a0 + bx, zero, y[i], zero)
-                    f0 *= 0.5
-                else:
-                    r0, l0, f0 = _row_terms(a0 + bx, y[i], sw[i] if has_sw else one, loss_code, has_sw)
-                loss_sum += l0
-                dz_sum += r0
-                p *= f0
-                q0 = X.dtype.type(r0)
-                for j in range(d):
-                    gp[j] += q0 * x0[j]
+    counter = np.zeros(1, np.int64)  # the next task's number (see _tasks)
+    for _thread in numba.prange(n_threads):  # each takes tasks until none are left
+        for c in tasks(counter, n_tasks):
+            lo = min(n, c * chunk)
+            hi = min(n, lo + chunk)
+            # Local contiguous sums, into grads[c, :d] at the end: gp in X's dtype, in float32
+            # one part's (added into the float64 g after each part), in float64 all rows'.
+            g = np.zeros(d)
+            gp = np.zeros(d, X.dtype)
+            loss_sum = 0.0
+            dz_sum = 0.0
+            prod = 1.0
+            for part in range(lo, hi, FUSED_PART_ROWS):
+                part_end = min(hi, part + FUSED_PART_ROWS)
+                p = 1.0
+                i = part
+                while i + 2 <= part_end:
+                    if ahead > 0:
+                        for a in range(i * d + ahead, min(n * d, (i + 2) * d + ahead), line):
+                            _prefetch_l1(flat, a)
+                    x0 = X[i]
+                    x1 = X[i + 1]
+                    a0 = zero
+                    a1 = zero
+                    for j in range(d):
+                        a0 += x0[j] * w[j]
+                        a1 += x1[j] * w[j]
+                    if loss_code != MSE and not has_sw:  # both rows in one vector
+                        r0, r1, terms, factors = logistic_pair(a0 + bx, a1 + bx, y[i], y[i + 1])
+                    else:
+                        s0 = sw[i] if has_sw else one
+                        s1 = sw[i + 1] if has_sw else one
+                        r0, l0, f0 = _row_terms(a0 + bx, y[i], s0, loss_code, has_sw)
+                        r1, l1, f1 = _row_terms(a1 + bx, y[i + 1], s1, loss_code, has_sw)
+                        terms = l0 + l1
+                        factors = f0 * f1
+                    loss_sum += terms
+                    dz_sum += r0 + r1
+                    p *= factors
+                    q0 = X.dtype.type(r0)
+                    q1 = X.dtype.type(r1)
+                    for j in range(d):
+                        gp[j] += q0 * x0[j] + q1 * x1[j]
+                    i += 2
+                if i < part_end:  # an odd row at the end of the chunk
+                    x0 = X[i]
+                    a0 = zero
+                    for j in range(d):
+                        a0 += x0[j] * w[j]
+                    if loss_code != MSE and not has_sw:
+                        # paired with a row of score 0 and label 0: term 0, factor exactly 2
+                        r0, _, l0, f0 = logistic_pair(a0 + bx, zero, y[i], zero)
+                        f0 *= 0.5
+                    else:
+                        r0, l0, f0 = _row_terms(a0 + bx, y[i], sw[i] if has_sw else one, loss_code, has_sw)
+                    loss_sum += l0
+                    dz_sum += r0
+                    p *= f0
+                    q0 = X.dtype.type(r0)
+                    for j in range(d):
+                        gp[j] += q0 * x0[j]
+                if size == 4:
+                    for j in range(d):
+                        g[j] += gp[j]
+                        gp[j] = zero
+                prod, loss_sum = _fold_product(p, prod, loss_sum)
             if size == 4:
-                for j in range(d):
-                    g[j] += gp[j]
-                    gp[j] = zero
-            prod, loss_sum = _fold_product(p, prod, loss_sum)
-        if size == 4:
-            grads[c, :d] = g
-        else:
-            grads[c, :d] = gp
-        losses[c] = loss_sum + math.log(prod)
-        dz_sums[c] = dz_sum
-    return _thread_totals(losses, grads, dz_sums, d)
+                grads[c, :d] = g
+            else:
+                grads[c, :d] = gp
+            losses[c] = loss_sum + math.log(prod)
+            dz_sums[c] = dz_sum
+    return _task_totals(losses, grads, dz_sums, d)
 
 
 @numba.njit(parallel=True, cache=True)
-def _fused_rows_simd_loss_grad(X, y, wp, b, shift, logistic, n_chunks):
+def _fused_rows_simd_loss_grad(X, y, wp, b, shift, logistic, n_tasks, n_threads):
     """_fused_rows_loss_grad's sums, unweighted, by _simd.fused_rows_part: four rows a step,
     parts of FUSED_PART_ROWS rows, each row read from ``shift`` values before its start
     (_line_shift); wp is w at shift, zero-padded to whole 512-bit vectors. The log1p factors'
     products are folded into a logarithm before they pass 1e150."""
     n, d = X.shape
-    chunk = (n + n_chunks - 1) // n_chunks
-    grads, losses, dz_sums = _thread_buffers(n_chunks, d)
+    chunk = (n + n_tasks - 1) // n_tasks
+    grads, losses, dz_sums = _task_buffers(n_tasks, d)
     scale = 1.0 if logistic else 2.0  # mse's residual sums are of z - y
-    for c in numba.prange(n_chunks):
-        lo = min(n, c * chunk)
-        hi = min(n, lo + chunk)
-        g = np.zeros(d)
-        acc = np.zeros(3)  # loss terms, residuals, product of log1p factors
-        acc[2] = 1.0
-        logs = 0.0
-        for part in range(lo, hi, FUSED_PART_ROWS):
-            fused_rows_part(X, y, wp, b, part, min(hi, part + FUSED_PART_ROWS), shift, logistic, g, acc)
-            if acc[2] > 1e150:
-                logs += math.log(acc[2])
-                acc[2] = 1.0
-        for j in range(d):
-            grads[c, j] = scale * g[j]
-        losses[c] = acc[0] + (logs + math.log(acc[2]))
-        dz_sums[c] = scale * acc[1]
-    return _thread_totals(losses, grads, dz_sums, d)
+    counter = np.zeros(1, np.int64)  # the next task's number (see _tasks)
+    for _thread in numba.prange(n_threads):  # each takes tasks until none are left
+        for c in tasks(counter, n_tasks):
+            lo = min(n, c * chunk)
+            hi = min(n, lo + chunk)
+            g = np.zeros(d)
+            acc = np.zeros(3)  # loss terms, residuals, product of log1p factors
+            acc[2] = 1.0
+            logs = 0.0
+            for part in range(lo, hi, FUSED_PART_ROWS):
+                fused_rows_part(X, y, wp, b, part, min(hi, part + FUSED_PART_ROWS), shift, logistic, g, acc)
+                if acc[2] > 1e150:
+                    logs += math.log(acc[2])
+                    acc[2] = 1.0
+            for j in range(d):
+                grads[c, j] = scale * g[j]
+            losses[c] = acc[0] + (logs + math.log(acc[2]))
+            dz_sums[c] = scale * acc[1]
+    return _task_totals(losses, grads, dz_sums, d)
 
 
 @numba.njit(cache=True, fastmath=_FASTMATH)
@@ -1257,7 +1285,7 @@ def _narrow_class_accumulate(flat, RT, start, m, G, shape):
 
 @numba.njit(parallel=True, cache=True, fastmath=_FASTMATH)
 def _softmax_loss_grad(
-    X, y, Wt, b, k, sw, zero, n_chunks, block, ahead_lines, narrow, simd, Wg, wdot, dot, rows
+    X, y, Wt, b, k, sw, zero, n_tasks, n_threads, block, ahead_lines, narrow, simd, Wg, wdot, dot, rows
 ):
     """Loss and gradient sums for softmax over k classes.
 
@@ -1286,129 +1314,137 @@ def _softmax_loss_grad(
     n, d = X.shape
     kq = Wt.shape[0]  # classes with a score row in Wt and a gradient row in G
     has_sw = sw.shape[0] > 0
-    chunk = (n + n_chunks - 1) // n_chunks
+    chunk = (n + n_tasks - 1) // n_tasks
     prod_rows = max(1, int(1000.0 / math.log2(k)))  # see the unweighted log-sum-exps below
     flat = X.reshape(n * d)
-    grads = np.zeros((n_chunks, _padded_width(kq * d)))
-    losses = np.zeros(n_chunks)
-    r_sums = np.zeros((n_chunks, k))
-    for c in numba.prange(n_chunks):
-        G = grads[c, : kq * d].reshape((kq, d))
-        Gb = np.zeros((kq, d), X.dtype)
-        ZT = np.empty((k, block), X.dtype)
-        top = np.empty(block, X.dtype)
-        sum_e = np.empty(block, X.dtype)
-        rest = np.empty(block)
-        ties = np.empty(block)
-        wt = np.ones(block, X.dtype)
-        rs = np.zeros(k)
-        rsv = np.zeros((k, 64 // X.itemsize))  # softmax_steps' sums of residuals by lane
-        lanes = 64 // X.itemsize
-        logs = np.zeros(2 * lanes + 1)  # softmax_steps' unweighted logarithms, block to block
-        logs[:lanes] = 1.0
-        loss_sum = 0.0
-        rows_in_gb = 0
-        stop = min(n, (c + 1) * chunk)
-        for start in range(c * chunk, stop, block):
-            m = min(block, stop - start)
-            ahead = min(block, stop - start - m) * d  # the next block's elements
-            skip = 0
-            if len(narrow) > 0:  # a compile-time constant: d for narrow rows, else 0
-                _narrow_class_scores(flat, Wt, b, start, m, ZT, narrow)
-            elif simd:
-                lines = ahead * SCORES_AHEAD_PERCENT // 100 * X.itemsize // 64
-                if len(rows) > 0:  # a compile-time constant, as narrow
-                    _block_class_scores_rows(X, Wg, b, start, m, ZT, kq, (start + m) * d, lines)
+    grads = np.zeros((n_tasks, _padded_width(kq * d)))
+    losses = np.zeros(n_tasks)
+    r_sums = np.zeros((n_tasks, k))
+    counter = np.zeros(1, np.int64)  # the next task's number (see _tasks)
+    for _thread in numba.prange(n_threads):  # each takes tasks until none are left
+        for c in tasks(counter, n_tasks):
+            G = grads[c, : kq * d].reshape((kq, d))
+            Gb = np.zeros((kq, d), X.dtype)
+            ZT = np.empty((k, block), X.dtype)
+            top = np.empty(block, X.dtype)
+            sum_e = np.empty(block, X.dtype)
+            rest = np.empty(block)
+            ties = np.empty(block)
+            wt = np.ones(block, X.dtype)
+            rs = np.zeros(k)
+            rsv = np.zeros((k, 64 // X.itemsize))  # softmax_steps' sums of residuals by lane
+            lanes = 64 // X.itemsize
+            logs = np.zeros(2 * lanes + 1)  # softmax_steps' unweighted logarithms, block to block
+            logs[:lanes] = 1.0
+            loss_sum = 0.0
+            rows_in_gb = 0
+            stop = min(n, (c + 1) * chunk)
+            for start in range(c * chunk, stop, block):
+                m = min(block, stop - start)
+                ahead = min(block, stop - start - m) * d  # the next block's elements
+                skip = 0
+                if len(narrow) > 0:  # a compile-time constant: d for narrow rows, else 0
+                    _narrow_class_scores(flat, Wt, b, start, m, ZT, narrow)
+                elif simd:
+                    lines = ahead * SCORES_AHEAD_PERCENT // 100 * X.itemsize // 64
+                    if len(rows) > 0:  # a compile-time constant, as narrow
+                        _block_class_scores_rows(X, Wg, b, start, m, ZT, kq, (start + m) * d, lines)
+                    else:
+                        _block_class_scores_groups(
+                            X, Wg, wdot, dot, b, start, m, ZT, kq, (start + m) * d, lines
+                        )
+                    skip = lines * 64 // X.itemsize
                 else:
-                    _block_class_scores_groups(X, Wg, wdot, dot, b, start, m, ZT, kq, (start + m) * d, lines)
-                skip = lines * 64 // X.itemsize
-            else:
-                _block_class_scores(X, Wt, b, zero, start, m, ZT)
-            if simd:  # the steps eight or sixteen rows a vector, with a share of the next block's lines
-                steps_lines = ahead * STEPS_AHEAD_PERCENT // 100 * X.itemsize // 64
-                at = (start + m) * d + skip
-                loss_sum += softmax_steps(ZT, m, k, kq, y, start, sw, has_sw, rsv, logs, X, at, steps_lines)
-                skip += steps_lines * 64 // X.itemsize
-            else:
-                yb = y[start : start + m]
-                if has_sw:
-                    sb = sw[start : start + m]
-                    for i in range(m):
-                        wt[i] = sb[i]
-                # Two-dimensional indexing (no row views): a view made in a loop costs a
-                # reference count increment and decrement each time.
-                for q in range(kq, k):  # the last class, when it scores 0
-                    for i in range(m):
-                        ZT[q, i] = 0
-                for i in range(m):
-                    top[i] = ZT[0, i]
-                    sum_e[i] = 0
-                    rest[i] = 0.0
-                    ties[i] = 0.0
-                for q in range(1, k):
-                    for i in range(m):
-                        top[i] = max(top[i], ZT[q, i])
-                for i in range(m):
-                    loss_sum -= np.float64(wt[i]) * np.float64(ZT[yb[i], i] - top[i])
-                for q in range(k):
-                    for i in range(m):
-                        z = ZT[q, i]
-                        e = exp_nonpositive_as(z - top[i])
-                        ZT[q, i] = e
-                        sum_e[i] += e
-                        # The sum but the maximum's 1, for log1p (see fgd_log1p_split in
-                        # kernels/fastgd_softmax_steps.h): log of the rounded sum lost it.
-                        rest[i] += np.float64(e) if z < top[i] else 0.0
-                        ties[i] += 1.0 if z == top[i] else 0.0
-                for i in range(m):
-                    rest[i] += ties[i] - 1.0
-                if has_sw:
-                    for i in range(m):
-                        loss_sum += np.float64(wt[i]) * math.log1p(rest[i])
+                    _block_class_scores(X, Wt, b, zero, start, m, ZT)
+                if simd:  # the steps eight or sixteen rows a vector, with a share of the next block's lines
+                    steps_lines = ahead * STEPS_AHEAD_PERCENT // 100 * X.itemsize // 64
+                    at = (start + m) * d + skip
+                    loss_sum += softmax_steps(
+                        ZT, m, k, kq, y, start, sw, has_sw, rsv, logs, X, at, steps_lines
+                    )
+                    skip += steps_lines * 64 // X.itemsize
                 else:
-                    # Unweighted, logarithms of products of prod_rows rows of 1 + rest, as in
-                    # the Cython kernel (each factor in [1, k]: a product below 2**1000);
-                    # rest below 2**-20 as rest - rest^2 / 2.
-                    for lo in range(0, m, prod_rows):
-                        part = rest[lo : min(m, lo + prod_rows)]
-                        prod = 1.0
-                        tiny = 0.0
-                        for i in range(part.shape[0]):  # from 0: no wraparound checks, vectorised
-                            r = part[i]
-                            small = r < TINY_REST
-                            prod *= 1.0 if small else 1.0 + r
-                            tiny += r - 0.5 * r * r if small else 0.0
-                        loss_sum += math.log(prod) + tiny
-                for i in range(m):
-                    sum_e[i] = wt[i] / sum_e[i]  # now the scale of row i
-                for q in range(k):  # probabilities, and their sums (one pass)
-                    acc = 0.0
+                    yb = y[start : start + m]
+                    if has_sw:
+                        sb = sw[start : start + m]
+                        for i in range(m):
+                            wt[i] = sb[i]
+                    # Two-dimensional indexing (no row views): a view made in a loop costs a
+                    # reference count increment and decrement each time.
+                    for q in range(kq, k):  # the last class, when it scores 0
+                        for i in range(m):
+                            ZT[q, i] = 0
                     for i in range(m):
-                        p = ZT[q, i] * sum_e[i]
-                        ZT[q, i] = p
-                        acc += np.float64(p)
-                    rs[q] += acc
-                for i in range(m):  # minus the one-hot labels: residuals
-                    ZT[yb[i], i] -= wt[i]
-                    rs[yb[i]] -= np.float64(wt[i])
-            if len(narrow) > 0:
-                _narrow_class_accumulate(flat, ZT, start, m, G, narrow)
-            elif simd:
-                rows_in_gb += m  # float32 sums go into G before they hold SOFTMAX_F32_FLUSH_ROWS rows
-                flush = (X.itemsize == 4 and rows_in_gb + block > SOFTMAX_F32_FLUSH_ROWS) or start + m == stop
-                if flush:
-                    rows_in_gb = 0
-                _block_class_accumulate_panels(X, ZT, start, m, G, Gb, ahead, skip, flush)
-            else:
-                _block_class_accumulate(X, ZT, start, m, G, Gb, ahead, ahead_lines, skip)
-        for lane in range(lanes):  # what softmax_steps carried (products of 1 at the start)
-            loss_sum += math.log(logs[lane]) + logs[lanes + lane]
-        losses[c] = loss_sum
-        for q in range(k):
-            r_sums[c, q] = rs[q] + rsv[q].sum()
+                        top[i] = ZT[0, i]
+                        sum_e[i] = 0
+                        rest[i] = 0.0
+                        ties[i] = 0.0
+                    for q in range(1, k):
+                        for i in range(m):
+                            top[i] = max(top[i], ZT[q, i])
+                    for i in range(m):
+                        loss_sum -= np.float64(wt[i]) * np.float64(ZT[yb[i], i] - top[i])
+                    for q in range(k):
+                        for i in range(m):
+                            z = ZT[q, i]
+                            e = exp_nonpositive_as(z - top[i])
+                            ZT[q, i] = e
+                            sum_e[i] += e
+                            # The sum but the maximum's 1, for log1p (see fgd_log1p_split in
+                            # kernels/fastgd_softmax_steps.h): log of the rounded sum lost it.
+                            rest[i] += np.float64(e) if z < top[i] else 0.0
+                            ties[i] += 1.0 if z == top[i] else 0.0
+                    for i in range(m):
+                        rest[i] += ties[i] - 1.0
+                    if has_sw:
+                        for i in range(m):
+                            loss_sum += np.float64(wt[i]) * math.log1p(rest[i])
+                    else:
+                        # Unweighted, logarithms of products of prod_rows rows of 1 + rest, as in
+                        # the Cython kernel (each factor in [1, k]: a product below 2**1000);
+                        # rest below 2**-20 as rest - rest^2 / 2.
+                        for lo in range(0, m, prod_rows):
+                            part = rest[lo : min(m, lo + prod_rows)]
+                            prod = 1.0
+                            tiny = 0.0
+                            for i in range(part.shape[0]):  # from 0: no wraparound checks, vectorised
+                                r = part[i]
+                                small = r < TINY_REST
+                                prod *= 1.0 if small else 1.0 + r
+                                tiny += r - 0.5 * r * r if small else 0.0
+                            loss_sum += math.log(prod) + tiny
+                    for i in range(m):
+                        sum_e[i] = wt[i] / sum_e[i]  # now the scale of row i
+                    for q in range(k):  # probabilities, and their sums (one pass)
+                        acc = 0.0
+                        for i in range(m):
+                            p = ZT[q, i] * sum_e[i]
+                            ZT[q, i] = p
+                            acc += np.float64(p)
+                        rs[q] += acc
+                    for i in range(m):  # minus the one-hot labels: residuals
+                        ZT[yb[i], i] -= wt[i]
+                        rs[yb[i]] -= np.float64(wt[i])
+                if len(narrow) > 0:
+                    _narrow_class_accumulate(flat, ZT, start, m, G, narrow)
+                elif simd:
+                    rows_in_gb += m  # float32 sums go into G before they hold SOFTMAX_F32_FLUSH_ROWS rows
+                    flush = (
+                        X.itemsize == 4 and rows_in_gb + block > SOFTMAX_F32_FLUSH_ROWS
+                    ) or start + m == stop
+                    if flush:
+                        rows_in_gb = 0
+                    _block_class_accumulate_panels(X, ZT, start, m, G, Gb, ahead, skip, flush)
+                else:
+                    _block_class_accumulate(X, ZT, start, m, G, Gb, ahead, ahead_lines, skip)
+            for lane in range(lanes):  # what softmax_steps carried (products of 1 at the start)
+                loss_sum += math.log(logs[lane]) + logs[lanes + lane]
+            losses[c] = loss_sum
+            for q in range(k):
+                r_sums[c, q] = rs[q] + rsv[q].sum()
     grad = np.zeros((k, d))
     r_sum = np.zeros(k)
-    for c in range(n_chunks):
+    for c in range(n_tasks):
         for q in range(k):
             r_sum[q] += r_sums[c, q]
         for q in range(kq):
@@ -1418,111 +1454,117 @@ def _softmax_loss_grad(
         for p in range(kq):
             for j in range(d):
                 grad[q, j] -= grad[p, j]
-    return losses.sum(), grad, r_sum
+    return _total(losses), grad, r_sum
 
 
 @numba.njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def _csr_scalar_loss_grad(data, indices, indptr, bounds, d, y, w, b, sw, loss_code):
-    """mse/logistic sums for CSR X (data, indices, indptr): thread c takes rows
-    bounds[c]..bounds[c + 1] (cut so each thread gets about the same number of stored
+def _csr_scalar_loss_grad(data, indices, indptr, bounds, d, y, w, b, sw, loss_code, n_threads):
+    """mse/logistic sums for CSR X (data, indices, indptr): task c takes rows
+    bounds[c]..bounds[c + 1] (cut so each task gets about the same number of stored
     values), computes each row's score from its stored values only and scatters
     s dl/dz x into its own float64 gradient. Returns what _scalar_loss_grad returns."""
-    n_chunks = bounds.shape[0] - 1
+    n_tasks = bounds.shape[0] - 1
     has_sw = sw.shape[0] > 0
-    grads, losses, dz_sums = _thread_buffers(n_chunks, d)
-    for c in numba.prange(n_chunks):
-        g = grads[c, :d]
-        loss_sum = 0.0
-        dz_sum = 0.0
-        for i in range(bounds[c], bounds[c + 1]):
-            values = data[indptr[i] : indptr[i + 1]]
-            columns = indices[indptr[i] : indptr[i + 1]]
-            z = b
-            for p in range(values.shape[0]):
-                z += np.float64(values[p]) * np.float64(w[columns[p]])
-            loss_i, dz = scalar_loss_dz(loss_code, z, np.float64(y[i]))
-            if has_sw:
-                s = np.float64(sw[i])
-                loss_i *= s
-                dz *= s
-            loss_sum += loss_i
-            dz_sum += dz
-            for p in range(values.shape[0]):
-                g[columns[p]] += dz * values[p]
-        losses[c] = loss_sum
-        dz_sums[c] = dz_sum
-    return _thread_totals(losses, grads, dz_sums, d)
+    grads, losses, dz_sums = _task_buffers(n_tasks, d)
+    counter = np.zeros(1, np.int64)  # the next task's number (see _tasks)
+    for _thread in numba.prange(n_threads):  # each takes tasks until none are left
+        for c in tasks(counter, n_tasks):
+            g = grads[c, :d]
+            loss_sum = 0.0
+            dz_sum = 0.0
+            for i in range(bounds[c], bounds[c + 1]):
+                values = data[indptr[i] : indptr[i + 1]]
+                columns = indices[indptr[i] : indptr[i + 1]]
+                z = b
+                for p in range(values.shape[0]):
+                    z += np.float64(values[p]) * np.float64(w[columns[p]])
+                loss_i, dz = scalar_loss_dz(loss_code, z, np.float64(y[i]))
+                if has_sw:
+                    s = np.float64(sw[i])
+                    loss_i *= s
+                    dz *= s
+                loss_sum += loss_i
+                dz_sum += dz
+                for p in range(values.shape[0]):
+                    g[columns[p]] += dz * values[p]
+            losses[c] = loss_sum
+            dz_sums[c] = dz_sum
+    return _task_totals(losses, grads, dz_sums, d)
 
 
 @numba.njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def _csr_softmax_loss_grad(data, indices, indptr, bounds, W, b, y, sw):
+def _csr_softmax_loss_grad(data, indices, indptr, bounds, W, b, y, sw, n_threads):
     """softmax sums for CSR X, rows split as in _csr_scalar_loss_grad; W (d, k) so the k
     coefficients of a stored feature are contiguous. Returns (sum s l, (d, k) gradient
     sum, (k,) residual sum), float64."""
-    n_chunks = bounds.shape[0] - 1
+    n_tasks = bounds.shape[0] - 1
     d, k = W.shape
     has_sw = sw.shape[0] > 0
-    grads = np.zeros((n_chunks, _padded_width(d * k)))
-    losses = np.zeros(n_chunks)
-    r_sums = np.zeros((n_chunks, _padded_width(k)))  # updated row by row
-    for c in numba.prange(n_chunks):
-        G = grads[c, : d * k].reshape((d, k))
-        z = np.empty(k)
-        loss_sum = 0.0
-        for i in range(bounds[c], bounds[c + 1]):
-            values = data[indptr[i] : indptr[i + 1]]
-            columns = indices[indptr[i] : indptr[i + 1]]
-            for q in range(k):
-                z[q] = b[q]
-            for p in range(values.shape[0]):
-                v = np.float64(values[p])
-                wj = W[columns[p]]
+    grads = np.zeros((n_tasks, _padded_width(d * k)))
+    losses = np.zeros(n_tasks)
+    r_sums = np.zeros((n_tasks, _padded_width(k)))  # updated row by row
+    counter = np.zeros(1, np.int64)  # the next task's number (see _tasks)
+    for _thread in numba.prange(n_threads):  # each takes tasks until none are left
+        for c in tasks(counter, n_tasks):
+            G = grads[c, : d * k].reshape((d, k))
+            z = np.empty(k)
+            loss_sum = 0.0
+            for i in range(bounds[c], bounds[c + 1]):
+                values = data[indptr[i] : indptr[i + 1]]
+                columns = indices[indptr[i] : indptr[i + 1]]
                 for q in range(k):
-                    z[q] += v * wj[q]
-            top = z[0]
-            for q in range(1, k):
-                top = max(top, z[q])
-            label = y[i]
-            margin = z[label] - top
-            sum_e = 0.0
-            for q in range(k):
-                z[q] = math.exp(z[q] - top)
-                sum_e += z[q]
-            s = np.float64(sw[i]) if has_sw else 1.0
-            loss_sum += s * (math.log(sum_e) - margin)
-            scale = s / sum_e
-            for q in range(k):
-                z[q] *= scale
-            z[label] -= s
-            for q in range(k):
-                r_sums[c, q] += z[q]
-            for p in range(values.shape[0]):
-                v = np.float64(values[p])
-                gj = G[columns[p]]
+                    z[q] = b[q]
+                for p in range(values.shape[0]):
+                    v = np.float64(values[p])
+                    wj = W[columns[p]]
+                    for q in range(k):
+                        z[q] += v * wj[q]
+                top = z[0]
+                for q in range(1, k):
+                    top = max(top, z[q])
+                label = y[i]
+                margin = z[label] - top
+                sum_e = 0.0
                 for q in range(k):
-                    gj[q] += v * z[q]
-        losses[c] = loss_sum
+                    z[q] = math.exp(z[q] - top)
+                    sum_e += z[q]
+                s = np.float64(sw[i]) if has_sw else 1.0
+                loss_sum += s * (math.log(sum_e) - margin)
+                scale = s / sum_e
+                for q in range(k):
+                    z[q] *= scale
+                z[label] -= s
+                for q in range(k):
+                    r_sums[c, q] += z[q]
+                for p in range(values.shape[0]):
+                    v = np.float64(values[p])
+                    gj = G[columns[p]]
+                    for q in range(k):
+                        gj[q] += v * z[q]
+            losses[c] = loss_sum
     grad = np.zeros((d, k))
     r_sum = np.zeros(k)
-    for c in range(n_chunks):
+    for c in range(n_tasks):
         for q in range(k):
             r_sum[q] += r_sums[c, q]
         for j in range(d):
             for q in range(k):
                 grad[j, q] += grads[c, j * k + q]
-    return losses.sum(), grad, r_sum
+    return _total(losses), grad, r_sum
 
 
-def _csr_loss_grad(X, y, w, b, loss, sample_weight, n_chunks):
+def _csr_loss_grad(X, y, w, b, loss, sample_weight, n_threads):
     dtype = X.dtype
     n, d = X.shape
     sw, total = _sums.weights(sample_weight, n, dtype)
-    bounds = _csr.row_bounds(X.indptr, n_chunks)
+    bounds = _csr.row_bounds(X.indptr, _csr.tasks(X))
     if loss == "softmax":
-        sums = _csr_softmax_loss_grad(X.data, X.indices, X.indptr, bounds, w, b.astype(np.float64), y, sw)
+        sums = _csr_softmax_loss_grad(
+            X.data, X.indices, X.indptr, bounds, w, b.astype(np.float64), y, sw, n_threads
+        )
     else:
         sums = _csr_scalar_loss_grad(
-            X.data, X.indices, X.indptr, bounds, d, y, w, float(b), sw, LOSSES.index(loss)
+            X.data, X.indices, X.indptr, bounds, d, y, w, float(b), sw, LOSSES.index(loss), n_threads
         )
     return _sums.normalised(*sums, total, dtype, loss == "softmax")
 
@@ -1610,11 +1652,12 @@ def _line_shift(X):
 
 
 def _loss_grad(X, y, w, b, loss, sample_weight):
-    n_chunks = numba.get_num_threads()
+    n_threads = numba.get_num_threads()
     if sparse.issparse(X):
-        return _csr_loss_grad(X, y, w, b, loss, sample_weight, n_chunks)
+        return _csr_loss_grad(X, y, w, b, loss, sample_weight, n_threads)
     dtype = X.dtype
     n, d = X.shape
+    n_tasks = _config.cpu_tasks(n, d * dtype.itemsize)
     sw, total = _sums.weights(sample_weight, n, dtype)
     if loss == "softmax":
         block = _config.cpu_block_rows(d, dtype.itemsize, softmax=True)
@@ -1636,7 +1679,8 @@ def _loss_grad(X, y, w, b, loss, sample_weight):
             w.shape[1],
             sw,
             dtype.type(0),
-            n_chunks,
+            n_tasks,
+            n_threads,
             block,
             AHEAD_LINES,
             narrow,
@@ -1650,13 +1694,15 @@ def _loss_grad(X, y, w, b, loss, sample_weight):
     if d == 1 and ONE_FEATURE_SIMD and (loss == "mse" or sample_weight is None):
         if loss == "mse":
             has_sw = sw.shape[0] > 0
-            sums = _mse_one_feature_simd(X.reshape(n), y, sw, float(w[0]), float(b), has_sw, n_chunks)
+            sums = _mse_one_feature_simd(
+                X.reshape(n), y, sw, float(w[0]), float(b), has_sw, n_tasks, n_threads
+            )
         else:
-            sums = _logistic_one_feature_simd(X.reshape(n), y, float(w[0]), float(b), n_chunks)
+            sums = _logistic_one_feature_simd(X.reshape(n), y, float(w[0]), float(b), n_tasks, n_threads)
         return _sums.normalised(*sums, total, dtype, False)
     if 2 <= d <= NARROW_D_MAX:
         wt = tuple(float(v) for v in w)  # its length fixes d when compiling
-        sums = _narrow_loss_grad(X, y, wt, float(b), sw, LOSSES.index(loss), n_chunks)
+        sums = _narrow_loss_grad(X, y, wt, float(b), sw, LOSSES.index(loss), n_tasks, n_threads)
         return _sums.normalised(*sums, total, dtype, False)
     fused = _takes_fused_rows(dtype, d, loss, sample_weight is not None)
     contiguous = X.flags.c_contiguous and y.flags.c_contiguous  # as _simd.fused_rows_part takes them
@@ -1664,11 +1710,13 @@ def _loss_grad(X, y, w, b, loss, sample_weight):
         shift = _line_shift(X)
         wp = np.zeros((_row_vectors(dtype, d) + 1) * (64 // dtype.itemsize), dtype)  # w at shift, 0 elsewhere
         wp[shift : shift + d] = w
-        sums = _fused_rows_simd_loss_grad(X, y, wp, float(b), shift, int(loss == "logistic"), n_chunks)
+        sums = _fused_rows_simd_loss_grad(
+            X, y, wp, float(b), shift, int(loss == "logistic"), n_tasks, n_threads
+        )
         return _sums.normalised(*sums, total, dtype, False)
     if fused:
         sums = _fused_rows_loss_grad(
-            X, y, w, float(b), sw, LOSSES.index(loss), n_chunks, FUSED_AHEAD // dtype.itemsize
+            X, y, w, float(b), sw, LOSSES.index(loss), n_tasks, n_threads, FUSED_AHEAD // dtype.itemsize
         )
         return _sums.normalised(*sums, total, dtype, False)
     block = _config.cpu_block_rows(d, dtype.itemsize)
@@ -1676,7 +1724,9 @@ def _loss_grad(X, y, w, b, loss, sample_weight):
     ahead = BLOCK_AHEAD_BYTES // 4 if dtype.itemsize == 4 and d * 4 <= BLOCK_AHEAD_MAX_ROW_BYTES else 0
     code = LOSSES.index(loss)
     zero = dtype.type(0)
-    sums = _scalar_loss_grad(X, y, w, float(b), sw, code, zero, n_chunks, block, narrow_sums, ahead=ahead)
+    sums = _scalar_loss_grad(
+        X, y, w, float(b), sw, code, zero, n_tasks, n_threads, block, narrow_sums, ahead=ahead
+    )
     return _sums.normalised(*sums, total, dtype, False)
 
 
