@@ -1322,20 +1322,27 @@ def _softmax_loss_grad(
     r_sums = np.zeros((n_tasks, k))
     counter = np.zeros(1, np.int64)  # the next task's number (see _tasks)
     for _thread in numba.prange(n_threads):  # each takes tasks until none are left
+        # A thread's scratch, made once for all its tasks: a task's last block leaves Gb
+        # zeroed (its flush); the task's sums below start again at each task.
+        Gb = np.zeros((kq, d), X.dtype)
+        ZT = np.empty((k, block), X.dtype)
+        top = np.empty(block, X.dtype)
+        sum_e = np.empty(block, X.dtype)
+        rest = np.empty(block)
+        ties = np.empty(block)
+        wt = np.ones(block, X.dtype)
+        rs = np.empty(k)
+        rsv = np.empty((k, 64 // X.itemsize))  # softmax_steps' sums of residuals by lane
+        lanes = 64 // X.itemsize
+        logs = np.empty(2 * lanes + 1)  # softmax_steps' unweighted logarithms, block to block
         for c in tasks(counter, n_tasks):
             G = grads[c, : kq * d].reshape((kq, d))
-            Gb = np.zeros((kq, d), X.dtype)
-            ZT = np.empty((k, block), X.dtype)
-            top = np.empty(block, X.dtype)
-            sum_e = np.empty(block, X.dtype)
-            rest = np.empty(block)
-            ties = np.empty(block)
-            wt = np.ones(block, X.dtype)
-            rs = np.zeros(k)
-            rsv = np.zeros((k, 64 // X.itemsize))  # softmax_steps' sums of residuals by lane
-            lanes = 64 // X.itemsize
-            logs = np.zeros(2 * lanes + 1)  # softmax_steps' unweighted logarithms, block to block
-            logs[:lanes] = 1.0
+            for q in range(k):
+                rs[q] = 0.0
+                for lane in range(lanes):
+                    rsv[q, lane] = 0.0
+            for lane in range(2 * lanes + 1):
+                logs[lane] = 1.0 if lane < lanes else 0.0
             loss_sum = 0.0
             rows_in_gb = 0
             stop = min(n, (c + 1) * chunk)
