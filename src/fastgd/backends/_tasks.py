@@ -28,7 +28,8 @@ def next_task(typingctx, counter):
     return sig, codegen
 
 
-@numba.njit
+@numba.njit  # not cache=True: a kernel compiled in a later process against a cached generator
+# failed to find the generator's implementation (KeyError in numba's get_generator_impl)
 def tasks(counter, n_tasks):
     """The task numbers below n_tasks that this thread takes from counter, one at a time."""
     while True:
