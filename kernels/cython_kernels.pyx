@@ -7,8 +7,8 @@ split into tasks, contiguous ranges that depend on X alone (fastgd._config.cpu_t
 one per buffer row; the threads take them one at a time as they come free (OpenMP's
 dynamic schedule) and each task writes only its own row of the caller's float64 buffers,
 so threads share nothing and the caller's sums in task order do not depend on the number
-of threads. Each task is walked in small blocks of rows, as in the Numba backend (``fastgd/backends/numba.py``
-explains the layout), except for narrow rows: mse/logistic with d up to 8 take one pass
+of threads. Each task is walked in small blocks of rows, as in the Numba backend
+(``fastgd/backends/numba.py`` explains the layout), except for narrow rows: mse/logistic with d up to 8 take one pass
 (``fastgd_narrow.c``, which also holds softmax's block products for such rows), d = 1
 its own loops below (unweighted logistic with AVX-512: ``fastgd_one_feature.c``), and with
 AVX-512 rows of up to sixteen 512-bit vectors one pass four rows at a time

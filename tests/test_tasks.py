@@ -96,8 +96,9 @@ def _assert_same_bits(a, b):
         assert x.tobytes() == y.tobytes(), (x, y)
 
 
-@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
-@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize(
+    "dtype,weighted", [(np.float32, False), (np.float64, True)], ids=["f32-unweighted", "f64-weighted"]
+)
 @pytest.mark.parametrize("loss", ["mse", "logistic", "softmax"])
 @pytest.mark.parametrize("d", [1, 5, 12, 64, 300])  # one feature, narrow, fused, vectors, blocks
 @pytest.mark.parametrize("backend", CPU_BACKENDS)

@@ -13,10 +13,10 @@ def tasks(X):
     return _config.cpu_tasks(n, -(-nnz_bytes // max(1, n)))
 
 
-def row_bounds(indptr, n_chunks):
-    """Row boundaries, shape (n_chunks + 1,) int64, that give each of n_chunks tasks a
-    contiguous range of rows holding about nnz / n_chunks stored values."""
+def row_bounds(indptr, n_tasks):
+    """Row boundaries, shape (n_tasks + 1,) int64, that give each of n_tasks tasks a
+    contiguous range of rows holding about nnz / n_tasks stored values."""
     n = indptr.shape[0] - 1
-    targets = (np.arange(1, n_chunks, dtype=np.int64) * int(indptr[-1])) // n_chunks
+    targets = (np.arange(1, n_tasks, dtype=np.int64) * int(indptr[-1])) // n_tasks
     cuts = np.searchsorted(indptr, targets, side="left")
     return np.concatenate(([0], np.minimum(cuts, n), [n])).astype(np.int64)
