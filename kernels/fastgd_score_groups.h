@@ -30,7 +30,20 @@
  * steps of a block (scores, softmax steps, gradient), each its share, one line per row step,
  * so that the memory reads stay spread over the block's arithmetic (see
  * cython_kernels.pyx, _softmax_chunk). Asking for them in a burst at the end of each tile
- * was slower (C harness, scores and gradient: 50.7 against 41.8 ms). */
+ * was slower (C harness, scores and gradient: 50.7 against 41.8 ms). One thread on the
+ * Intel Xeon test VM, 64 float64 columns, nine scored classes, the block loop of scores,
+ * steps and gradient (C harness): 48 ns a row with the rows in L2, 57-60 from memory with
+ * these prefetches, 85-88 without; a plain read of the row alone takes 33. Other shares
+ * (0-100% in the scores, 0-70% in the steps), the block after next or the one after that
+ * instead of the next, one line in two or four (the neighbouring lines left to the
+ * hardware), or blocks of 384 and 512 rows: each as slow or slower.
+ *
+ * Tried for float64, not kept: the float32 layout (two columns of four classes a vector, a
+ * row's two values broadcast as one 128-bit load into two multiply-adds), 48 loads to 72
+ * multiply-adds a step of eight columns where the broadcasts of one value make 80. The
+ * scores alone: 17.4 -> 15.4 ns a row at a quiet time, 0.93-1.02x in rounds interleaved in
+ * one process (d = 256: 0.89-1.09x); the whole block loop 0.96x (L2) and 0.99x (from
+ * memory). */
 #ifndef FASTGD_SCORE_GROUPS_H
 #define FASTGD_SCORE_GROUPS_H
 
