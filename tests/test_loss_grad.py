@@ -78,16 +78,30 @@ def test_softmax_block_rows_match_the_compiled_panel_stride():
 
 def test_softmax_blocks_shrink_for_wide_rows(monkeypatch):
     """A softmax block holds CPU_SOFTMAX_BLOCK_ROWS rows while they fit in
-    CPU_SOFTMAX_BLOCK_BYTES, fewer rows (down to CPU_SOFTMAX_BLOCK_ROWS_MIN) for wider
-    ones, and never more than CPU_BLOCK_MAX_BYTES of X."""
+    CPU_SOFTMAX_BLOCK_BYTES (float64: CPU_SOFTMAX_F64_BLOCK_BYTES), fewer rows (down to
+    CPU_SOFTMAX_BLOCK_ROWS_MIN, float64 CPU_SOFTMAX_F64_BLOCK_ROWS_MIN) for wider ones,
+    and never more than CPU_BLOCK_MAX_BYTES of X."""
     from fastgd import _config
 
     monkeypatch.setattr(_config, "CPU_SOFTMAX_BLOCK_ROWS", 384)
     monkeypatch.setattr(_config, "CPU_SOFTMAX_BLOCK_BYTES", 128 * 1024)
     monkeypatch.setattr(_config, "CPU_SOFTMAX_BLOCK_ROWS_MIN", 128)
+    monkeypatch.setattr(_config, "CPU_SOFTMAX_F64_BLOCK_BYTES", 32 * 1024)
+    monkeypatch.setattr(_config, "CPU_SOFTMAX_F64_BLOCK_ROWS_MIN", 64)
     monkeypatch.setattr(_config, "CPU_BLOCK_MAX_BYTES", 768 * 1024)
-    # (d, itemsize): rows; 384 rows fit in 128 KB up to 341 bytes a row
-    expected = {(1, 8): 384, (64, 4): 384, (64, 8): 256, (100, 4): 327, (200, 8): 128, (5_000, 8): 19}
+    # (d, itemsize): rows; 384 float32 rows fit in 128 KB up to 341 bytes a row, float64
+    # rows fill 32 KB from 85 bytes a row, down to 64 rows from 512 bytes
+    expected = {
+        (1, 4): 384,
+        (64, 4): 384,
+        (100, 4): 327,
+        (400, 4): 128,
+        (1, 8): 384,
+        (16, 8): 256,
+        (64, 8): 64,
+        (200, 8): 64,
+        (5_000, 8): 19,
+    }
     for (d, itemsize), rows in expected.items():
         assert _config.cpu_block_rows(d, itemsize, softmax=True) == rows, (d, itemsize)
 

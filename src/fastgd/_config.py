@@ -37,6 +37,18 @@ CPU_SOFTMAX_BLOCK_ROWS = 384
 #: session).
 CPU_SOFTMAX_BLOCK_BYTES = 128 * 1024
 CPU_SOFTMAX_BLOCK_ROWS_MIN = 128
+#: ... and for float64 X at most this many bytes, down to this many rows: a block in L1
+#: (48 KiB on the Intel Xeon test VM) with its class scores, so that the gradient's panels
+#: read its rows from L1 and the next block's lines asked for along the way are fewer. 64
+#: rows at 2M x 64 against 256 (128 KiB), in one process, rounds interleaved, at a quiet
+#: time: Cython 0.944x the time, numba 0.949x (200,000 x 64: 0.948x / 0.965x); 500,000 x
+#: 256 (64 rows against 128) 0.973x / 0.986x; 4M x 32 (128 rows against 384) 0.992x /
+#: 0.966x; in a slow spell 0.95x-1.00x. float32 at 2M x 64, 128 rows against 384: Cython
+#: 0.96x-0.97x, numba 0.97x-1.03x, so float32 keeps its blocks. (float64 blocks then take
+#: the gradient panels' case for any stride, as fast for float64 as the compiled one:
+#: numba's panels in L2 0.99x-1.00x its time.)
+CPU_SOFTMAX_F64_BLOCK_BYTES = 32 * 1024
+CPU_SOFTMAX_F64_BLOCK_ROWS_MIN = 64
 #: ... but at most this many bytes of X per block (wide rows), so the block stays in the
 #: 1 MB L2 cache. 768 KB keeps 16 rows at d = 5,000 float64 (20,000 x 5,000 softmax,
 #: k = 10: 129 -> 94 ms against 6 rows under a 256 KB cap; logistic 0.69 -> 0.79 of the read).
@@ -77,11 +89,15 @@ def cpu_tasks(n, row_bytes):
 def cpu_block_rows(d, itemsize, softmax=False):
     """Rows per block of the CPU kernels for X with d features of itemsize bytes:
     CPU_BLOCK_ROWS scaled to the same bytes as float64 rows (softmax: CPU_SOFTMAX_BLOCK_ROWS,
-    fewer for wide rows, see CPU_SOFTMAX_BLOCK_BYTES), at most CPU_BLOCK_MAX_BYTES of X.
+    fewer for wider rows, see CPU_SOFTMAX_BLOCK_BYTES and, for float64,
+    CPU_SOFTMAX_F64_BLOCK_BYTES), at most CPU_BLOCK_MAX_BYTES of X.
     (mse and logistic on narrow X, d up to 7 or 8, take a one-pass loop with no blocks.)"""
     rows = int(CPU_BLOCK_ROWS) * 8 // itemsize
     if softmax:
-        fit = max(int(CPU_SOFTMAX_BLOCK_ROWS_MIN), int(CPU_SOFTMAX_BLOCK_BYTES) // (d * itemsize))
+        cap, least = CPU_SOFTMAX_BLOCK_BYTES, CPU_SOFTMAX_BLOCK_ROWS_MIN
+        if itemsize == 8:
+            cap, least = CPU_SOFTMAX_F64_BLOCK_BYTES, CPU_SOFTMAX_F64_BLOCK_ROWS_MIN
+        fit = max(int(least), int(cap) // (d * itemsize))
         rows = min(int(CPU_SOFTMAX_BLOCK_ROWS), fit)
     return max(1, min(int(rows), int(CPU_BLOCK_MAX_BYTES) // (d * itemsize)))
 
